@@ -1,0 +1,175 @@
+"""Request results -> counters and histograms that merge exactly (across users and workers).
+
+The aggregate knows nothing of Locust. A worker sends :meth:`Aggregate.to_dict` deltas to
+the master, which adds them with :meth:`Aggregate.merge`; the summary reads a snapshot.
+Memory is bounded whatever the number of requests: sums, counters and fixed-resolution
+histograms only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from .histogram import Histogram
+from .metrics import RequestResult
+
+__all__ = ["Aggregate", "HISTOGRAMS"]
+
+# name -> what is recorded (see the README's "Metrics")
+HISTOGRAMS = ("ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms", "latency_ms", "queue_delay_ms")
+_SUMS = (
+    # the seed's means, streaming
+    "ttft_ms", "follow_latency_ms", "follow_tokens", "follow_speed",
+    # the seed's means, non-streaming
+    "latency_ms", "total_tokens", "speed",
+    # totals
+    "output_tokens", "prompt_tokens", "token_diff_abs",
+)  # fmt: skip
+_COUNTS = ("stream_ok", "nonstream_ok", "token_compared", "short_outputs", "with_max_tokens")
+
+
+class Aggregate:
+    """Counters, sums and histograms of finished requests."""
+
+    def __init__(self) -> None:
+        self.requests = 0  # successful
+        self.failures: Counter[str] = Counter()
+        self.failure_examples: dict[str, str] = {}
+        self.sums: dict[str, float] = dict.fromkeys(_SUMS, 0.0)
+        self.counts: dict[str, int] = dict.fromkeys(_COUNTS, 0)
+        self.sources: Counter[str] = Counter()  # follow-token count source -> requests
+        self.token_diff_max = 0
+        self.hist: dict[str, Histogram] = {name: Histogram() for name in HISTOGRAMS}
+        self.tokens_per_event = Counter[int]()  # tokens -> events (tokenizer runs only)
+        self.first_start: float | None = None  # wall clock of the measured period
+        self.last_end: float | None = None
+
+    # -- recording -------------------------------------------------------------------------
+    def add(self, r: RequestResult) -> None:
+        end = r.start_wall + (r.e2e_ms or 0.0) / 1000.0
+        self._period(r.start_wall, end)
+        if not r.ok:
+            kind = r.failure or "unknown"
+            self.failures[kind] += 1
+            self.failure_examples.setdefault(kind, r.message or "")
+            return
+        self.requests += 1
+        s, h, c = self.sums, self.hist, self.counts
+        if r.queue_delay_ms is not None:
+            h["queue_delay_ms"].record(r.queue_delay_ms)
+        if r.output_tokens is not None:
+            s["output_tokens"] += r.output_tokens
+        if r.prompt_tokens is not None:
+            s["prompt_tokens"] += r.prompt_tokens
+        if r.max_tokens:
+            c["with_max_tokens"] += 1
+            if r.output_tokens is not None and r.output_tokens < r.max_tokens:
+                c["short_outputs"] += 1
+        if r.tokenizer_output_tokens is not None and r.usage_completion_tokens is not None:
+            diff = abs(r.tokenizer_output_tokens - r.usage_completion_tokens)
+            c["token_compared"] += 1
+            s["token_diff_abs"] += diff
+            self.token_diff_max = max(self.token_diff_max, diff)
+        if r.stream:
+            c["stream_ok"] += 1
+            self.sources[r.follow_source] += 1
+            s["ttft_ms"] += r.ttft_ms or 0.0
+            s["follow_latency_ms"] += r.follow_latency_ms or 0.0
+            s["follow_tokens"] += r.follow_tokens or 0
+            s["follow_speed"] += r.speed or 0.0
+            if r.ttft_ms is not None:
+                h["ttft_ms"].record(r.ttft_ms)
+            if r.ttfc_ms is not None:
+                h["ttfc_ms"].record(r.ttfc_ms)
+            if r.e2e_ms is not None:
+                h["e2e_ms"].record(r.e2e_ms)
+            if r.tpot_ms is not None:
+                h["tpot_ms"].record(r.tpot_ms)
+            h["itl_ms"].record_many(r.itl_ms)
+        else:
+            c["nonstream_ok"] += 1
+            self.sources[r.output_source] += 1
+            s["latency_ms"] += r.e2e_ms or 0.0
+            s["total_tokens"] += r.total_tokens or 0
+            s["speed"] += r.speed or 0.0
+            if r.e2e_ms is not None:
+                h["latency_ms"].record(r.e2e_ms)
+
+    def _period(self, start: float, end: float) -> None:
+        if self.first_start is None or start < self.first_start:
+            self.first_start = start
+        if self.last_end is None or end > self.last_end:
+            self.last_end = end
+
+    # -- merging and the wire format -------------------------------------------------------
+    def merge(self, other: Aggregate) -> None:
+        self.requests += other.requests
+        self.failures.update(other.failures)
+        for k, v in other.failure_examples.items():
+            self.failure_examples.setdefault(k, v)
+        for k, v in other.sums.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        for k, n in other.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + n
+        self.sources.update(other.sources)
+        self.token_diff_max = max(self.token_diff_max, other.token_diff_max)
+        for name, hist in other.hist.items():
+            self.hist.setdefault(name, Histogram()).merge(hist)
+        self.tokens_per_event.update(other.tokens_per_event)
+        if other.first_start is not None:
+            self._period(other.first_start, other.last_end or other.first_start)
+
+    @property
+    def empty(self) -> bool:
+        return not self.requests and not self.failures
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def duration_s(self) -> float:
+        if self.first_start is None or self.last_end is None:
+            return 0.0
+        return max(0.0, self.last_end - self.first_start)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "failures": dict(self.failures),
+            "failure_examples": dict(self.failure_examples),
+            "sums": dict(self.sums),
+            "counts": dict(self.counts),
+            "sources": dict(self.sources),
+            "token_diff_max": self.token_diff_max,
+            "hist": {k: h.to_dict() for k, h in self.hist.items() if h.count},
+            "tokens_per_event": {str(k): v for k, v in self.tokens_per_event.items()},
+            "first_start": self.first_start,
+            "last_end": self.last_end,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Aggregate:
+        a = cls()
+        a.requests = d["requests"]
+        a.failures.update(d["failures"])
+        a.failure_examples.update(d["failure_examples"])
+        a.sums.update(d["sums"])
+        a.counts.update(d["counts"])
+        a.sources.update(d["sources"])
+        a.token_diff_max = d["token_diff_max"]
+        for k, h in d["hist"].items():
+            a.hist[k] = Histogram.from_dict(h)
+        a.tokens_per_event.update({int(k): v for k, v in d.get("tokens_per_event", {}).items()})
+        a.first_start, a.last_end = d["first_start"], d["last_end"]
+        return a
+
+    def mean(self, key: str, count_key: str) -> float | None:
+        n = self.counts.get(count_key, 0)
+        return self.sums[key] / n if n else None
+
+
+def finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None

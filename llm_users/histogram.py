@@ -1,0 +1,133 @@
+"""A fixed-resolution, mergeable latency histogram (log-linear buckets, sparse counts).
+
+Values are recorded in milliseconds and bucketed in whole microseconds: exact to 1 us
+below 2.048 ms, and above that each bucket is at most 1/1024 of its value wide, so a
+reported percentile is within 0.05 % of a recorded sample (0.1 ms at 200 ms). Counts live
+in a dict keyed by bucket index: recording is O(1), memory is bounded by the number of
+distinct buckets (at most 32,768) whatever the number of samples, and two histograms
+merge exactly by adding counts -- across users, workers and reports.
+
+Percentiles use the nearest-rank definition: the p-th percentile is the smallest recorded
+value such that at least p % of the samples are less than or equal to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["Histogram", "PERCENTILES"]
+
+PERCENTILES = (50, 90, 95, 99)
+_LINEAR = 2048  # buckets below this many microseconds are 1 us wide
+_HALF = 1024  # sub-buckets per power of two above that
+_SHIFT = 11  # bit_length of _LINEAR
+_MAX_US = (1 << 40) - 1  # about 12.7 days: anything longer is clamped
+
+
+def _index(us: int) -> int:
+    if us < _LINEAR:
+        return us
+    e = us.bit_length() - _SHIFT
+    return _LINEAR + (e - 1) * _HALF + ((us >> e) - _HALF)
+
+
+def _bounds(index: int) -> tuple[int, int]:
+    """[low, high) of a bucket, in microseconds."""
+    if index < _LINEAR:
+        return index, index + 1
+    e = (index - _LINEAR) // _HALF + 1
+    m = (index - _LINEAR) % _HALF + _HALF
+    return m << e, (m + 1) << e
+
+
+class Histogram:
+    """Counts of latency samples in ms; exact count, sum, min and max alongside."""
+
+    __slots__ = ("counts", "count", "total", "min", "max")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def record(self, value_ms: float) -> None:
+        if value_ms != value_ms:  # NaN carries no information
+            return
+        if value_ms < 0:
+            value_ms = 0.0
+        us = int(value_ms * 1000.0 + 0.5)
+        i = _index(us if us <= _MAX_US else _MAX_US)
+        counts = self.counts
+        counts[i] = counts.get(i, 0) + 1
+        self.count += 1
+        self.total += value_ms
+        if value_ms < self.min:
+            self.min = value_ms
+        if value_ms > self.max:
+            self.max = value_ms
+
+    def record_many(self, values_ms: Iterable[float]) -> None:
+        record = self.record
+        for v in values_ms:
+            record(v)
+
+    def merge(self, other: Histogram) -> None:
+        counts = self.counts
+        for i, c in other.counts.items():
+            counts[i] = counts.get(i, 0) + c
+        self.count += other.count
+        self.total += other.total
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.count if self.count else None
+
+    def percentile(self, p: float) -> float | None:
+        """Nearest-rank percentile in ms (bucket midpoint, clamped to the exact min/max)."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(p / 100.0 * self.count))
+        seen = 0
+        for i in sorted(self.counts):
+            seen += self.counts[i]
+            if seen >= rank:
+                low, high = _bounds(i)
+                mid_ms = (low + high - 1) / 2000.0 if high - low > 1 else low / 1000.0
+                return min(max(mid_ms, self.min), self.max)
+        return self.max
+
+    def summary(self) -> dict[str, float | int | None]:
+        """mean, p50, p90, p95, p99, max (ms) and the sample count."""
+        out: dict[str, float | int | None] = {"count": self.count, "mean": self.mean}
+        for p in PERCENTILES:
+            out[f"p{p}"] = self.percentile(p)
+        out["max"] = self.max if self.count else None
+        out["min"] = self.min if self.count else None
+        return out
+
+    # -- wire format: plain JSON/msgpack types, sparse -------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "b": list(self.counts.keys()),
+            "c": list(self.counts.values()),
+            "n": self.count,
+            "s": self.total,
+            "lo": self.min if self.count else None,
+            "hi": self.max if self.count else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Histogram:
+        h = cls()
+        h.counts = dict(zip(data["b"], data["c"], strict=True))
+        h.count = data["n"]
+        h.total = data["s"]
+        if h.count:
+            h.min, h.max = data["lo"], data["hi"]
+        return h

@@ -1,0 +1,135 @@
+"""A minimal keep-alive HTTP/1.1 connection on gevent sockets, for timestamping reads.
+
+Locust's FastHttpSession buffers streamed bodies (about 1 KiB before ``iter_lines`` yields),
+which hides when each token arrived. Here the caller does every ``recv`` itself and stamps
+it; the HTTP framing (status, headers, chunked or length-delimited bodies) is parsed by
+geventhttpclient's llhttp-based parser, which Locust already ships.
+"""
+
+from __future__ import annotations
+
+import socket as _stdsocket
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import gevent.socket as gsocket
+from gevent import ssl as gssl
+from geventhttpclient.response import HTTPResponse
+
+from .errors import ConfigError
+
+__all__ = ["Connection", "Origin", "ResponseHead", "make_ssl_context"]
+
+RECV_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where requests go: scheme, host, port and an optional path prefix."""
+
+    scheme: str
+    host: str
+    port: int
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        text = url.strip()
+        if "://" not in text:
+            text = "http://" + text  # the seed takes host:port and assumes http
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https"):
+            raise ConfigError(f"--host must be an http:// or https:// URL, got {url!r}")
+        if not parts.hostname:
+            raise ConfigError(f"--host has no host name: {url!r}")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as exc:
+            raise ConfigError(f"--host has an invalid port: {url!r}") from exc
+        prefix = parts.path.rstrip("/")
+        if prefix.endswith("/v1"):  # OpenAI base URLs often end in /v1; paths add it again
+            prefix = prefix[:-3]
+        return cls(parts.scheme, parts.hostname, port, prefix)
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host_header}{self.prefix}"
+
+
+def make_ssl_context(insecure: bool = False, ca_bundle: str | None = None) -> gssl.SSLContext:
+    """TLS verified by default; a private CA bundle; or no verification when asked."""
+    ctx = gssl.create_default_context(cafile=ca_bundle)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = gssl.CERT_NONE
+    return ctx
+
+
+class ResponseHead(HTTPResponse):
+    """llhttp parser that hands body bytes to the caller as they are parsed."""
+
+    def __init__(self, method: str) -> None:
+        super().__init__(method)
+        self.parts: list[bytes] = []
+
+    def _on_body(self, buf: bytearray) -> None:  # parser callback, once per body fragment
+        self.parts.append(bytes(buf))
+
+    def take_body(self) -> bytes:
+        parts = self.parts
+        if not parts:
+            return b""
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
+        return data
+
+
+class Connection:
+    """One persistent connection; reconnects lazily after a close."""
+
+    def __init__(self, origin: Origin, ssl_context: gssl.SSLContext | None, connect_timeout: float):
+        self.origin = origin
+        self.ssl_context = ssl_context
+        self.connect_timeout = connect_timeout
+        self.sock: gsocket.socket | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.sock is not None
+
+    def connect(self) -> None:
+        o = self.origin
+        sock = gsocket.create_connection((o.host, o.port), timeout=self.connect_timeout)
+        try:
+            sock.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+            if o.scheme == "https":
+                assert self.ssl_context is not None
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=o.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def send(self, data: bytes) -> None:
+        assert self.sock is not None
+        self.sock.sendall(data)
+
+    def recv(self, timeout: float | None) -> bytes:
+        """Whatever bytes have arrived (blocks until some do); b"" when the peer closed."""
+        sock = self.sock
+        assert sock is not None
+        sock.settimeout(timeout)
+        return sock.recv(RECV_SIZE)
+
+    def close(self) -> None:
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass

@@ -1,0 +1,45 @@
+"""Self-calibration: how late the gevent loop wakes a sleeping greenlet.
+
+Every timestamp the client takes is late by at most the time the loop was busy elsewhere;
+this monitor samples that lateness so the summary can state the timing uncertainty.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gevent
+
+from .histogram import Histogram
+
+__all__ = ["LoopLagMonitor"]
+
+
+class LoopLagMonitor:
+    """Sleeps ``interval_s`` in a loop and records how much later than asked it woke up."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.hist = Histogram()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        g, self._greenlet = self._greenlet, None
+        if g is not None:
+            g.kill(block=False)
+
+    def take(self) -> Histogram:
+        """The samples since the last take (for periodic reports)."""
+        h, self.hist = self.hist, Histogram()
+        return h
+
+    def _run(self) -> None:
+        perf, sleep, interval = time.perf_counter, gevent.sleep, self.interval_s
+        while True:
+            t0 = perf()
+            sleep(interval)
+            self.hist.record((perf() - t0 - interval) * 1000.0)

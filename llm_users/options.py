@@ -1,0 +1,239 @@
+"""The plugin's Locust options, and one validated, frozen :class:`Settings` built from them.
+
+Options are added to Locust's own parser (so they work on the command line, in config
+files, as ``LOCUST_*`` environment variables and in the web UI form). Nothing is checked
+at import; :meth:`Settings.from_options` checks everything once and raises
+:class:`~llm_users.errors.ConfigError` naming the option and the bad value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from .errors import ConfigError
+from .prompts import PROMPT_TYPES
+
+__all__ = ["Secret", "Settings", "add_arguments"]
+
+SEED_SAMPLING = {"temperature": 0.01, "top_p": 0.3, "repetition_penalty": 1.0}
+SEED_SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+class Secret(str):
+    """A string option whose value is kept out of sight.
+
+    It *is* the empty string to everything that prints, serialises or renders it (Locust's
+    web UI form defaults, JSON, logs); the value is only reachable as ``.value``.
+    """
+
+    value: str
+
+    def __new__(cls, value: object = "") -> Secret:
+        self = super().__new__(cls, "")
+        self.value = getattr(value, "value", None) or str(value or "")
+        return self
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self.value else "Secret('')"
+
+
+def add_arguments(parser: Any) -> None:
+    """Register the options on Locust's parser (idempotent: the web UI calls the hook again)."""
+    if any("--prompt-type" in a.option_strings for a in parser._actions):
+        return
+    add = parser.add_argument
+    add("--prompt-type", default="0", choices=sorted(PROMPT_TYPES), env_var="LOCUST_PROMPT_TYPE",
+        help="The seed's prompt set: 0|short = one short question, 1|long = a ~2,000-character "
+             "article to summarise, 2|random = one of four short questions")  # fmt: skip
+    add("--prompt-language", default="en", choices=["en", "zh"], env_var="LOCUST_PROMPT_LANGUAGE",
+        help="Language of the built-in prompts")  # fmt: skip
+    add("--max-tokens", type=int, default=128, env_var="LOCUST_MAX_TOKENS",
+        help="max_tokens sent with every request (0: not sent)")  # fmt: skip
+    add("--stream", action="store_true", default=False, env_var="LOCUST_STREAM",
+        help="Stream responses (SSE) and measure TTFT, ITL, TPOT")  # fmt: skip
+    add("--tokenizer", default="", env_var="LOCUST_TOKENIZER",
+        help="Hugging Face tokenizer folder or name, to count follow tokens as the seed does "
+             "(loaded once, before users start; local to each worker)")  # fmt: skip
+    add("--model", default="", env_var="LOCUST_MODEL",
+        help="Model name sent in requests (default: the first model GET /v1/models lists)")
+    add("--api-key", type=Secret, default=Secret(""), is_secret=True, env_var="LOCUST_API_KEY",
+        help="API key sent as 'Authorization: Bearer' (default: $OPENAI_API_KEY)")  # fmt: skip
+    add("--requests-per-user", type=int, default=0, env_var="LOCUST_REQUESTS_PER_USER",
+        help="Each user sends N requests then stops; the test ends when all are done (0: no limit)")
+    add("--endpoint", default="chat", choices=["chat", "completions"], env_var="LOCUST_ENDPOINT",
+        help="chat = /v1/chat/completions, completions = /v1/completions")  # fmt: skip
+    add("--system-prompt", default=SEED_SYSTEM_PROMPT, env_var="LOCUST_SYSTEM_PROMPT",
+        help="System message for chat requests (empty: none)")  # fmt: skip
+    add("--sampling", default="seed", choices=["seed", "none"], env_var="LOCUST_SAMPLING",
+        help="seed = send the seed's temperature 0.01, top_p 0.3, repetition_penalty 1.0; "
+             "none = send no sampling parameters")  # fmt: skip
+    add("--extra-body", default="", env_var="LOCUST_EXTRA_BODY",
+        help='JSON object merged into every request body, e.g. \'{"ignore_eos": true}\'')
+    add("--header", action="append", default=[], include_in_web_ui=False,
+        env_var="LOCUST_HEADER", help="Extra request header 'Name: value' (repeatable)")  # fmt: skip
+    add("--stream-usage", default="on", choices=["on", "off"], env_var="LOCUST_STREAM_USAGE",
+        help="Ask for usage in streams (stream_options.include_usage)")  # fmt: skip
+    add("--first-token-timeout", type=float, default=120.0, env_var="LOCUST_FIRST_TOKEN_TIMEOUT",
+        help="Seconds to wait for the first token before failing the request")  # fmt: skip
+    add("--request-timeout", type=float, default=600.0, env_var="LOCUST_REQUEST_TIMEOUT",
+        help="Seconds for a whole request before failing it")  # fmt: skip
+    add("--connect-timeout", type=float, default=10.0, env_var="LOCUST_CONNECT_TIMEOUT",
+        include_in_web_ui=False, help="Seconds to open a connection")  # fmt: skip
+    add("--insecure", action="store_true", default=False, include_in_web_ui=False,
+        env_var="LOCUST_INSECURE", help="Do not verify TLS certificates (warns)")  # fmt: skip
+    add("--ca-bundle", default="", include_in_web_ui=False, env_var="LOCUST_CA_BUNDLE",
+        help="PEM file of CA certificates to verify the server with")  # fmt: skip
+    add("--preflight", default="on", choices=["on", "off"], env_var="LOCUST_PREFLIGHT",
+        help="Check the server (GET /v1/models) before the test starts")  # fmt: skip
+    add("--summary-json", default="", include_in_web_ui=False, env_var="LOCUST_SUMMARY_JSON",
+        help="Write the summary as JSON to this file at test stop")  # fmt: skip
+    add("--records", default="", include_in_web_ui=False, env_var="LOCUST_RECORDS",
+        help="Write one JSON line per request to this file, as the test runs")  # fmt: skip
+    add("--print-requests", action="store_true", default=False, include_in_web_ui=False,
+        env_var="LOCUST_PRINT_REQUESTS",
+        help="Print one line per finished request in the seed's format")  # fmt: skip
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off", "none"):
+        return False
+    raise ConfigError(f"--{name} must be true or false, got {value!r}")
+
+
+def _int(name: str, value: Any, minimum: int = 0) -> int:
+    try:
+        n = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ConfigError(f"--{name} must be a whole number, got {value!r}") from None
+    if n < minimum:
+        raise ConfigError(f"--{name} must be >= {minimum}, got {n}")
+    return n
+
+
+def _float(name: str, value: Any, positive: bool = True) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{name} must be a number, got {value!r}") from None
+    if positive and not x > 0:
+        raise ConfigError(f"--{name} must be > 0, got {value!r}")
+    return x
+
+
+def _choice(name: str, value: Any, choices: Any) -> str:
+    text = str(value).strip()
+    if text not in choices:
+        raise ConfigError(f"--{name} must be one of {', '.join(sorted(choices))}; got {value!r}")
+    return text
+
+
+def _extra_body(value: Any) -> dict[str, Any]:
+    text = str(value or "").strip()
+    if not text:
+        return {}
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"--extra-body is not valid JSON ({exc}): {text[:80]!r}") from None
+    if not isinstance(obj, dict):
+        raise ConfigError(f"--extra-body must be a JSON object, got {text[:80]!r}")
+    return obj
+
+
+def _headers(values: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(values, str):
+        values = [values] if values else []
+    out = []
+    for raw in values or []:
+        name, sep, val = str(raw).partition(":")
+        if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
+            raise ConfigError(f"--header must look like 'Name: value', got {str(raw)[:80]!r}")
+        if "\r" in val or "\n" in val:
+            raise ConfigError(f"--header value must be on one line: {name.strip()!r}")
+        out.append((name.strip(), val.strip()))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user needs, validated. Built once per test start."""
+
+    prompt_type: str = "short"
+    prompt_language: str = "en"
+    max_tokens: int | None = 128
+    stream: bool = False
+    tokenizer: str = ""
+    model: str = ""
+    api_key: str = field(default="", repr=False)
+    requests_per_user: int = 0
+    endpoint: str = "chat"
+    system_prompt: str = SEED_SYSTEM_PROMPT
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    headers: tuple[tuple[str, str], ...] = ()
+    stream_usage: bool = True
+    first_token_timeout: float = 120.0
+    request_timeout: float = 600.0
+    connect_timeout: float = 10.0
+    insecure: bool = False
+    ca_bundle: str = ""
+    preflight: bool = True
+    summary_json: str = ""
+    records: str = ""
+    print_requests: bool = False
+
+    @classmethod
+    def from_options(cls, opts: Any, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        g = lambda name, default=None: getattr(opts, name, default)  # noqa: E731
+        max_tokens = _int("max-tokens", g("max_tokens", 128))
+        sampling = _choice("sampling", g("sampling", "seed") or "seed", ("seed", "none"))
+        extra = dict(SEED_SAMPLING) if sampling == "seed" else {}
+        extra.update(_extra_body(g("extra_body", "")))
+        key = getattr(g("api_key", ""), "value", None) or str(g("api_key", "") or "")
+        key = key or env.get("OPENAI_API_KEY", "")
+        ca_bundle = str(g("ca_bundle", "") or "")
+        if ca_bundle and not os.path.isfile(ca_bundle):
+            raise ConfigError(f"--ca-bundle file not found: {ca_bundle!r}")
+        s = cls(
+            prompt_type=PROMPT_TYPES[_choice("prompt-type", g("prompt_type", "0"), PROMPT_TYPES)],
+            prompt_language=_choice("prompt-language", g("prompt_language", "en"), ("en", "zh")),
+            max_tokens=max_tokens or None,
+            stream=_bool("stream", g("stream", False)),
+            tokenizer=str(g("tokenizer", "") or "").strip(),
+            model=str(g("model", "") or "").strip(),
+            api_key=key.strip(),
+            requests_per_user=_int("requests-per-user", g("requests_per_user", 0)),
+            endpoint=_choice("endpoint", g("endpoint", "chat"), ("chat", "completions")),
+            system_prompt=str(g("system_prompt", SEED_SYSTEM_PROMPT) or ""),
+            extra_body=extra,
+            headers=_headers(g("header", [])),
+            stream_usage=_choice("stream-usage", g("stream_usage", "on"), ("on", "off")) == "on",
+            first_token_timeout=_float("first-token-timeout", g("first_token_timeout", 120.0)),
+            request_timeout=_float("request-timeout", g("request_timeout", 600.0)),
+            connect_timeout=_float("connect-timeout", g("connect_timeout", 10.0)),
+            insecure=_bool("insecure", g("insecure", False)),
+            ca_bundle=ca_bundle,
+            preflight=_choice("preflight", g("preflight", "on"), ("on", "off")) == "on",
+            summary_json=str(g("summary_json", "") or ""),
+            records=str(g("records", "") or ""),
+            print_requests=_bool("print-requests", g("print_requests", False)),
+        )
+        return s
+
+    @property
+    def mode(self) -> str:
+        return "streaming" if self.stream else "non-streaming"
+
+    def request_headers(self) -> tuple[tuple[str, str], ...]:
+        """Headers for every request; the key only here, never in anything printed."""
+        auth = (("Authorization", f"Bearer {self.api_key}"),) if self.api_key else ()
+        return auth + self.headers

@@ -1,0 +1,102 @@
+"""A quick check, before the test, that the host is an OpenAI-compatible server.
+
+GET /v1/models must answer with a model list. It also picks the default model (the first
+listed) and, when a --model is given that the list lacks, sends one tiny request so the
+server's own "model not found" message can be shown before the test starts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from typing import Any
+
+from .errors import ConfigError
+from .http import Origin
+from .options import Settings
+
+__all__ = ["preflight"]
+
+log = logging.getLogger("llm_users")
+TIMEOUT_S = 10.0
+
+
+def _call(origin: Origin, settings: Settings, ssl_context: Any, path: str,
+          body: dict[str, Any] | None = None) -> tuple[int, bytes]:  # fmt: skip
+    url = f"{origin}{path}"
+    headers = dict(settings.request_headers())
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+    try:
+        # No proxies from the environment: the load itself goes straight to the host too.
+        handlers: list[Any] = [urllib.request.ProxyHandler({})]
+        if ssl_context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
+        opener = urllib.request.build_opener(*handlers)
+        with opener.open(req, timeout=TIMEOUT_S) as resp:
+            return resp.status, resp.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(1 << 16) if exc.fp else b""
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(
+            f"cannot reach the server at {origin} ({reason}); check --host, or skip this "
+            "check with --preflight off"
+        ) from None
+
+
+def _message(raw: bytes) -> str:
+    try:
+        obj = json.loads(raw)
+        err = obj.get("error") if isinstance(obj, dict) else None
+        if isinstance(err, dict):
+            return str(err.get("message") or err)
+        if err:
+            return str(err)
+        if isinstance(obj, dict) and "detail" in obj:
+            return str(obj["detail"])
+    except ValueError:
+        pass
+    text = " ".join(raw.decode("utf-8", "replace").split())
+    return text[:200] or "(no body)"
+
+
+def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
+    """Check the server; return the model name to use. Raises ConfigError with the reason."""
+    status, raw = _call(origin, settings, ssl_context, "/v1/models")
+    if status in (401, 403):
+        raise ConfigError(f"the server refused the API key (HTTP {status}): {_message(raw)}")
+    models: list[str] = []
+    if status == 200:
+        try:
+            data = json.loads(raw)
+            models = [str(m["id"]) for m in data["data"] if isinstance(m, dict) and "id" in m]
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f"{origin} does not look OpenAI-compatible: GET /v1/models answered "
+                f"{_message(raw)[:120]!r}"
+            ) from None
+    elif status == 404:
+        log.warning("llm-users: %s has no GET /v1/models; using --model %r", origin, settings.model)
+    else:
+        raise ConfigError(f"GET {origin}/v1/models failed with HTTP {status}: {_message(raw)}")
+
+    model = settings.model or (models[0] if models else "")
+    if settings.model and models and settings.model not in models:
+        from .protocol import ENDPOINTS
+
+        ep = ENDPOINTS[settings.endpoint]
+        body = ep.body("ping", model=settings.model, max_tokens=1, stream=False,
+                       stream_usage=False, system_prompt=None, extra={})  # fmt: skip
+        status, raw = _call(origin, settings, ssl_context, ep.path, body)
+        if status in (400, 404):
+            raise ConfigError(
+                f"the server does not know --model {settings.model!r} (HTTP {status}): "
+                f"{_message(raw)}; it lists: {', '.join(models[:5])}"
+            )
+    return model

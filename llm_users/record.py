@@ -1,0 +1,63 @@
+"""What the client observed for one request: timestamps and raw facts, no derived figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FailureKind", "RequestRecord"]
+
+
+class FailureKind:
+    """Names of the failure classes; each is counted on its own, never mixed with latency."""
+
+    HTTP = "http_{status}"  # formatted with the status code, e.g. http_429
+    CONNECT = "connect_error"  # refused, unreachable, DNS, TLS handshake
+    RESET = "connection_reset"  # reset or closed before any response
+    DROPPED = "connection_dropped"  # the connection ended mid-body
+    TRUNCATED = "truncated_stream"  # body ended cleanly but without [DONE] / finish_reason
+    ERROR_EVENT = "error_event"  # {"error": ...} inside a 200 stream
+    BAD_EVENT = "malformed_event"  # a data: line that is not JSON, or not a chunk
+    BAD_RESPONSE = "malformed_response"  # a non-streamed body that is not the expected JSON
+    FIRST_TOKEN_TIMEOUT = "first_token_timeout"
+    REQUEST_TIMEOUT = "request_timeout"
+    NO_TOKENS = "no_tokens"  # a complete stream that carried no generated text
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """Times are ``time.perf_counter()`` seconds; ``start_wall`` is for labels only."""
+
+    endpoint: str
+    stream: bool
+    start: float
+    start_wall: float
+    max_tokens: int | None = None
+    status: int = 0
+    headers_at: float | None = None
+    # perf_counter of every event that carried generated text (reasoning or content);
+    # events that arrived in the same read share that read's timestamp.
+    token_times: list[float] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # the text of each of those events
+    first_content_at: float | None = None
+    end: float | None = None
+    usage: dict[str, Any] | None = None
+    finish_reason: str | None = None
+    failure: str | None = None
+    message: str | None = None
+    events: int = 0  # every data event received, token-carrying or not
+    intended_start: float | None = None  # open-loop runs: when the request was due
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    @property
+    def first_token_at(self) -> float | None:
+        return self.token_times[0] if self.token_times else None
+
+    def fail(self, kind: str, message: str) -> RequestRecord:
+        if self.failure is None:  # the first cause is the one that counts
+            self.failure = kind
+            self.message = message
+        return self

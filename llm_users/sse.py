@@ -1,0 +1,100 @@
+"""Incremental Server-Sent Events parser: bytes in, complete events out.
+
+The one SSE parser of the project. It follows the WHATWG event-stream rules that matter
+for OpenAI-compatible servers: lines end in LF, CRLF or CR; a blank line dispatches the
+event; ``data`` lines accumulate (joined by LF); ``:`` starts a comment; ``event``, ``id``
+and ``retry`` are fields; one optional space after the colon is dropped. Bytes are kept
+as bytes until an event is complete, so a multi-byte UTF-8 character split across reads
+is never decoded half-way.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["SSEEvent", "SSEParser"]
+
+_LF = 10
+_COLON = 58
+_SPACE = 32
+
+
+class SSEEvent(NamedTuple):
+    """One dispatched event: ``event`` is ``b""`` for the default "message" type."""
+
+    data: bytes
+    event: bytes = b""
+
+
+class SSEParser:
+    """Feed raw body bytes with :meth:`feed`; it returns the events completed by them."""
+
+    __slots__ = ("_tail", "_data", "_event", "_pending_cr", "comments", "last_id", "retry")
+
+    def __init__(self) -> None:
+        self._tail = b""  # an unfinished line carried over to the next feed
+        self._data: list[bytes] = []
+        self._event = b""
+        self._pending_cr = False  # the previous chunk ended in CR: a following LF is its pair
+        self.comments = 0
+        self.last_id: bytes | None = None
+        self.retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:
+            return []
+        if self._pending_cr:
+            self._pending_cr = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            # Rare path: normalise CRLF and lone CR to LF. A CR at the very end may be
+            # the first half of a CRLF split across reads: remember it.
+            if chunk.endswith(b"\r"):
+                self._pending_cr = True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._tail + chunk if self._tail else chunk
+        lines = buf.split(b"\n")
+        self._tail = lines.pop()
+        out: list[SSEEvent] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    out.append(SSEEvent(data[0] if len(data) == 1 else b"\n".join(data), self._event))
+                    data.clear()
+                self._event = b""
+            elif line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line[0] == _COLON:
+                self.comments += 1
+            else:
+                self._field(line)
+        return out
+
+    def _field(self, line: bytes) -> None:
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":  # "data" with no colon: an empty data line
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+        elif name == b"id":
+            if b"\0" not in value:
+                self.last_id = value
+        elif name == b"retry":
+            if value.isdigit():
+                self.retry = int(value)
+        # Unknown fields are ignored, as the specification says.
+
+    def close(self) -> list[SSEEvent]:
+        """End of the body: a final event not followed by a blank line is discarded (spec)."""
+        self._tail = b""
+        self._data.clear()
+        return []
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet part of a dispatched event (0 at a clean boundary)."""
+        return len(self._tail) + sum(len(d) for d in self._data)

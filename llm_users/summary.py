@@ -1,0 +1,209 @@
+"""The summary: the seed's lines in the seed's own format, the full table, and the JSON.
+
+Reads only an :class:`~llm_users.aggregate.Aggregate` snapshot and a few run facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .aggregate import Aggregate
+from .histogram import PERCENTILES
+from .metrics import RequestResult
+
+__all__ = ["RunInfo", "request_line", "seed_lines", "summary_dict", "table_lines"]
+
+DASHES = "-" * 50
+_DIST_LABELS = {
+    "ttft_ms": "TTFT",
+    "ttfc_ms": "Time to first content",
+    "itl_ms": "ITL (per event)",
+    "tpot_ms": "TPOT",
+    "e2e_ms": "E2E",
+    "latency_ms": "Latency",
+    "queue_delay_ms": "Queue delay (open loop)",
+}
+
+
+@dataclass
+class RunInfo:
+    """Facts about the run that the aggregate does not hold."""
+
+    mode: str  # "streaming" | "non-streaming"
+    concurrency: int
+    endpoint: str = "chat"
+    model: str = ""
+    host: str = ""
+    max_tokens: int | None = None
+    tokenizer: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # loop lag, workers, ...
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else str(float(x))
+
+
+def request_line(r: RequestResult) -> str:
+    """One finished request in the seed's per-request format."""
+    if not r.ok:
+        return f"Request failed ({r.failure}): {r.message}"
+    if r.stream:
+        return (
+            f"First token latency: {_num(r.ttft_ms)} ms, Follow tokens: {r.follow_tokens}, "
+            f"Follow latency: {_num(r.follow_latency_ms)} ms, Follow Speed: {_num(r.speed)} tokens/s"
+        )
+    return (
+        f"Latency: {_num(r.e2e_ms)} ms, Total tokens: {r.total_tokens}, "
+        f"Speed: {_num(r.speed)} tokens/s"
+    )
+
+
+def _seed_figures(agg: Aggregate, info: RunInfo) -> dict[str, float | None]:
+    if info.mode == "streaming":
+        speed = agg.mean("follow_speed", "stream_ok")
+        return {
+            "average_first_token_latency_ms": agg.mean("ttft_ms", "stream_ok"),
+            "average_follow_latency_ms": agg.mean("follow_latency_ms", "stream_ok"),
+            "average_follow_tokens": agg.mean("follow_tokens", "stream_ok"),
+            "follow_throughput_tokens_per_s": speed * info.concurrency if speed is not None else None,
+        }
+    speed = agg.mean("speed", "nonstream_ok")
+    return {
+        "average_latency_ms": agg.mean("latency_ms", "nonstream_ok"),
+        "average_tokens": agg.mean("total_tokens", "nonstream_ok"),
+        "throughput_tokens_per_s": speed * info.concurrency if speed is not None else None,
+    }
+
+
+def seed_lines(agg: Aggregate, info: RunInfo) -> list[str]:
+    """The seed's summary, word for word: 50 dashes, then its averages."""
+    f = _seed_figures(agg, info)
+    if info.mode == "streaming":
+        return [
+            DASHES,
+            f"Average First token latency: {_num(f['average_first_token_latency_ms'])} ms",
+            f"Average follow latency: {_num(f['average_follow_latency_ms'])} ms",
+            f"Average follow tokens: {_num(f['average_follow_tokens'])}",
+            f"Follow throughput: {_num(f['follow_throughput_tokens_per_s'])} tokens/s",
+        ]
+    return [
+        DASHES,
+        f"Average Latency: {_num(f['average_latency_ms'])} ms",
+        f"Average Tokens: {_num(f['average_tokens'])}",
+        f"Throughput: {_num(f['throughput_tokens_per_s'])} tokens/s",
+    ]
+
+
+def _rate(n: float, seconds: float) -> float | None:
+    return n / seconds if seconds > 0 else None
+
+
+def _dist(agg: Aggregate, name: str) -> dict[str, float | int | None]:
+    s = agg.hist[name].summary()
+    return {k: s[k] for k in ("count", "mean", *(f"p{p}" for p in PERCENTILES), "max")}
+
+
+def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
+    """The JSON summary (keys documented in the README)."""
+    duration = agg.duration_s
+    out: dict[str, Any] = {
+        "mode": info.mode,
+        "endpoint": info.endpoint,
+        "model": info.model,
+        "host": info.host,
+        "concurrency": info.concurrency,
+        "requests": agg.requests,
+        "failures": agg.failed,
+        "failures_by_kind": dict(sorted(agg.failures.items())),
+        "failure_examples": dict(sorted(agg.failure_examples.items())),
+        "duration_s": duration,
+        "output_tokens": int(agg.sums["output_tokens"]),
+        "output_tokens_per_s": _rate(agg.sums["output_tokens"], duration),
+        "requests_per_s": _rate(agg.requests, duration),
+    }
+    out.update(_seed_figures(agg, info))
+    if info.mode == "streaming":
+        for name in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "ttfc_ms"):
+            out[name] = _dist(agg, name)
+        out["follow_tokens_source"] = dict(agg.sources)
+    else:
+        out["latency_ms"] = _dist(agg, "latency_ms")
+        out["tokens_source"] = dict(agg.sources)
+    c = agg.counts
+    out["token_count_check"] = {
+        "compared": c["token_compared"],
+        "mean_abs_diff": agg.sums["token_diff_abs"] / c["token_compared"]
+        if c["token_compared"]
+        else None,
+        "max_abs_diff": agg.token_diff_max if c["token_compared"] else None,
+    }
+    out["short_outputs"] = {"requests": c["short_outputs"], "of": c["with_max_tokens"]}
+    if agg.hist["queue_delay_ms"].count:
+        out["queue_delay_ms"] = _dist(agg, "queue_delay_ms")
+    out.update(info.extra)
+    return out
+
+
+def _fmt(x: Any, digits: int = 2) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
+    """The fuller figures, for people: throughput, failures by kind, exact percentiles."""
+    d = summary_dict(agg, info)
+    lines = [
+        "",
+        f"LLM summary ({info.mode}, {info.endpoint}, model {info.model or '-'}, "
+        f"{info.concurrency} users)",
+        f"  requests ok {_fmt(d['requests'])}   failed {_fmt(d['failures'])}   "
+        f"duration {_fmt(d['duration_s'], 1)} s",
+        f"  output tokens {_fmt(d['output_tokens'])}   "
+        f"output tokens/s {_fmt(d['output_tokens_per_s'], 1)}   "
+        f"requests/s {_fmt(d['requests_per_s'], 3)}",
+    ]
+    src = d.get("follow_tokens_source") or d.get("tokens_source") or {}
+    if src:
+        what = "follow tokens" if info.mode == "streaming" else "tokens"
+        counted = ", ".join(f"{k} ({v})" for k, v in sorted(src.items()))
+        lines.append(f"  {what} counted by: {counted}")
+    chk = d["token_count_check"]
+    if chk["compared"]:
+        lines.append(
+            f"  tokenizer vs usage: mean |diff| {_fmt(chk['mean_abs_diff'])} tokens, "
+            f"max {chk['max_abs_diff']} over {chk['compared']} requests"
+        )
+    so = d["short_outputs"]
+    if so["requests"]:
+        lines.append(f"  {so['requests']} of {so['of']} responses were shorter than max_tokens")
+    names = ("ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms") if info.mode == "streaming" else (
+        "latency_ms",)  # fmt: skip
+    names += ("queue_delay_ms",) if "queue_delay_ms" in d else ()
+    header = f"  {'ms':<24}{'count':>9}{'mean':>11}" + "".join(
+        f"{'p' + str(p):>11}" for p in PERCENTILES
+    ) + f"{'max':>11}"
+    lines.append(header)
+    for name in names:
+        s = d.get(name) or _dist(agg, name)
+        if not s["count"]:
+            continue
+        row = f"  {_DIST_LABELS[name]:<24}{s['count']:>9}{_fmt(s['mean']):>11}"
+        row += "".join(f"{_fmt(s[f'p{p}']):>11}" for p in PERCENTILES) + f"{_fmt(s['max']):>11}"
+        lines.append(row)
+    if agg.failures:
+        lines.append("  failures by kind:")
+        for kind, n in sorted(agg.failures.items(), key=lambda kv: -kv[1]):
+            lines.append(f"    {kind:<22}{n:>7}  e.g. {agg.failure_examples.get(kind, '')[:150]}")
+    lag = info.extra.get("client_loop_lag_ms")
+    if lag:
+        lines.append(
+            f"  client loop lag (timing uncertainty): p50 {_fmt(lag.get('p50'))} ms, "
+            f"p99 {_fmt(lag.get('p99'))} ms, max {_fmt(lag.get('max'))} ms"
+        )
+    for note in info.extra.get("notes", []):
+        lines.append(f"  note: {note}")
+    return lines

@@ -1,0 +1,41 @@
+"""Tokenizer loading (once, before users start) and token counting."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import lru_cache
+
+from .errors import ConfigError
+
+__all__ = ["load_counter"]
+
+
+@lru_cache(maxsize=4)
+def load_counter(name: str) -> Callable[[str], int]:
+    """A function counting the tokens of a text with the Hugging Face tokenizer ``name``.
+
+    Loading is slow (hundreds of ms): call it before any user starts, never in a task.
+    Special tokens are not added: only the generated text is counted, as the seed does.
+    """
+    try:
+        from transformers import AutoTokenizer  # heavy import: only when --tokenizer is used
+
+        tok = AutoTokenizer.from_pretrained(name)
+    except Exception as exc:  # transformers raises OSError, ValueError, HF errors...
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        where = "folder" if os.path.isdir(name) else "name or folder"
+        raise ConfigError(f"--tokenizer {where} {name!r} cannot be loaded: {first}") from None
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:  # the Rust tokenizer directly: no Python-side wrapping per call
+        encode = backend.encode
+
+        def count(text: str) -> int:
+            return len(encode(text, add_special_tokens=False).ids) if text else 0
+
+        return count
+
+    def count_slow(text: str) -> int:
+        return len(tok.encode(text, add_special_tokens=False)) if text else 0
+
+    return count_slow

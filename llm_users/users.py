@@ -1,0 +1,69 @@
+"""The Locust users: thin; settings come from the plugin, the work is done by the client.
+
+One request in flight per user, back to back (no wait), so ``-u`` is the concurrency.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from locust import User, task
+
+from .plugin import plugin_of
+
+__all__ = ["BaseLLMUser", "LLMUser"]
+
+_FOREVER = 365 * 24 * 3600.0
+
+
+class BaseLLMUser(User):
+    """Subclass to change what is sent: override :meth:`next_request` (prompt, max_tokens)."""
+
+    abstract = True
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        self.plugin = plugin_of(environment)
+        self.sent = 0
+        self.done = False
+        self.llm = None
+        self.prompts = None
+
+    def wait_time(self) -> float:
+        # A user that has sent its --requests-per-user waits "forever": Locust kills a
+        # waiting user at once when the test stops (a user inside a task would delay it).
+        return _FOREVER if self.done else 0.0
+
+    def on_start(self) -> None:
+        self.llm = self.plugin.new_client()
+        self.prompts = self.plugin.new_prompts()
+
+    def on_stop(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
+
+    def next_request(self) -> dict[str, Any]:
+        """The JSON body of the next request."""
+        assert self.prompts is not None
+        prompt, max_tokens = self.prompts.next()
+        return self.plugin.body(prompt, max_tokens)
+
+    @task
+    def generate(self) -> None:
+        if self.done:
+            return
+        assert self.llm is not None
+        record = self.llm.request(self.next_request())
+        self.sent += 1
+        self.plugin.complete(record)
+        limit = self.plugin.settings.requests_per_user if self.plugin.settings else 0
+        if limit and self.sent >= limit:
+            self.done = True
+            self.llm.close()
+            self.plugin.user_done()
+
+
+class LLMUser(BaseLLMUser):
+    """The ready user: endpoint, streaming and prompts are chosen with the plugin's options."""
+
+    abstract = False
