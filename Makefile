@@ -1,0 +1,48 @@
+# llm-users: `make install` then `make test`. `make help` lists every target.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PORT    ?= 9997
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: help install test test-fast lint format demo simulator bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(BIN)/.installed  ## create .venv with the package (editable), test tools and the browser
+
+$(BIN)/.installed: pyproject.toml scripts/install-extras.sh
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	bash scripts/install-extras.sh $(BIN)
+	@touch $@
+
+test: install  ## run the whole test suite (unit, in-process, subprocess, browser, real server)
+	$(BIN)/pytest -q
+
+test-fast: install  ## unit and in-process tests only
+	$(BIN)/pytest -q tests/unit tests/integration
+
+lint: install  ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check llm_users tests bench locustfile.py
+	$(BIN)/ruff format --check llm_users tests bench locustfile.py
+	$(BIN)/mypy llm_users
+
+format: install  ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format llm_users tests bench locustfile.py
+	$(BIN)/ruff check --fix llm_users tests bench locustfile.py
+
+demo: install  ## a short streaming test against the built-in simulator; prints the summary
+	$(BIN)/python -m llm_users.demo
+
+simulator: install  ## run the built-in simulated server on PORT (default 9997)
+	$(BIN)/python -m llm_users.simulator --port $(PORT)
+
+bench: install  ## fidelity, ingest, distributed and memory benchmark (minutes; not in CI)
+	$(BIN)/python -m bench
+
+clean:  ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports

@@ -1,0 +1,49 @@
+"""`make demo`: a short streaming test against the built-in simulator, summary printed.
+
+Starts the simulator, writes its tokenizer to a temporary folder, runs Locust headless
+(8 users, 5 requests each) and stops the simulator. No GPU, no network, ~10 seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .simulator import SimulatorProcess, save_tokenizer
+
+_LOCUSTFILE = '''from locust import events
+from llm_users import LLMUser, register
+register(events)
+'''
+
+
+def main() -> int:
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="llm-users-demo-") as tmp:
+        locustfile = root / "locustfile.py"
+        if not locustfile.is_file():  # installed as a package: write the thin locustfile
+            locustfile = Path(tmp) / "locustfile.py"
+            locustfile.write_text(_LOCUSTFILE)
+        tok_dir = Path(tmp) / "tokenizer"
+        save_tokenizer(tok_dir)
+        with SimulatorProcess(ttft_ms=120, itl_ms=15) as sim:
+            print(f"simulator: {sim.url} (120 ms to first token, 15 ms between tokens)", flush=True)
+            cmd = [
+                sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+                "-u", "8", "-r", "8", "--host", sim.url, "--stream",
+                "--tokenizer", str(tok_dir), "--max-tokens", "64", "--requests-per-user", "5",
+                "--only-summary", "--loglevel", "WARNING",
+            ]  # fmt: skip
+            print("$ locust " + " ".join(cmd[4:]), flush=True)
+            env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+            code = subprocess.call(cmd, env=env, timeout=120)
+            stats = sim.stats()
+            print(f"simulator's own count: {stats['completed']} completed requests", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

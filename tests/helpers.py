@@ -1,0 +1,66 @@
+"""Helpers for tests: real `locust` command lines, in-process Locust runs, sim statistics."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
+from locust.env import Environment
+from locust.event import Events
+
+from llm_users import LLMPlugin, LLMUser, add_arguments, setup
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def locust_cmd(*args: str) -> list[str]:
+    """A real `locust` command line with the project's locustfile."""
+    return [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), *args]
+
+
+def run_locust(*args: str, timeout: float = 90, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    full_env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **(env or {}))
+    return subprocess.run(
+        locust_cmd(*args), capture_output=True, text=True, timeout=timeout, env=full_env,
+        cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def parse_options(*args: str) -> Any:
+    """Locust's own parser with the plugin's options, as the CLI would build them."""
+    parser = get_empty_argument_parser()
+    setup_parser_arguments(parser)
+    add_arguments(parser)
+    return parser.parse_args(["-f", str(ROOT / "locustfile.py"), "--headless", *args])
+
+
+def run_in_process(host: str, *args: str, users: int = 4, timeout: float = 60) -> LLMPlugin:
+    """A local (in-process) Locust run that ends by itself (--requests-per-user in args)."""
+    opts = parse_options(*args)
+    env = Environment(user_classes=[LLMUser], events=Events(), host=host, parsed_options=opts)
+    plugin = setup(env)
+    runner = env.create_local_runner()
+    plugin.on_init()
+    runner.start(users, spawn_rate=users)
+    with gevent.Timeout(timeout):
+        runner.greenlet.join()
+    return plugin
+
+
+def server_ttft_ms(records: list[dict[str, Any]]) -> list[float]:
+    return [(r["first_token_at"] - r["received_at"]) * 1000 for r in records if r["first_token_at"]]
+
+
+def server_e2e_ms(records: list[dict[str, Any]]) -> list[float]:
+    return [(r["done_at"] - r["received_at"]) * 1000 for r in records if r["done_at"]]
+
+
+def mean(xs: list[float]) -> float:
+    return statistics.fmean(xs)
