@@ -1,0 +1,138 @@
+"""A real master and two real workers against the simulator, for every way a run ends."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, locust_cmd
+
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """`locust --master` plus N `--worker` processes on loopback."""
+
+    def __init__(self, tmp: Path, host: str, master_args: list[str], workers: int = 2) -> None:
+        self.port = _free_port()
+        self.summary = tmp / "summary.json"
+        self.records = tmp / "records.jsonl"
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+        self.master = subprocess.Popen(
+            locust_cmd("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                       str(self.port), "--expect-workers", str(workers), "--host", host,
+                       "--summary-json", str(self.summary), "--records", str(self.records),
+                       *master_args),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+        )  # fmt: skip
+        self.workers = [
+            subprocess.Popen(
+                locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port",
+                           str(self.port)),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
+            )  # fmt: skip
+            for _ in range(workers)
+        ]
+
+    def wait(self, timeout: float = 60) -> tuple[int, str]:
+        try:
+            out, _ = self.master.communicate(timeout=timeout)
+            return self.master.returncode, out
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        for p in [self.master, *self.workers]:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+
+    def result(self) -> dict:
+        return json.loads(self.summary.read_text())
+
+    def raw_records(self) -> list[dict]:
+        rows = []
+        for path in sorted(self.records.parent.glob(self.records.name + ".worker*")):
+            rows += [json.loads(line) for line in path.read_text().splitlines()]
+        return rows
+
+
+def _nearest_rank(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[max(1, math.ceil(p / 100 * len(s))) - 1]
+
+
+def _check_merged(summary: dict, rows: list[dict]) -> None:
+    ok = [r for r in rows if r["ok"]]
+    assert summary["requests"] == len(ok)
+    ttft = [r["ttft_ms"] for r in ok]
+    for p in (50, 90, 99):
+        exact = _nearest_rank(ttft, p)
+        assert abs(summary["ttft_ms"][f"p{p}"] - exact) <= exact * 0.0005 + 0.001, p
+    assert summary["ttft_ms"]["max"] == pytest.approx(max(ttft))
+    assert summary["ttft_ms"]["mean"] == pytest.approx(sum(ttft) / len(ttft))
+
+
+@pytest.fixture
+def slow_sim(simulator):
+    return simulator(ttft_ms=40, itl_ms=20, output_tokens=25)
+
+
+def test_requests_per_user_end(slow_sim, tmp_path):
+    c = Cluster(tmp_path, slow_sim.url, ["--headless", "-u", "6", "-r", "6", "--stream",
+                                        "--requests-per-user", "4"])  # fmt: skip
+    code, out = c.wait()
+    assert code == 0, out[-3000:]
+    s = c.result()
+    assert s["requests"] == 24 == slow_sim.stats()["completed"]
+    assert all(w["final_report"] for w in s["workers"].values()) and len(s["workers"]) == 2
+    _check_merged(s, c.raw_records())
+
+
+@pytest.mark.parametrize("how", ["run_time", "sigterm", "sigint"])
+def test_other_ends_lose_nothing(slow_sim, tmp_path, how):
+    args = ["--headless", "-u", "6", "-r", "6", "--stream", "--stop-timeout", "10"]
+    if how == "run_time":
+        args += ["-t", "4s"]
+    c = Cluster(tmp_path, slow_sim.url, args)
+    if how != "run_time":
+        deadline = time.monotonic() + 30
+        while slow_sim.stats()["completed"] < 12 and time.monotonic() < deadline:
+            time.sleep(0.2)  # let requests finish, and some be in flight, before the signal
+        c.master.send_signal(signal.SIGTERM if how == "sigterm" else signal.SIGINT)
+    code, out = c.wait()
+    assert "Traceback" not in out, out[-3000:]
+    s = c.result()
+    # in-flight streams finish within --stop-timeout, and every one reaches the master
+    assert s["requests"] == slow_sim.stats()["completed"] >= 12, out[-3000:]
+    assert s["failures"] == 0
+    _check_merged(s, c.raw_records())
+
+
+def test_a_dead_worker_is_reported_not_hidden(simulator, tmp_path):
+    sim = simulator(ttft_ms=20, itl_ms=10, output_tokens=10)
+    c = Cluster(tmp_path, sim.url, ["--headless", "-u", "4", "-r", "4", "--stream", "-t", "12s",
+                                   "--stop-timeout", "5"])  # fmt: skip
+    time.sleep(7)  # both workers have sent periodic reports (every 3 s)
+    c.workers[0].kill()
+    code, out = c.wait(timeout=60)
+    s = c.result()
+    assert s["requests"] > 0
+    lost = [cid for cid, w in s["workers"].items() if not w["final_report"]]
+    assert len(lost) == 1
+    assert any("sent no final report" in n and lost[0] in n for n in s.get("notes", []))
+    assert "sent no final report" in out
