@@ -12,13 +12,17 @@ import math
 from collections import Counter
 from typing import Any
 
-from .histogram import Histogram
+from .histogram import CoarseHistogram, Histogram
 from .metrics import RequestResult
 
-__all__ = ["Aggregate", "HISTOGRAMS"]
+__all__ = ["Aggregate", "HISTOGRAMS", "TimeBucket"]
 
 # name -> what is recorded (see the README's "Metrics")
-HISTOGRAMS = ("ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms", "latency_ms", "queue_delay_ms")
+HISTOGRAMS = (
+    "ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms", "latency_ms",
+    "queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms",  # open loop
+    "tokens_per_event",  # a ratio, not ms: output tokens / token-carrying events, per request
+)  # fmt: skip
 _SUMS = (
     # the seed's means, streaming
     "ttft_ms", "follow_latency_ms", "follow_tokens", "follow_speed",
@@ -27,11 +31,46 @@ _SUMS = (
     # totals
     "output_tokens", "prompt_tokens", "token_diff_abs",
 )  # fmt: skip
-_COUNTS = ("stream_ok", "nonstream_ok", "token_compared", "short_outputs", "with_max_tokens")
+_COUNTS = (
+    "stream_ok", "nonstream_ok", "token_compared", "short_outputs", "with_max_tokens",
+    "slo_checked", "slo_met",
+)  # fmt: skip
+
+
+class TimeBucket:
+    """One second of the run (by request end time): counts, tokens, coarse TTFT and E2E."""
+
+    __slots__ = ("ok", "failed", "tokens", "ttft", "e2e")
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.failed = 0
+        self.tokens = 0
+        self.ttft = CoarseHistogram()
+        self.e2e = CoarseHistogram()
+
+    def merge(self, o: TimeBucket) -> None:
+        self.ok += o.ok
+        self.failed += o.failed
+        self.tokens += o.tokens
+        self.ttft.merge(o.ttft)
+        self.e2e.merge(o.e2e)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "failed": self.failed, "tokens": self.tokens,
+                "ttft": self.ttft.to_dict(), "e2e": self.e2e.to_dict()}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TimeBucket:
+        b = cls()
+        b.ok, b.failed, b.tokens = d["ok"], d["failed"], d["tokens"]
+        b.ttft = CoarseHistogram.from_dict(d["ttft"])
+        b.e2e = CoarseHistogram.from_dict(d["e2e"])
+        return b
 
 
 class Aggregate:
-    """Counters, sums and histograms of finished requests."""
+    """Counters, sums and histograms of finished requests, and a per-second time series."""
 
     def __init__(self) -> None:
         self.requests = 0  # successful
@@ -45,20 +84,40 @@ class Aggregate:
         self.tokens_per_event = Counter[int]()  # tokens -> events (tokenizer runs only)
         self.first_start: float | None = None  # wall clock of the measured period
         self.last_end: float | None = None
+        self.timeline: dict[int, TimeBucket] = {}  # wall-clock second -> bucket
 
     # -- recording -------------------------------------------------------------------------
     def add(self, r: RequestResult) -> None:
         end = r.start_wall + (r.e2e_ms or 0.0) / 1000.0
         self._period(r.start_wall, end)
+        second = int(end)
+        bucket = self.timeline.get(second)
+        if bucket is None:
+            bucket = self.timeline[second] = TimeBucket()
+        if r.slo_met is not None:
+            self.counts["slo_checked"] += 1
+            self.counts["slo_met"] += r.slo_met
         if not r.ok:
             kind = r.failure or "unknown"
             self.failures[kind] += 1
             self.failure_examples.setdefault(kind, r.message or "")
+            bucket.failed += 1
             return
         self.requests += 1
+        bucket.ok += 1
+        bucket.tokens += r.output_tokens or 0
+        if r.e2e_ms is not None:
+            bucket.e2e.record(r.e2e_ms)
+        if r.ttft_ms is not None:
+            bucket.ttft.record(r.ttft_ms)
         s, h, c = self.sums, self.hist, self.counts
-        if r.queue_delay_ms is not None:
-            h["queue_delay_ms"].record(r.queue_delay_ms)
+        q = r.queue_delay_ms
+        if q is not None:
+            h["queue_delay_ms"].record(q)
+            if r.e2e_ms is not None:
+                h["e2e_from_intended_ms"].record(r.e2e_ms + q)
+            if r.ttft_ms is not None:
+                h["ttft_from_intended_ms"].record(r.ttft_ms + q)
         if r.output_tokens is not None:
             s["output_tokens"] += r.output_tokens
         if r.prompt_tokens is not None:
@@ -88,6 +147,8 @@ class Aggregate:
             if r.tpot_ms is not None:
                 h["tpot_ms"].record(r.tpot_ms)
             h["itl_ms"].record_many(r.itl_ms)
+            if r.token_events and r.output_tokens is not None:
+                h["tokens_per_event"].record(r.output_tokens / r.token_events)
         else:
             c["nonstream_ok"] += 1
             self.sources[r.output_source] += 1
@@ -120,6 +181,11 @@ class Aggregate:
         self.tokens_per_event.update(other.tokens_per_event)
         if other.first_start is not None:
             self._period(other.first_start, other.last_end or other.first_start)
+        for sec, b in other.timeline.items():
+            mine = self.timeline.get(sec)
+            if mine is None:
+                self.timeline[sec] = mine = TimeBucket()
+            mine.merge(b)
 
     @property
     def empty(self) -> bool:
@@ -148,6 +214,7 @@ class Aggregate:
             "tokens_per_event": {str(k): v for k, v in self.tokens_per_event.items()},
             "first_start": self.first_start,
             "last_end": self.last_end,
+            "timeline": {str(k): b.to_dict() for k, b in self.timeline.items()},
         }
 
     @classmethod
@@ -164,7 +231,20 @@ class Aggregate:
             a.hist[k] = Histogram.from_dict(h)
         a.tokens_per_event.update({int(k): v for k, v in d.get("tokens_per_event", {}).items()})
         a.first_start, a.last_end = d["first_start"], d["last_end"]
+        a.timeline = {int(k): TimeBucket.from_dict(b) for k, b in d.get("timeline", {}).items()}
         return a
+
+    def timeseries(self) -> list[dict[str, Any]]:
+        """Per second of the run: requests, failures, output tokens/s, TTFT and E2E p50/p99."""
+        rows = []
+        for sec in sorted(self.timeline):
+            b = self.timeline[sec]
+            rows.append({
+                "t": sec, "requests": b.ok, "failures": b.failed, "output_tokens_per_s": b.tokens,
+                "ttft_p50_ms": b.ttft.percentile(50), "ttft_p99_ms": b.ttft.percentile(99),
+                "e2e_p50_ms": b.e2e.percentile(50), "e2e_p99_ms": b.e2e.percentile(99),
+            })  # fmt: skip
+        return rows
 
     def mean(self, key: str, count_key: str) -> float | None:
         n = self.counts.get(count_key, 0)

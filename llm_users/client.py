@@ -316,9 +316,12 @@ def _error_text(body: bytes) -> str:
     if not body.strip():
         return "(no body)"
     try:
-        msg = error_message(orjson.loads(body))
+        obj = orjson.loads(body)
+        msg = error_message(obj)
         if msg:
             return msg
+        if isinstance(obj, dict) and "detail" in obj:  # FastAPI-style servers
+            return _clip(str(obj["detail"]).encode())
     except orjson.JSONDecodeError:
         pass
     text = body.decode("utf-8", "replace")

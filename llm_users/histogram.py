@@ -14,15 +14,16 @@ value such that at least p % of the samples are less than or equal to it.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["Histogram", "PERCENTILES"]
+__all__ = ["CoarseHistogram", "Histogram", "PERCENTILES"]
 
 PERCENTILES = (50, 90, 95, 99)
 _LINEAR = 2048  # buckets below this many microseconds are 1 us wide
 _HALF = 1024  # sub-buckets per power of two above that
-_SHIFT = 11  # bit_length of _LINEAR
+_SHIFT = 11  # bit_length of _HALF: (us >> e) lands in [_HALF, 2 * _HALF)
 _MAX_US = (1 << 40) - 1  # about 12.7 days: anything longer is clamped
 
 
@@ -33,19 +34,33 @@ def _index(us: int) -> int:
     return _LINEAR + (e - 1) * _HALF + ((us >> e) - _HALF)
 
 
-def _bounds(index: int) -> tuple[int, int]:
+def _bounds(index: int, linear: int = _LINEAR, half: int = _HALF) -> tuple[int, int]:
     """[low, high) of a bucket, in microseconds."""
-    if index < _LINEAR:
+    if index < linear:
         return index, index + 1
-    e = (index - _LINEAR) // _HALF + 1
-    m = (index - _LINEAR) % _HALF + _HALF
+    e = (index - linear) // half + 1
+    m = (index - linear) % half + half
     return m << e, (m + 1) << e
+
+
+# The coarse variant (6 % wide buckets, a few dozen per run) serves time series, where a
+# histogram is kept per second of the run.
+_C_LINEAR, _C_HALF, _C_SHIFT = 32, 16, 5  # _SHIFT = bit_length(_HALF)
+
+
+def _coarse_index(us: int) -> int:
+    if us < _C_LINEAR:
+        return us
+    e = us.bit_length() - _C_SHIFT
+    return _C_LINEAR + (e - 1) * _C_HALF + ((us >> e) - _C_HALF)
 
 
 class Histogram:
     """Counts of latency samples in ms; exact count, sum, min and max alongside."""
 
     __slots__ = ("counts", "count", "total", "min", "max")
+    _index = staticmethod(_index)
+    _linear, _half = _LINEAR, _HALF
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
@@ -55,12 +70,12 @@ class Histogram:
         self.max = -math.inf
 
     def record(self, value_ms: float) -> None:
-        if value_ms != value_ms:  # NaN carries no information
+        if not -math.inf < value_ms < math.inf:  # NaN and infinities carry no information
             return
         if value_ms < 0:
             value_ms = 0.0
         us = int(value_ms * 1000.0 + 0.5)
-        i = _index(us if us <= _MAX_US else _MAX_US)
+        i = self._index(us if us <= _MAX_US else _MAX_US)
         counts = self.counts
         counts[i] = counts.get(i, 0) + 1
         self.count += 1
@@ -76,6 +91,8 @@ class Histogram:
             record(v)
 
     def merge(self, other: Histogram) -> None:
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
         counts = self.counts
         for i, c in other.counts.items():
             counts[i] = counts.get(i, 0) + c
@@ -92,15 +109,22 @@ class Histogram:
         """Nearest-rank percentile in ms (bucket midpoint, clamped to the exact min/max)."""
         if not self.count:
             return None
-        rank = max(1, math.ceil(p / 100.0 * self.count))
+        # Exact rank: in floats, 99.9 / 100 * 1000 is 999.0000000000001 (rank 1000, not 999).
+        rank = max(1, math.ceil(Fraction(str(p)) * self.count / 100))
         seen = 0
         for i in sorted(self.counts):
             seen += self.counts[i]
             if seen >= rank:
-                low, high = _bounds(i)
+                low, high = _bounds(i, self._linear, self._half)
                 mid_ms = (low + high - 1) / 2000.0 if high - low > 1 else low / 1000.0
                 return min(max(mid_ms, self.min), self.max)
         return self.max
+
+    def rank_below(self, value_ms: float) -> int:
+        """How many samples fell in buckets below the one holding ``value_ms``."""
+        us = int(value_ms * 1000.0 + 0.5)
+        limit = self._index(us if us <= _MAX_US else _MAX_US)
+        return sum(c for i, c in self.counts.items() if i < limit)
 
     def summary(self) -> dict[str, float | int | None]:
         """mean, p50, p90, p95, p99, max (ms) and the sample count."""
@@ -131,3 +155,11 @@ class Histogram:
         if h.count:
             h.min, h.max = data["lo"], data["hi"]
         return h
+
+
+class CoarseHistogram(Histogram):
+    """Same API, buckets about 6 % wide: for per-second time series, not for the summary."""
+
+    __slots__ = ()
+    _index = staticmethod(_coarse_index)
+    _linear, _half = _C_LINEAR, _C_HALF

@@ -100,10 +100,13 @@ class RequestResult:
     max_tokens: int | None = None
     finish_reason: str | None = None
     queue_delay_ms: float | None = None  # open loop: actual start - intended start
+    slo_met: bool | None = None  # set by the plugin when --slo is given
 
     @property
     def speed(self) -> float | None:
         """The seed's per-request speed: non-streaming total tokens/s, streaming follow tokens/s."""
+        if not self.ok:  # a failed request has no speed, even if usage and e2e_ms were seen
+            return None
         if self.stream:
             if self.follow_tokens is None or not self.follow_latency_ms:
                 return None

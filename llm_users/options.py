@@ -19,7 +19,9 @@ from .prompts import PROMPT_TYPES
 
 __all__ = ["Secret", "Settings", "add_arguments"]
 
-SEED_SAMPLING = {"temperature": 0.01, "top_p": 0.3, "repetition_penalty": 1.0}
+# The seed also sends repetition_penalty 1.0: that is the neutral value (no penalty), and it is
+# not an OpenAI field (OpenAI and `transformers serve` reject it), so it is left out.
+SEED_SAMPLING = {"temperature": 0.01, "top_p": 0.3}
 SEED_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
@@ -69,8 +71,8 @@ def add_arguments(parser: Any) -> None:
     add("--system-prompt", default=SEED_SYSTEM_PROMPT, env_var="LOCUST_SYSTEM_PROMPT",
         help="System message for chat requests (empty: none)")  # fmt: skip
     add("--sampling", default="seed", choices=["seed", "none"], env_var="LOCUST_SAMPLING",
-        help="seed = send the seed's temperature 0.01, top_p 0.3, repetition_penalty 1.0; "
-             "none = send no sampling parameters")  # fmt: skip
+        help="seed = send the seed's temperature 0.01 and top_p 0.3; none = send no sampling "
+             "parameters (the server's defaults)")  # fmt: skip
     add("--extra-body", default="", env_var="LOCUST_EXTRA_BODY",
         help='JSON object merged into every request body, e.g. \'{"ignore_eos": true}\'')
     add("--header", action="append", default=[], include_in_web_ui=False,
@@ -93,6 +95,45 @@ def add_arguments(parser: Any) -> None:
         help="Write the summary as JSON to this file at test stop")  # fmt: skip
     add("--records", default="", include_in_web_ui=False, env_var="LOCUST_RECORDS",
         help="Write one JSON line per request to this file, as the test runs")  # fmt: skip
+    add("--dataset", default="", env_var="LOCUST_DATASET",
+        help="Prompts from a file: text (one per line), JSONL ({prompt} or {messages}) or "
+             "ShareGPT JSON (first human turn); replaces --prompt-type")  # fmt: skip
+    add("--dataset-format", default="auto", choices=["auto", "text", "jsonl", "sharegpt"],
+        include_in_web_ui=False, env_var="LOCUST_DATASET_FORMAT", help="Format of --dataset")
+    add("--dataset-order", default="sequential", choices=["sequential", "shuffle"],
+        include_in_web_ui=False, env_var="LOCUST_DATASET_ORDER",
+        help="Order prompts are sent in (shuffle: seeded, different per worker)")  # fmt: skip
+    add("--dataset-output-len", default="off", choices=["on", "off"], include_in_web_ui=False,
+        env_var="LOCUST_DATASET_OUTPUT_LEN",
+        help="ShareGPT: use the recorded answer's length as that request's max_tokens")
+    add("--input-tokens", type=int, default=0, env_var="LOCUST_INPUT_TOKENS",
+        help="Synthetic prompts of exactly N tokens by --tokenizer, different per request")
+    add("--input-tokens-spread", type=float, default=0.0, include_in_web_ui=False,
+        env_var="LOCUST_INPUT_TOKENS_SPREAD",
+        help="Draw each prompt's length from N*(1±spread), e.g. 0.2")  # fmt: skip
+    add("--request-rate", type=float, default=0.0, env_var="LOCUST_REQUEST_RATE",
+        help="Open loop: requests/s for the whole test (all workers); -u is the pool of users "
+             "that can be in flight (0: closed loop, each user back to back)")  # fmt: skip
+    add("--arrivals", default="poisson", choices=["poisson", "constant"],
+        env_var="LOCUST_ARRIVALS", help="Open loop arrival process")  # fmt: skip
+    add("--sweep", default="", env_var="LOCUST_SWEEP",
+        help="Step through these user counts (or rates with --sweep-of rate), e.g. 1,2,4,8; "
+             "one summary row per step")  # fmt: skip
+    add("--sweep-of", default="users", choices=["users", "rate"], env_var="LOCUST_SWEEP_OF",
+        help="What --sweep steps: the user count or the open-loop request rate")  # fmt: skip
+    add("--sweep-step-time", type=float, default=30.0, env_var="LOCUST_SWEEP_STEP_TIME",
+        help="Seconds per sweep step")  # fmt: skip
+    add("--sweep-step-requests", type=int, default=0, env_var="LOCUST_SWEEP_STEP_REQUESTS",
+        help="End a sweep step once this many requests of it have finished (0: by time)")
+    add("--slo", default="", env_var="LOCUST_SLO",
+        help="Service-level objectives for goodput, e.g. ttft_ms=500,tpot_ms=50,e2e_ms=20000")
+    add("--slo-target", type=float, default=0.0, env_var="LOCUST_SLO_TARGET",
+        help="Percent of requests that must meet every --slo; below it the exit code is 3")
+    add("--max-failing-seconds", type=float, default=10.0, include_in_web_ui=False,
+        env_var="LOCUST_MAX_FAILING_SECONDS",
+        help="Stop the test when every request has failed for this long (0: keep going)")
+    add("--html-report", default="", include_in_web_ui=False, env_var="LOCUST_HTML_REPORT",
+        help="Write an offline HTML report (charts, percentiles, sweep curve) at test stop")
     add("--print-requests", action="store_true", default=False, include_in_web_ui=False,
         env_var="LOCUST_PRINT_REQUESTS",
         help="Print one line per finished request in the seed's format")  # fmt: skip
@@ -124,6 +165,8 @@ def _float(name: str, value: Any, positive: bool = True) -> float:
         x = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"--{name} must be a number, got {value!r}") from None
+    if x != x:  # NaN passes every later "< 0" check
+        raise ConfigError(f"--{name} must be a number, got {value!r}")
     if positive and not x > 0:
         raise ConfigError(f"--{name} must be > 0, got {value!r}")
     return x
@@ -163,6 +206,45 @@ def _headers(values: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+SLO_KEYS = ("ttft_ms", "tpot_ms", "e2e_ms", "itl_ms")
+
+
+def _slo(value: Any) -> dict[str, float]:
+    text = str(value or "").strip()
+    out: dict[str, float] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        name, sep, num = part.partition("=")
+        name = name.strip()
+        if not sep or name not in SLO_KEYS:
+            raise ConfigError(
+                f"--slo must look like ttft_ms=500,tpot_ms=50 (keys: {', '.join(SLO_KEYS)}); "
+                f"got {part.strip()!r}"
+            )
+        try:
+            limit = float(num)
+        except ValueError:
+            raise ConfigError(f"--slo {name} needs a number of ms, got {num.strip()!r}") from None
+        if not limit > 0:
+            raise ConfigError(f"--slo {name} must be > 0, got {num.strip()!r}")
+        out[name] = limit
+    return out
+
+
+def _sweep(value: Any) -> tuple[float, ...]:
+    text = str(value or "").strip()
+    if not text:
+        return ()
+    try:
+        steps = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"--sweep must be numbers separated by commas, got {text!r}") from None
+    if not steps or any(not x > 0 for x in steps):
+        raise ConfigError(f"--sweep steps must all be > 0, got {text!r}")
+    return steps
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a user needs, validated. Built once per test start."""
@@ -189,9 +271,28 @@ class Settings:
     summary_json: str = ""
     records: str = ""
     print_requests: bool = False
+    dataset: str = ""
+    dataset_format: str = "auto"
+    dataset_order: str = "sequential"
+    dataset_output_len: bool = False
+    input_tokens: int = 0
+    input_tokens_spread: float = 0.0
+    request_rate: float = 0.0
+    arrivals: str = "poisson"
+    sweep: tuple[float, ...] = ()
+    sweep_of: str = "users"
+    sweep_step_time: float = 30.0
+    sweep_step_requests: int = 0
+    slo: dict[str, float] = field(default_factory=dict)
+    slo_target: float = 0.0
+    max_failing_seconds: float = 10.0
+    html_report: str = ""
 
     @classmethod
-    def from_options(cls, opts: Any, environ: dict[str, str] | None = None) -> Settings:
+    def from_options(
+        cls, opts: Any, environ: dict[str, str] | None = None, master_key: str = ""
+    ) -> Settings:
+        """Validate ``opts``. The key: --api-key, else the master's (workers), else $OPENAI_API_KEY."""
         env = os.environ if environ is None else environ
         g = lambda name, default=None: getattr(opts, name, default)  # noqa: E731
         max_tokens = _int("max-tokens", g("max_tokens", 128))
@@ -199,7 +300,7 @@ class Settings:
         extra = dict(SEED_SAMPLING) if sampling == "seed" else {}
         extra.update(_extra_body(g("extra_body", "")))
         key = getattr(g("api_key", ""), "value", None) or str(g("api_key", "") or "")
-        key = key or env.get("OPENAI_API_KEY", "")
+        key = key or master_key or env.get("OPENAI_API_KEY", "")
         ca_bundle = str(g("ca_bundle", "") or "")
         if ca_bundle and not os.path.isfile(ca_bundle):
             raise ConfigError(f"--ca-bundle file not found: {ca_bundle!r}")
@@ -226,8 +327,54 @@ class Settings:
             summary_json=str(g("summary_json", "") or ""),
             records=str(g("records", "") or ""),
             print_requests=_bool("print-requests", g("print_requests", False)),
+            dataset=str(g("dataset", "") or "").strip(),
+            dataset_format=_choice("dataset-format", g("dataset_format", "auto"),
+                                   ("auto", "text", "jsonl", "sharegpt")),  # fmt: skip
+            dataset_order=_choice("dataset-order", g("dataset_order", "sequential"),
+                                  ("sequential", "shuffle")),  # fmt: skip
+            dataset_output_len=_bool("dataset-output-len", g("dataset_output_len", "off")),
+            input_tokens=_int("input-tokens", g("input_tokens", 0)),
+            input_tokens_spread=_float("input-tokens-spread", g("input_tokens_spread", 0.0),
+                                       positive=False),  # fmt: skip
+            request_rate=_float("request-rate", g("request_rate", 0.0), positive=False),
+            arrivals=_choice("arrivals", g("arrivals", "poisson"), ("poisson", "constant")),
+            sweep=_sweep(g("sweep", "")),
+            sweep_of=_choice("sweep-of", g("sweep_of", "users"), ("users", "rate")),
+            sweep_step_time=_float("sweep-step-time", g("sweep_step_time", 30.0)),
+            sweep_step_requests=_int("sweep-step-requests", g("sweep_step_requests", 0)),
+            slo=_slo(g("slo", "")),
+            slo_target=_float("slo-target", g("slo_target", 0.0), positive=False),
+            max_failing_seconds=_float("max-failing-seconds", g("max_failing_seconds", 10.0),
+                                       positive=False),  # fmt: skip
+            html_report=str(g("html_report", "") or ""),
         )
+        s._check()
         return s
+
+    def _check(self) -> None:
+        """Checks that involve several options."""
+        if self.request_rate < 0:
+            raise ConfigError(f"--request-rate must be >= 0, got {self.request_rate:g}")
+        if not 0 <= self.slo_target <= 100:
+            raise ConfigError(f"--slo-target is a percentage (0-100), got {self.slo_target:g}")
+        if self.slo_target and not self.slo:
+            raise ConfigError("--slo-target needs --slo (e.g. --slo ttft_ms=500)")
+        if self.max_failing_seconds < 0:
+            raise ConfigError(f"--max-failing-seconds must be >= 0, got {self.max_failing_seconds:g}")
+        if not 0 <= self.input_tokens_spread < 1:
+            raise ConfigError(
+                f"--input-tokens-spread must be in [0, 1), got {self.input_tokens_spread:g}"
+            )
+        if self.input_tokens and not self.tokenizer:
+            raise ConfigError(f"--input-tokens {self.input_tokens} needs --tokenizer to count them")
+        if self.input_tokens and self.dataset:
+            raise ConfigError("--input-tokens and --dataset are exclusive: choose one prompt source")
+        if self.dataset and not os.path.isfile(self.dataset):
+            raise ConfigError(f"--dataset file not found: {self.dataset!r}")
+        if self.sweep_of == "rate" and self.sweep and not self.request_rate:
+            object.__setattr__(self, "request_rate", self.sweep[0])
+        if self.sweep_of == "users" and any(x != int(x) for x in self.sweep):
+            raise ConfigError(f"--sweep user counts must be whole numbers, got {self.sweep}")
 
     @property
     def mode(self) -> str:

@@ -118,6 +118,8 @@ def error_message(obj: Any) -> str | None:
     if not isinstance(obj, dict) or "error" not in obj or obj.get("choices"):
         return None
     err = obj["error"]
+    if err is None:  # "error": null beside a usage chunk is not an error
+        return None
     if isinstance(err, dict):
         msg = err.get("message") or err.get("type") or str(err)
         code = err.get("code")

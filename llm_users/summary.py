@@ -12,7 +12,7 @@ from .aggregate import Aggregate
 from .histogram import PERCENTILES
 from .metrics import RequestResult
 
-__all__ = ["RunInfo", "request_line", "seed_lines", "summary_dict", "table_lines"]
+__all__ = ["RunInfo", "request_line", "seed_lines", "summary_dict", "sweep_rows", "table_lines"]
 
 DASHES = "-" * 50
 _DIST_LABELS = {
@@ -23,6 +23,8 @@ _DIST_LABELS = {
     "e2e_ms": "E2E",
     "latency_ms": "Latency",
     "queue_delay_ms": "Queue delay (open loop)",
+    "ttft_from_intended_ms": "TTFT from intended start",
+    "e2e_from_intended_ms": "E2E from intended start",
 }
 
 
@@ -139,10 +141,49 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         "max_abs_diff": agg.token_diff_max if c["token_compared"] else None,
     }
     out["short_outputs"] = {"requests": c["short_outputs"], "of": c["with_max_tokens"]}
-    if agg.hist["queue_delay_ms"].count:
-        out["queue_delay_ms"] = _dist(agg, "queue_delay_ms")
-    out.update(info.extra)
+    for name in ("queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms"):
+        if agg.hist[name].count:
+            out[name] = _dist(agg, name)
+    tpe = agg.hist["tokens_per_event"]
+    if tpe.count:
+        out["tokens_per_event"] = {k: v for k, v in tpe.summary().items() if k != "count"}
+        out["tokens_per_event"]["requests"] = tpe.count
+    if c["slo_checked"]:
+        out["goodput"] = {
+            "requests_meeting_slo": c["slo_met"],
+            "of": c["slo_checked"],
+            "percent": 100.0 * c["slo_met"] / c["slo_checked"],
+            "requests_per_s": _rate(c["slo_met"], duration),
+        }
+    out.update({k: v for k, v in info.extra.items() if k != "notes" or v})
     return out
+
+
+def sweep_rows(steps: dict[int, Aggregate], settings: Any, started: list[float],
+               ended: list[float]) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per sweep step: the throughput/latency curve."""
+    rows = []
+    for i, start in enumerate(started):
+        agg = steps.get(i, Aggregate())
+        end = ended[i] if i < len(ended) else start
+        seconds = max(end - start, 1e-9)
+        h = agg.hist
+        lat = h["ttft_ms"] if settings.stream else h["latency_ms"]
+        rows.append({
+            "step": i,
+            settings.sweep_of: settings.sweep[i],
+            "duration_s": end - start,
+            "requests": agg.requests,
+            "failures": agg.failed,
+            "output_tokens_per_s": agg.sums["output_tokens"] / seconds,
+            "requests_per_s": agg.requests / seconds,
+            "ttft_p50_ms": lat.percentile(50) if settings.stream else None,
+            "ttft_p99_ms": lat.percentile(99) if settings.stream else None,
+            "tpot_p50_ms": h["tpot_ms"].percentile(50),
+            "e2e_p50_ms": (h["e2e_ms"] if settings.stream else lat).percentile(50),
+            "e2e_p99_ms": (h["e2e_ms"] if settings.stream else lat).percentile(99),
+        })  # fmt: skip
+    return rows
 
 
 def _fmt(x: Any, digits: int = 2) -> str:
@@ -182,7 +223,8 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         lines.append(f"  {so['requests']} of {so['of']} responses were shorter than max_tokens")
     names = ("ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms") if info.mode == "streaming" else (
         "latency_ms",)  # fmt: skip
-    names += ("queue_delay_ms",) if "queue_delay_ms" in d else ()
+    names += tuple(n for n in ("queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms")
+                   if n in d)  # fmt: skip
     header = f"  {'ms':<24}{'count':>9}{'mean':>11}" + "".join(
         f"{'p' + str(p):>11}" for p in PERCENTILES
     ) + f"{'max':>11}"
@@ -194,6 +236,22 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         row = f"  {_DIST_LABELS[name]:<24}{s['count']:>9}{_fmt(s['mean']):>11}"
         row += "".join(f"{_fmt(s[f'p{p}']):>11}" for p in PERCENTILES) + f"{_fmt(s['max']):>11}"
         lines.append(row)
+    tpe = d.get("tokens_per_event")
+    if tpe:
+        lines.append(
+            f"  tokens per event: mean {_fmt(tpe['mean'])}, p50 {_fmt(tpe['p50'])}, "
+            f"max {_fmt(tpe['max'])} (1.00 = one token per event)"
+        )
+    gp = d.get("goodput")
+    if gp:
+        slo = ", ".join(f"{k} <= {v:g}" for k, v in (d.get("slo") or {}).items())
+        target = d.get("slo_target")
+        verdict = "" if not target else (" (target met)" if gp["percent"] >= target
+                                          else f" (BELOW the {target:g} % target)")  # fmt: skip
+        lines.append(
+            f"  goodput: {gp['requests_meeting_slo']} of {gp['of']} requests "
+            f"({gp['percent']:.1f} %) met {slo}{verdict}"
+        )
     if agg.failures:
         lines.append("  failures by kind:")
         for kind, n in sorted(agg.failures.items(), key=lambda kv: -kv[1]):
@@ -206,4 +264,17 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         )
     for note in info.extra.get("notes", []):
         lines.append(f"  note: {note}")
+    sweep = d.get("sweep")
+    if sweep:
+        key = "users" if "users" in sweep[0] else "rate"
+        lines.append(f"  sweep ({key}):")
+        lines.append(f"    {key:>8}{'requests':>10}{'fail':>6}{'out tok/s':>12}{'req/s':>9}"
+                     f"{'TTFT p50':>10}{'TTFT p99':>10}{'TPOT p50':>10}{'E2E p99':>10}")  # fmt: skip
+        for r in sweep:
+            lines.append(
+                f"    {r[key]:>8g}{r['requests']:>10}{r['failures']:>6}"
+                f"{_fmt(r['output_tokens_per_s'], 1):>12}{_fmt(r['requests_per_s']):>9}"
+                f"{_fmt(r['ttft_p50_ms']):>10}{_fmt(r['ttft_p99_ms']):>10}"
+                f"{_fmt(r['tpot_p50_ms']):>10}{_fmt(r['e2e_p99_ms']):>10}"
+            )
     return lines

@@ -53,9 +53,14 @@ class BaseLLMUser(User):
         if self.done:
             return
         assert self.llm is not None
-        record = self.llm.request(self.next_request())
+        plugin = self.plugin
+        body = self.next_request()
+        # Open loop: wait for the next due arrival; a late start is the queue delay.
+        intended = plugin.schedule.wait() if plugin.schedule is not None else None
+        step = plugin.step  # a sweep step owns the requests that start in it
+        record = self.llm.request(body, intended_start=intended)
         self.sent += 1
-        self.plugin.complete(record)
+        plugin.complete(record, step)
         limit = self.plugin.settings.requests_per_user if self.plugin.settings else 0
         if limit and self.sent >= limit:
             self.done = True

@@ -1,0 +1,692 @@
+"""One self-contained HTML report of a run: the summary, histograms, time series, a sweep.
+
+The file opens offline: no script, no external stylesheet, font or image; the charts are
+matplotlib SVG inlined into the page (text kept as ``<text>``, so it stays small and
+searchable). A Content-Security-Policy meta tag forbids scripts and network fetches as a
+second line of defence.
+
+Every string that comes from the run (model, host, failure messages -- which are server
+output) is HTML-escaped here; no template engine ever sees the data, and no untrusted
+string is drawn in a chart (matplotlib would parse ``$...$`` as mathtext). The inputs carry
+no API key, and nothing here dumps options.
+
+Histograms are rebinned from the exact log-linear :class:`~llm_users.histogram.Histogram`
+buckets (0.1 % wide) into :data:`DISPLAY_BINS` display bins. Latencies are right-skewed and
+often span decades (ITL: sub-millisecond gaps for events batched in one read, tens of ms
+for the bulk, seconds for stalls), so when the samples span more than a factor of
+:data:`LOG_SPAN` the display bins are log-spaced (equal relative width, matching the source
+buckets' constant relative resolution, so the bulk and the tail are both readable). A
+narrow distribution (within a factor of 10) is drawn on a linear axis, which is easier to
+read there and on which a log axis would show no labelled decade at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import math
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .histogram import PERCENTILES, Histogram, _bounds
+
+if TYPE_CHECKING:  # matplotlib is imported lazily: only rendering a report pays for it
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["DISPLAY_BINS", "LOG_SPAN", "display_bins", "render_html_report", "write_html_report"]
+
+DISPLAY_BINS = 60
+LOG_SPAN = 10.0  # hi / lo above which a histogram is drawn on a log axis
+_MIN_LOG_MS = 0.001  # 1 us, the histogram's resolution: log axes start no lower
+_EXAMPLE_CHARS = 500  # failure messages are cut to this many characters
+_SMOOTH_S = 10  # trailing mean window of the throughput chart, seconds
+
+_DIST_LABELS = {
+    "ttft_ms": "TTFT",
+    "ttfc_ms": "Time to first content",
+    "itl_ms": "ITL (per event)",
+    "tpot_ms": "TPOT",
+    "e2e_ms": "E2E",
+    "latency_ms": "Latency",
+    "queue_delay_ms": "Queue delay (open loop)",
+}
+_HISTOGRAMS = {
+    "streaming": (
+        ("ttft_ms", "TTFT", "requests"),
+        ("itl_ms", "ITL (gap between token events)", "events"),
+        ("e2e_ms", "E2E", "requests"),
+    ),
+    "non-streaming": (("latency_ms", "Latency (E2E)", "requests"),),
+}
+# sweep table: key, header, decimals (None: integer); present columns only, in this order
+_SWEEP_COLUMNS = (
+    ("step", "Step", None),
+    ("users", "Users", None),
+    ("rate", "Rate (req/s)", 2),
+    ("duration_s", "Duration (s)", 1),
+    ("requests", "Requests", None),
+    ("failures", "Failures", None),
+    ("requests_per_s", "Requests/s", 3),
+    ("output_tokens_per_s", "Output tokens/s", 1),
+    ("ttft_p50_ms", "TTFT p50 (ms)", 1),
+    ("ttft_p99_ms", "TTFT p99 (ms)", 1),
+    ("tpot_p50_ms", "TPOT p50 (ms)", 2),
+    ("tpot_p99_ms", "TPOT p99 (ms)", 2),
+    ("itl_p50_ms", "ITL p50 (ms)", 2),
+    ("itl_p99_ms", "ITL p99 (ms)", 2),
+    ("e2e_p50_ms", "E2E p50 (ms)", 1),
+    ("e2e_p99_ms", "E2E p99 (ms)", 1),
+)
+
+_CSS = """
+:root { color-scheme: light; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+  margin: 0 auto; max-width: 1200px; padding: 16px 24px 48px; color: #1d2330; background: #fff; }
+h1 { font-size: 22px; margin: 8px 0 2px; }
+h2 { font-size: 17px; margin: 28px 0 8px; border-bottom: 1px solid #d8dde6; padding-bottom: 4px; }
+.sub { color: #5a6375; margin: 0 0 12px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(330px, 1fr));
+  gap: 12px 28px; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: 4px 0 8px; }
+th, td { padding: 3px 10px; border-bottom: 1px solid #eceff4; text-align: right;
+  vertical-align: top; }
+th { font-weight: 600; background: #f5f7fa; }
+tbody th { text-align: left; background: none; font-weight: 500; }
+td.text { text-align: left; white-space: pre-wrap; word-break: break-word; max-width: 640px;
+  font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
+figure { margin: 8px 0 16px; }
+figure svg { width: 100%; height: auto; display: block; }
+figcaption, .note { color: #5a6375; font-size: 12.5px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr));
+  gap: 8px 24px; }
+.bad { color: #b3261e; }
+"""
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+# -- formatting ----------------------------------------------------------------------------
+
+
+def _e(s: Any) -> str:
+    """HTML-escape anything, quotes included (safe in text and attribute values)."""
+    return html.escape(str(s), quote=True)
+
+
+def _finite(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def _fmt(x: Any, digits: int | None = 2) -> str:
+    """A number for people: thousands separators, fixed decimals; missing -> an en dash."""
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int) and digits is None:
+        return f"{x:,}"
+    v = _finite(x)
+    if v is None:
+        return "\u2013" if x is None or isinstance(x, int | float) else _e(x)
+    if digits is None:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def _num_td(x: Any, digits: int | None = 2, key: str | None = None) -> str:
+    """A numeric cell: the rounded figure shown, the exact value in ``data-value``."""
+    attrs = f' data-key="{_e(key)}"' if key else ""
+    v = _finite(x)
+    if v is not None:
+        attrs += f' data-value="{_e(repr(x))}"'
+    return f"<td{attrs}>{_fmt(x, digits)}</td>"
+
+
+def _kv_table(rows: Iterable[tuple[str, str, Any, int | None]], cls: str = "kv") -> str:
+    out = [f'<table class="{cls}"><tbody>']
+    for key, label, value, digits in rows:
+        out.append(f"<tr><th>{_e(label)}</th>{_num_td(value, digits, key)}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _text_kv_table(rows: Iterable[tuple[str, str, Any]]) -> str:
+    out = ['<table class="kv"><tbody>']
+    for key, label, value in rows:
+        shown = "\u2013" if value in (None, "") else _e(value)
+        out.append(
+            f'<tr><th>{_e(label)}</th><td class="text" data-key="{_e(key)}">{shown}</td></tr>'
+        )
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+# -- histogram rebinning -------------------------------------------------------------------
+
+
+def display_bins(
+    hist: Histogram, nbins: int = DISPLAY_BINS
+) -> tuple[list[float], list[int], bool] | None:
+    """Rebin a histogram for display: (edges in ms, counts, log axis?), or None if empty.
+
+    Each source bucket (at most 0.1 % wide, far narrower than a display bin) goes to the
+    display bin holding its midpoint, clamped to the exact min and max; counts are
+    conserved exactly. See the module docstring for the choice of axis.
+    """
+    import numpy as np
+
+    if not hist.count or not hist.counts:
+        return None
+    lo, hi = float(hist.min), float(hist.max)
+    linear = getattr(hist, "_linear", 2048)
+    half = getattr(hist, "_half", 1024)
+    idx = sorted(hist.counts)
+    mids = np.empty(len(idx))
+    counts = np.empty(len(idx), dtype=np.int64)
+    for j, i in enumerate(idx):
+        b_lo, b_hi = _bounds(i, linear, half)
+        mids[j] = (b_lo + b_hi - 1) / 2000.0 if b_hi - b_lo > 1 else b_lo / 1000.0
+        counts[j] = hist.counts[i]
+    mids = np.clip(mids, lo, hi)
+    log_lo = max(lo, _MIN_LOG_MS)
+    use_log = hi / log_lo > LOG_SPAN if hi > 0 else False
+    if use_log:
+        edges = np.geomspace(log_lo, hi, nbins + 1)
+        mids = np.clip(mids, log_lo, hi)
+    else:
+        if hi - lo < 1e-9:  # one value (or a 1 us spread): a narrow window around it
+            pad = max(abs(lo) * 0.05, 0.001)
+            lo, hi = max(0.0, lo - pad), hi + pad
+        edges = np.linspace(lo, hi, nbins + 1)
+    binned, _ = np.histogram(mids, bins=edges, weights=counts)
+    return edges.tolist(), [int(round(c)) for c in binned], use_log
+
+
+# -- charts --------------------------------------------------------------------------------
+
+_RC: dict[Any, Any] = {
+    "svg.fonttype": "none",  # <text>, not glyph paths: a third of the size, searchable
+    "svg.hashsalt": "llm-users",  # stable ids: identical defs across inlined charts agree
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "axes.titlesize": 10.5,
+    "axes.grid": True,
+    "grid.color": "#e3e7ee",
+    "grid.linewidth": 0.6,
+    "axes.edgecolor": "#9aa3b2",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.frameon": False,
+    "legend.fontsize": 8.0,
+    "path.simplify": True,
+}
+_BLUE, _ORANGE, _GREEN, _RED, _GREY = "#3b6fb6", "#e07b28", "#2e9d5b", "#c63a32", "#7b8494"
+_SVG_PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.S)
+_SVG_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+
+
+def _figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Figure, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # the Agg canvas, explicitly: never pyplot, never a GUI backend
+    axes = fig.subplots(rows, cols, squeeze=False)
+    return fig, axes
+
+
+def _svg(fig: Figure) -> str:
+    import io
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    svg = _SVG_PROLOG.sub("", buf.getvalue(), count=1)  # the XML prolog and DOCTYPE (a URL)
+    svg = _SVG_METADATA.sub("", svg, count=1)  # RDF metadata (namespace URLs), useless here
+    return svg.strip()
+
+
+def _number_axis(ax: Axes, log: bool, span: float) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    if not log:
+        return
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    ax.xaxis.set_major_locator(LogLocator(base=10.0))
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_locator(LogLocator(base=10.0, subs=(2.0, 5.0)))
+    ax.xaxis.set_minor_formatter(plain if span <= 1000 else NullFormatter())
+
+
+def _histogram_chart(hist: Histogram, label: str, unit: str) -> str | None:
+    binned = display_bins(hist)
+    if binned is None:
+        return None
+    edges, counts, log = binned
+    fig, axes = _figure(5.6, 2.9)
+    ax = axes[0][0]
+    ax.stairs(counts, edges, fill=True, color=_BLUE, alpha=0.85, linewidth=0)
+    _number_axis(ax, log, edges[-1] / edges[0])
+    ax.set_xlim(edges[0], edges[-1])
+    ax.set_ylim(bottom=0)
+    marks = [("p50", hist.percentile(50), _GREEN), ("p99", hist.percentile(99), _ORANGE)]
+    marks.append(("max", hist.max, _RED))
+    for name, v, color in marks:
+        if v is not None and math.isfinite(v):
+            ax.axvline(v, color=color, linestyle="--", linewidth=1.0, label=f"{name} {v:,.1f} ms")
+    ax.legend(loc="upper right")
+    ax.set_title(f"{label}: {hist.count:,} {unit}", loc="left")
+    ax.set_xlabel(f"ms ({'log' if log else 'linear'} axis, {len(counts)} bins)")
+    ax.set_ylabel(unit)
+    return _svg(fig)
+
+
+def _series(rows: Sequence[dict[str, Any]]) -> tuple[list[int], dict[str, list[float]]]:
+    """Per-second rows on a gap-free grid of seconds since the first; latency gaps are NaN."""
+    by_t = {int(r["t"]): r for r in rows if _finite(r.get("t")) is not None}
+    t0, t1 = min(by_t), max(by_t)
+    secs = list(range(t0, t1 + 1))
+    nan = float("nan")
+    out: dict[str, list[float]] = {}
+    for key in ("requests", "failures", "output_tokens_per_s"):
+        out[key] = [_finite(by_t[s].get(key)) or 0.0 if s in by_t else 0.0 for s in secs]
+    for key in ("ttft_p50_ms", "ttft_p99_ms", "e2e_p50_ms", "e2e_p99_ms"):
+        vals = [_finite(by_t[s].get(key)) if s in by_t else None for s in secs]
+        out[key] = [nan if v is None else v for v in vals]
+    return [s - t0 for s in secs], out
+
+
+def _trailing_mean(values: list[float], window: int) -> list[float]:
+    out, acc = [], 0.0
+    for i, v in enumerate(values):
+        acc += v
+        if i >= window:
+            acc -= values[i - window]
+        out.append(acc / min(i + 1, window))
+    return out
+
+
+def _latency_time_chart(x: list[int], s: dict[str, list[float]], streaming: bool) -> str | None:
+    panels = []
+    if streaming and any(not math.isnan(v) for v in s["ttft_p99_ms"]):
+        panels.append(("TTFT", "ttft"))
+    if any(not math.isnan(v) for v in s["e2e_p99_ms"]):
+        panels.append(("E2E" if streaming else "Latency (E2E)", "e2e"))
+    if not panels:
+        return None
+    fig, axes = _figure(10.5, 2.4 * len(panels) + 0.4, rows=len(panels))
+    for ax_row, (label, key) in zip(axes, panels, strict=True):
+        ax = ax_row[0]
+        ax.plot(x, s[f"{key}_p50_ms"], color=_BLUE, linewidth=1.1, label="p50")
+        ax.plot(x, s[f"{key}_p99_ms"], color=_ORANGE, linewidth=1.1, label="p99")
+        ax.set_title(f"{label} per second (ms)", loc="left")
+        ax.set_ylabel("ms")
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(0, max(x[-1], 1))
+        ax.legend(loc="upper right", ncols=2)
+    axes[-1][0].set_xlabel("seconds since the first request ended")
+    return _svg(fig)
+
+
+def _throughput_time_chart(x: list[int], s: dict[str, list[float]]) -> str:
+    fig, axes = _figure(10.5, 4.6, rows=2)
+    ax = axes[0][0]
+    ax.plot(x, s["output_tokens_per_s"], color=_BLUE, linewidth=0.8, alpha=0.6, label="per second")
+    if len(x) >= 3 * _SMOOTH_S:
+        smooth = _trailing_mean(s["output_tokens_per_s"], _SMOOTH_S)
+        ax.plot(x, smooth, color=_BLUE, linewidth=1.8, label=f"{_SMOOTH_S} s trailing mean")
+    ax.set_title("Output tokens/s (tokens of the requests that ended in each second)", loc="left")
+    ax.set_ylabel("tokens/s")
+    ax.legend(loc="upper right", ncols=2)
+    ax = axes[1][0]
+    ax.plot(x, s["requests"], color=_GREEN, linewidth=1.1, label="ok")
+    if any(s["failures"]):
+        ax.plot(x, s["failures"], color=_RED, linewidth=1.1, label="failed")
+    ax.set_title("Requests ended per second", loc="left")
+    ax.set_ylabel("requests/s")
+    ax.set_xlabel("seconds since the first request ended")
+    ax.legend(loc="upper right", ncols=2)
+    for row in axes:
+        row[0].set_ylim(bottom=0)
+        row[0].set_xlim(0, max(x[-1], 1))
+    return _svg(fig)
+
+
+def _step_label(row: dict[str, Any]) -> str:
+    users, rate = _finite(row.get("users")), _finite(row.get("rate"))
+    if users is not None:
+        return f"{users:g} users"
+    if rate is not None:
+        return f"{rate:g} req/s"
+    step = _finite(row.get("step"))
+    return f"step {step:g}" if step is not None else ""
+
+
+def _sweep_chart(rows: Sequence[dict[str, Any]]) -> str | None:
+    panels = [
+        (key, label)
+        for key, label in (("ttft", "TTFT"), ("e2e", "E2E"))
+        if any(
+            _finite(r.get(f"{key}_p99_ms")) is not None
+            and _finite(r.get("output_tokens_per_s")) is not None
+            for r in rows
+        )
+    ]
+    if not panels:
+        return None
+    fig, axes = _figure(5.4 * len(panels), 3.6, cols=len(panels))
+    for ax, (key, label) in zip(axes[0], panels, strict=True):
+        for pct, color, style in (("p99", _ORANGE, "-o"), ("p50", _BLUE, "--.")):
+            pts = [
+                (float(r["output_tokens_per_s"]), float(r[f"{key}_{pct}_ms"]), _step_label(r))
+                for r in rows
+                if _finite(r.get("output_tokens_per_s")) is not None
+                and _finite(r.get(f"{key}_{pct}_ms")) is not None
+            ]
+            if not pts:
+                continue
+            xs, ys, names = zip(*pts, strict=True)
+            ax.plot(xs, ys, style, color=color, linewidth=1.3, markersize=5, label=pct)
+            if pct == "p99":
+                for xv, yv, name in pts:
+                    ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(4, 5),
+                                fontsize=7.5, color="#333a46")  # fmt: skip
+        ax.set_title(f"{label} vs output throughput, one point per step", loc="left")
+        ax.set_xlabel("output tokens/s")
+        ax.set_ylabel(f"{label} (ms)")
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.margins(x=0.12, y=0.12)
+        ax.legend(loc="upper left")
+    return _svg(fig)
+
+
+# -- sections ------------------------------------------------------------------------------
+
+
+def _figure_html(chart_id: str, svg: str, caption: str) -> str:
+    return (
+        f'<figure class="chart" id="{_e(chart_id)}">{svg}'
+        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    )
+
+
+def _overview(summary: dict[str, Any], start: int | None) -> str:
+    started = (
+        time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(start)) if start is not None else None
+    )
+    run = _text_kv_table([
+        ("mode", "Mode", summary.get("mode")),
+        ("endpoint", "Endpoint", summary.get("endpoint")),
+        ("model", "Model", summary.get("model")),
+        ("host", "Host", summary.get("host")),
+        ("started", "First request ended", started),
+    ])  # fmt: skip
+    users = summary.get("concurrency")
+    totals = _kv_table([
+        ("concurrency", "Users (concurrency)", users, None),
+        ("duration_s", "Duration (s)", summary.get("duration_s"), 1),
+        ("requests", "Requests ok", summary.get("requests"), None),
+        ("failures", "Requests failed", summary.get("failures"), None),
+        ("output_tokens", "Output tokens", summary.get("output_tokens"), None),
+        ("output_tokens_per_s", "Output tokens/s", summary.get("output_tokens_per_s"), 1),
+        ("requests_per_s", "Requests/s", summary.get("requests_per_s"), 3),
+    ])  # fmt: skip
+    if summary.get("mode") == "streaming":
+        seed_rows = [
+            ("average_first_token_latency_ms", "Average first token latency (ms)", 2),
+            ("average_follow_latency_ms", "Average follow latency (ms)", 2),
+            ("average_follow_tokens", "Average follow tokens", 2),
+            ("follow_throughput_tokens_per_s", "Follow throughput (tokens/s)", 2),
+        ]
+    else:
+        seed_rows = [
+            ("average_latency_ms", "Average latency (ms)", 2),
+            ("average_tokens", "Average tokens", 2),
+            ("throughput_tokens_per_s", "Throughput (tokens/s)", 2),
+        ]
+    seed = _kv_table((k, label, summary.get(k), d) for k, label, d in seed_rows)
+    return (
+        '<section id="overview"><h2>Summary</h2><div class="grid">'
+        f"<div><h3>Run</h3>{run}</div><div><h3>Totals</h3>{totals}</div>"
+        f"<div><h3>The seed's figures</h3>{seed}"
+        '<p class="note">Mean per-request speed \u00d7 users, as the original script '
+        "reports it; the totals give the measured throughput.</p></div>"
+        "</div></section>"
+    )
+
+
+def _distributions(summary: dict[str, Any]) -> str:
+    head = "".join(
+        f"<th>{h}</th>" for h in ("ms", "count", "mean", *(f"p{p}" for p in PERCENTILES), "max")
+    )
+    body = []
+    for name, label in _DIST_LABELS.items():
+        d = summary.get(name)
+        if not isinstance(d, dict) or not d.get("count"):
+            continue
+        cells = _num_td(d.get("count"), None, f"{name}.count") + _num_td(
+            d.get("mean"), 2, f"{name}.mean"
+        )
+        for k in (*(f"p{p}" for p in PERCENTILES), "max"):
+            cells += _num_td(d.get(k), 2, f"{name}.{k}")
+        body.append(f'<tr data-dist="{_e(name)}"><th>{_e(label)}</th>{cells}</tr>')
+    if not body:
+        return (
+            '<section id="distributions"><h2>Latency distributions</h2>'
+            '<p class="note">No successful requests.</p></section>'
+        )
+    return (
+        '<section id="distributions"><h2>Latency distributions</h2>'
+        f'<table class="dist"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+        '</table><p class="note">Nearest-rank percentiles from histograms exact to 0.05 %.'
+        "</p>" + _extras(summary) + "</section>"
+    )
+
+
+def _extras(summary: dict[str, Any]) -> str:
+    """The few other facts worth a line: token-count check, short outputs, loop lag, notes."""
+    lines = []
+    src = summary.get("follow_tokens_source") or summary.get("tokens_source")
+    if isinstance(src, dict) and src:
+        counted = ", ".join(f"{_e(k)} ({_fmt(v, None)})" for k, v in sorted(src.items()))
+        lines.append(f"Tokens counted by: {counted}.")
+    chk = summary.get("token_count_check")
+    if isinstance(chk, dict) and chk.get("compared"):
+        lines.append(
+            f"Tokenizer vs usage: mean |diff| {_fmt(chk.get('mean_abs_diff'))} tokens, "
+            f"max {_fmt(chk.get('max_abs_diff'), None)} over {_fmt(chk['compared'], None)} "
+            "requests."
+        )
+    short = summary.get("short_outputs")
+    if isinstance(short, dict) and short.get("requests"):
+        lines.append(
+            f"{_fmt(short['requests'], None)} of {_fmt(short.get('of'), None)} responses were "
+            "shorter than max_tokens."
+        )
+    lag = summary.get("client_loop_lag_ms")
+    if isinstance(lag, dict) and lag:
+        lines.append(
+            f"Client loop lag (timing uncertainty): p50 {_fmt(lag.get('p50'))} ms, "
+            f"p99 {_fmt(lag.get('p99'))} ms, max {_fmt(lag.get('max'))} ms."
+        )
+    notes = summary.get("notes")
+    if isinstance(notes, list | tuple):
+        lines.extend(f"Note: {_e(n)}" for n in notes)
+    return "".join(f'<p class="note">{line}</p>' for line in lines)
+
+
+def _failures(summary: dict[str, Any]) -> str:
+    by_kind = summary.get("failures_by_kind") or {}
+    examples = summary.get("failure_examples") or {}
+    if not by_kind:
+        return '<section id="failures"><h2>Failures</h2><p class="note">None.</p></section>'
+    rows = []
+    for kind, n in sorted(by_kind.items(), key=lambda kv: (-(_finite(kv[1]) or 0), str(kv[0]))):
+        msg = str(examples.get(kind) or "")
+        if len(msg) > _EXAMPLE_CHARS:
+            msg = msg[:_EXAMPLE_CHARS] + "\u2026"
+        rows.append(
+            f'<tr data-kind="{_e(kind)}"><th class="bad">{_e(kind)}</th>'
+            f'{_num_td(n, None, "failures_by_kind")}<td class="text">{_e(msg)}</td></tr>'
+        )
+    return (
+        '<section id="failures"><h2>Failures</h2><table class="failures"><thead><tr>'
+        "<th>kind</th><th>count</th><th>example message (first seen)</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></section>"
+    )
+
+
+def _sweep(rows: Sequence[dict[str, Any]]) -> str:
+    cols = [c for c in _SWEEP_COLUMNS if any(c[0] in r for r in rows)]
+    known = {c[0] for c in _SWEEP_COLUMNS}
+    extra = sorted(
+        {k for r in rows for k, v in r.items() if k not in known and _finite(v) is not None}
+    )  # other figures, numbers only: a row is never a place for strings (or secrets)
+    cols += [(k, k, 2) for k in extra]
+    head = "".join(f"<th>{_e(h)}</th>" for _, h, _ in cols)
+    body = []
+    for r in rows:
+        cells = "".join(_num_td(r.get(k), d, k) for k, _, d in cols)
+        body.append(f"<tr>{cells}</tr>")
+    svg = _sweep_chart(rows)
+    chart = (
+        _figure_html(
+            "chart-sweep",
+            svg,
+            "Throughput vs latency: one point per step (p99 solid and labelled, p50 dashed). "
+            "The knee is where latency rises faster than throughput.",
+        )
+        if svg
+        else '<p class="note">No step has both throughput and latency figures.</p>'
+    )
+    return (
+        '<section id="sweep"><h2>Sweep: throughput vs latency</h2>'
+        f'{chart}<table class="sweep"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></section>"
+    )
+
+
+# -- the page ------------------------------------------------------------------------------
+
+
+def render_html_report(
+    summary: dict[str, Any],
+    hists: dict[str, Histogram],
+    timeseries: list[dict[str, Any]],
+    sweep: list[dict[str, Any]] | None = None,
+    title: str = "LLM load test",
+) -> str:
+    """The report as one HTML string (see :func:`write_html_report`)."""
+    import matplotlib
+
+    mode = "streaming" if summary.get("mode") == "streaming" else "non-streaming"
+    rows = [r for r in timeseries or () if _finite(r.get("t")) is not None]
+    start = int(min(r["t"] for r in rows)) if rows else None
+    parts = [_overview(summary, start), _distributions(summary), _failures(summary)]
+    with matplotlib.rc_context(_RC):
+        charts = []
+        for name, label, unit in _HISTOGRAMS[mode]:
+            h = hists.get(name)
+            svg = _histogram_chart(h, label, unit) if h is not None else None
+            if svg:
+                charts.append(_figure_html(f"chart-{name}", svg, _hist_caption(name)))
+            else:
+                charts.append(f'<p class="note">{_e(label)}: no samples.</p>')
+        parts.append(
+            '<section id="histograms"><h2>Histograms</h2>'
+            f'<div class="charts">{"".join(charts)}</div></section>'
+        )
+        if rows:
+            x, s = _series(rows)
+            over_time = []
+            svg_lat = _latency_time_chart(x, s, mode == "streaming")
+            if svg_lat:
+                over_time.append(
+                    _figure_html(
+                        "chart-latency-time",
+                        svg_lat,
+                        "p50 and p99 of the requests that ended in each second (per-second "
+                        "histograms ~6 % wide); gaps are seconds in which none ended.",
+                    )
+                )
+            over_time.append(
+                _figure_html(
+                    "chart-throughput-time",
+                    _throughput_time_chart(x, s),
+                    "Counted when each request ends, so long requests make the per-second "
+                    "line spiky; the trailing mean shows the sustained rate.",
+                )
+            )
+            parts.append(
+                f'<section id="over-time"><h2>Over time</h2>{"".join(over_time)}</section>'
+            )
+        else:
+            parts.append(
+                '<section id="over-time"><h2>Over time</h2>'
+                '<p class="note">No per-second data.</p></section>'
+            )
+        if sweep:
+            parts.append(_sweep(sweep))
+    generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    dot = " \u00b7 "
+    model = summary.get("model") or "\u2013"
+    sub = dot.join([
+        _e(mode), _e(summary.get("endpoint", "")), f"model {_e(model)}",
+        f"{_fmt(summary.get('concurrency'), None)} users", f"generated {generated} by llm-users",
+    ])  # fmt: skip
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>"
+        f'<header><h1>{_e(title)}</h1><p class="sub">{sub}</p></header>\n'
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+
+
+def _hist_caption(name: str) -> str:
+    what = {
+        "ttft_ms": "Time to first token of each successful request.",
+        "itl_ms": "Gap between successive token-carrying events (one per event).",
+        "e2e_ms": "Request start to stream end.",
+        "latency_ms": "Request start to body read.",
+    }[name]
+    return (
+        f"{what} Rebinned from the exact histogram: log-spaced bins when the values span "
+        f"more than a factor of {LOG_SPAN:g}, else linear."
+    )
+
+
+def write_html_report(
+    path: str,
+    summary: dict[str, Any],
+    hists: dict[str, Histogram],
+    timeseries: list[dict[str, Any]],
+    sweep: list[dict[str, Any]] | None = None,
+    title: str = "LLM load test",
+) -> None:
+    """Write the run's report to ``path``: one self-contained HTML file that opens offline.
+
+    ``summary`` is :func:`~llm_users.summary.summary_dict`'s output, ``hists`` is
+    ``Aggregate.hist``, ``timeseries`` is ``Aggregate.timeseries()`` and ``sweep`` the
+    per-step rows of a sweep (a throughput-vs-latency section is added when given). The
+    file is replaced atomically.
+    """
+    page = render_html_report(summary, hists, timeseries, sweep=sweep, title=title)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
