@@ -6,36 +6,49 @@ In a locustfile::
     from llm_users import LLMUser, register
 
     register(events)
+
+Names are imported on first use, so that ``llm_users.simulator`` (an asyncio server) can be
+used without importing Locust, which monkey-patches the interpreter with gevent.
 """
 
-from .aggregate import Aggregate
-from .errors import ConfigError, LLMUsersError, PreflightError
-from .histogram import Histogram
-from .metrics import RequestResult
-from .options import Settings, add_arguments
-from .plugin import LLMPlugin, plugin_of, register, setup
-from .record import FailureKind, RequestRecord
-from .sse import SSEEvent, SSEParser
-from .users import BaseLLMUser, LLMUser
+from __future__ import annotations
 
-__all__ = [
-    "Aggregate",
-    "BaseLLMUser",
-    "ConfigError",
-    "FailureKind",
-    "Histogram",
-    "LLMPlugin",
-    "LLMUser",
-    "LLMUsersError",
-    "PreflightError",
-    "RequestRecord",
-    "RequestResult",
-    "SSEEvent",
-    "SSEParser",
-    "Settings",
-    "add_arguments",
-    "plugin_of",
-    "register",
-    "setup",
-]
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Aggregate": ".aggregate",
+    "BaseLLMUser": ".users",
+    "ConfigError": ".errors",
+    "FailureKind": ".record",
+    "Histogram": ".histogram",
+    "LLMPlugin": ".plugin",
+    "LLMUser": ".users",
+    "LLMUsersError": ".errors",
+    "PreflightError": ".errors",
+    "RequestRecord": ".record",
+    "RequestResult": ".metrics",
+    "SSEEvent": ".sse",
+    "SSEParser": ".sse",
+    "Settings": ".options",
+    "add_arguments": ".options",
+    "plugin_of": ".plugin",
+    "register": ".plugin",
+    "setup": ".plugin",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_users' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

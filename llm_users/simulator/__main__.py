@@ -1,0 +1,96 @@
+"""CLI: ``python -m llm_users.simulator --host 127.0.0.1 --port 9997 [knob flags]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+
+from .config import SimConfig, add_arguments, from_namespace
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m llm_users.simulator",
+        description="Simulated OpenAI-compatible LLM server (ground truth for llm_users).",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9997, help="0 picks a free port")
+    parser.add_argument("--config-json", help="knobs as a JSON object; flags override it")
+    parser.add_argument("--write-tokenizer", metavar="DIR", help="write the tokenizer and exit")
+    parser.add_argument("--cpu", help="pin to these CPUs, comma-separated (benchmarks)")
+    parser.add_argument(
+        "--watch-stdin", action="store_true", help="exit when stdin closes (parent died)"
+    )
+    add_arguments(parser.add_argument_group("simulation knobs"))
+    return parser.parse_args(argv)
+
+
+async def serve(cfg: SimConfig, host: str, port: int, watch_stdin: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM (or stdin EOF); announce the bound URL on stdout."""
+    from aiohttp import web
+
+    from .server import build_app
+
+    runner = web.AppRunner(build_app(cfg), access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096)
+    await site.start()
+    bound = runner.addresses[0][1]
+    print(f"listening on http://{host}:{bound}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if watch_stdin:
+        fd = sys.stdin.fileno()
+
+        def on_stdin() -> None:
+            if not os.read(fd, 4096):
+                loop.remove_reader(fd)
+                stop.set()
+
+        loop.add_reader(fd, on_stdin)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _gevent_patched() -> bool:
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and monkey.is_anything_patched()
+
+
+def main(argv: list[str] | None = None) -> int:
+    if _gevent_patched():
+        # ``-m llm_users.simulator`` ran llm_users/__init__, which imports locust and so
+        # gevent-patches sockets and selectors under asyncio: restart without it.
+        from .standalone import HERE
+
+        script = str(HERE / "standalone.py")
+        rest = sys.argv[1:] if argv is None else argv
+        os.execv(sys.executable, [sys.executable, script, *rest])
+    args = parse_args(argv)
+    if args.write_tokenizer:
+        from .tokenizer import save_tokenizer
+
+        print(save_tokenizer(args.write_tokenizer))
+        return 0
+    try:
+        base = SimConfig.from_dict(json.loads(args.config_json or "{}"))
+        cfg = from_namespace(args, base)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.cpu:
+        os.sched_setaffinity(0, {int(c) for c in args.cpu.split(",")})
+    asyncio.run(serve(cfg, args.host, args.port, args.watch_stdin))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Every knob of the simulated server, validated; built from a JSON dict or CLI flags.
+
+Standard library only: :mod:`.process` imports it inside gevent-patched test processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .vocab import VOCABS
+
+__all__ = ["FAULTS", "FIELD_NAMES", "SimConfig", "add_arguments", "from_namespace"]
+
+FAULTS = (
+    "http_error",
+    "rate_limit",
+    "error_event",
+    "bad_json",
+    "drop",
+    "truncate",
+    "stall",
+    "reset",
+)
+LINE_ENDINGS = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
+ERROR_BODIES = ("json", "html", "empty")
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Server behaviour; times in milliseconds. Immutable: updates make a new instance."""
+
+    model_name: str = "sim-model"
+    # Generation timing and length.
+    ttft_ms: float = 50.0
+    itl_ms: float = 10.0
+    tokens_per_chunk: int = 1
+    output_tokens: int = 0  # 0: follow the request's max_tokens (else 64)
+    vocab: str = "en"
+    role_chunk: bool = True
+    reasoning_tokens: int = 0
+    reasoning_field: str = "reasoning_content"
+    # Stream shape.
+    line_ending: str = "lf"
+    no_space: bool = False
+    comments: bool = False
+    fields: bool = False
+    keepalive_ms: float = 0.0
+    empty_deltas: bool = False
+    split_bytes: int = 0
+    split_delay_ms: float = 1.0
+    merge_events: int = 0
+    burst: bool = False
+    no_done: bool = False
+    # Faults.
+    fault: str | None = None
+    faults: tuple[str, ...] = ()
+    fault_every: int = 1
+    fault_first: int = 0
+    fault_rate: float = 0.0
+    fault_after: int = 3
+    error_status: int = 500
+    error_body: str = "json"
+    stall_ms: float = 5000.0
+    seed: int = 0
+    # Ground-truth records.
+    max_records: int = 100_000
+    record_tokens: bool = True
+
+    def __post_init__(self) -> None:
+        # Lists arrive from JSON; keep the instance hashable and immutable.
+        if not isinstance(self.faults, tuple):
+            object.__setattr__(self, "faults", tuple(self.faults or ()))
+        if self.fault == "":
+            object.__setattr__(self, "fault", None)
+        _validate(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SimConfig:
+        """Build from a JSON object; unknown keys raise ``ValueError`` naming them."""
+        return cls().updated(data)
+
+    def updated(self, changes: dict[str, Any]) -> SimConfig:
+        """A copy with ``changes`` applied and validated."""
+        if not isinstance(changes, dict):
+            raise ValueError("config must be a JSON object")
+        unknown = sorted(set(changes) - set(FIELD_NAMES))
+        if unknown:
+            raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+        coerced = {k: _coerce(k, v) for k, v in changes.items()}
+        return dataclasses.replace(self, **coerced)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every knob."""
+        data = dataclasses.asdict(self)
+        data["faults"] = list(self.faults)
+        return data
+
+
+FIELD_NAMES = tuple(f.name for f in fields(SimConfig))
+_TYPES = {f.name: f.type for f in fields(SimConfig)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check one JSON value's type against the field; ints are accepted for floats."""
+    kind = _TYPES[name]
+    ok = True
+    if kind == "bool":
+        ok = isinstance(value, bool)
+    elif kind == "int":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind == "str":
+        ok = isinstance(value, str)
+    elif kind == "str | None":
+        ok = value is None or isinstance(value, str)
+    elif name == "faults":
+        if isinstance(value, str):  # the CLI form: comma-separated
+            value = [v for v in value.split(",") if v]
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    if not ok:
+        raise ValueError(f"config key {name!r}: bad value {value!r} (expected {kind})")
+    return value
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+def _validate(c: SimConfig) -> None:
+    for name in ("ttft_ms", "itl_ms", "keepalive_ms", "split_delay_ms", "stall_ms"):
+        value = getattr(c, name)
+        _check(math.isfinite(value) and value >= 0, f"{name} must be >= 0")
+    for name in ("output_tokens", "reasoning_tokens", "split_bytes", "merge_events"):
+        _check(getattr(c, name) >= 0, f"{name} must be >= 0")
+    _check(c.fault_first >= 0 and c.fault_after >= 0, "fault_first/fault_after must be >= 0")
+    _check(c.tokens_per_chunk >= 1, "tokens_per_chunk must be >= 1")
+    _check(c.fault_every >= 1, "fault_every must be >= 1")
+    _check(c.max_records >= 1, "max_records must be >= 1")
+    _check(0.0 <= c.fault_rate <= 1.0, "fault_rate must be within [0, 1]")
+    _check(100 <= c.error_status <= 599, "error_status must be an HTTP status")
+    _check(bool(c.model_name), "model_name must not be empty")
+    _check(c.vocab in VOCABS, f"vocab must be one of {sorted(VOCABS)}")
+    _check(c.line_ending in LINE_ENDINGS, f"line_ending must be one of {list(LINE_ENDINGS)}")
+    _check(c.error_body in ERROR_BODIES, f"error_body must be one of {list(ERROR_BODIES)}")
+    _check(c.reasoning_field in REASONING_FIELDS, f"reasoning_field: {REASONING_FIELDS}")
+    for fault in (c.fault, *c.faults):
+        _check(fault is None or fault in FAULTS, f"unknown fault {fault!r}; one of {FAULTS}")
+
+
+_CHOICES = {
+    "vocab": sorted(VOCABS),
+    "line_ending": list(LINE_ENDINGS),
+    "error_body": list(ERROR_BODIES),
+    "reasoning_field": list(REASONING_FIELDS),
+    "fault": list(FAULTS),
+}
+
+
+def add_arguments(parser: argparse._ActionsContainer) -> None:
+    """One ``--kebab-name`` flag per knob; unset flags stay absent from the namespace."""
+    for f in fields(SimConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = _TYPES[f.name]
+        common: dict[str, Any] = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": f"default: {f.default!r}",
+        }
+        if f.name in _CHOICES:
+            common["choices"] = _CHOICES[f.name]
+        if kind == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        elif kind in ("int", "float"):
+            parser.add_argument(flag, type=int if kind == "int" else float, **common)
+        else:
+            parser.add_argument(flag, type=str, **common)
+
+
+def from_namespace(ns: argparse.Namespace, base: SimConfig | None = None) -> SimConfig:
+    """Apply the knob flags present in ``ns`` over ``base``."""
+    changes = {name: getattr(ns, name) for name in FIELD_NAMES if hasattr(ns, name)}
+    return (base or SimConfig()).updated(changes)

@@ -1,0 +1,343 @@
+"""The aiohttp application: OpenAI-compatible endpoints and the /sim ground-truth endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import socket
+import struct
+from time import perf_counter
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from . import payloads as p
+from .config import SimConfig
+from .parse import BadRequest, make_job, max_tokens
+from .state import SimState
+from .stream import BAD_JSON, build_plan, first_token_delay, keepalive_bytes, token_events
+
+STATE = web.AppKey("state", SimState)
+MAX_BODY = 256 * 1024 * 1024  # benchmark prompts can be long
+JSON = "application/json"
+
+
+def build_app(config: SimConfig) -> web.Application:
+    """A fresh application serving ``config`` (changeable at runtime via /sim/config)."""
+    app = web.Application(client_max_size=MAX_BODY)
+    app[STATE] = SimState(config)
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/health", health)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_get("/sim/records", sim_records)
+    app.router.add_get("/sim/stats", sim_stats)
+    app.router.add_post("/sim/reset", sim_reset)
+    app.router.add_get("/sim/config", sim_config)
+    app.router.add_post("/sim/config", sim_config)
+    return app
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type=JSON)
+
+
+async def models(request: web.Request) -> web.Response:
+    name = request.app[STATE].config.model_name
+    model = {"id": name, "object": "model", "owned_by": "llm-users-simulator"}
+    return _json({"object": "list", "data": [model]})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+async def sim_records(request: web.Request) -> web.Response:
+    return _json(list(request.app[STATE].records))
+
+
+async def sim_stats(request: web.Request) -> web.Response:
+    return _json(request.app[STATE].stats())
+
+
+async def sim_reset(request: web.Request) -> web.Response:
+    request.app[STATE].reset()
+    return _json({"reset": True})
+
+
+async def sim_config(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    if request.method == "POST":
+        try:
+            state.configure(orjson.loads(await request.read()))
+        except (ValueError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
+            return _json(_error_obj(str(exc), "BadRequestError", 400), status=400)
+    return _json(state.config.to_dict())
+
+
+def _error_obj(message: str, kind: str, code: int) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, chat=True)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, chat=False)
+
+
+async def _complete(request: web.Request, chat: bool) -> web.StreamResponse:
+    state = request.app[STATE]
+    cfg = state.config  # one snapshot per request: runtime changes apply to later ones
+    body = await request.read()
+    rec = state.open_record(request.path, perf_counter(), cfg)
+    try:
+        return await _answer(request, state, cfg, body, chat, rec)
+    finally:
+        state.close_record(rec)
+
+
+async def _answer(
+    request: web.Request,
+    state: SimState,
+    cfg: SimConfig,
+    body: bytes,
+    chat: bool,
+    rec: dict[str, Any],
+) -> web.StreamResponse:
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        req = None
+    if not isinstance(req, dict):
+        return await _send_error(request, rec, 400, "Invalid JSON body.", "BadRequestError")
+    model = req.get("model") or ""
+    rec["model"] = model
+    rec["stream"] = bool(req.get("stream"))
+    if model and model != cfg.model_name:
+        msg = f"The model `{model}` does not exist."
+        return await _send_error(request, rec, 404, msg, "NotFoundError")
+    try:
+        job = make_job(cfg, req, chat, rec["id"])
+    except BadRequest as exc:
+        return await _send_error(request, rec, 400, str(exc), "BadRequestError")
+    rec["max_tokens"] = max_tokens(req)
+    rec["response_id"] = job.response_id
+    rec["prompt_tokens"] = job.prompt_tokens
+    fault = rec["fault"] = state.choose_fault(cfg, rec["id"])
+    if fault == "reset":
+        _reset_connection(request)
+        rec["done_at"] = perf_counter()
+        return web.Response()  # never reaches the client; aiohttp swallows the write error
+    if fault == "http_error":
+        return await _http_error(request, cfg, rec)
+    if fault == "rate_limit":
+        msg = "Rate limit reached (simulated)."
+        body = p.error_json(msg, "rate_limit_error", 429)
+        return await _send(request, rec, 429, body, JSON, {"Retry-After": "1"})
+    if rec["stream"]:
+        return await _stream(request, cfg, job, fault, rec)
+    return await _unary(request, cfg, job, fault, rec)
+
+
+def _reset_connection(request: web.Request) -> None:
+    """Close with SO_LINGER 0, so the kernel sends RST instead of FIN."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def _http_error(
+    request: web.Request, cfg: SimConfig, rec: dict[str, Any]
+) -> web.StreamResponse:
+    status = cfg.error_status
+    if cfg.error_body == "html":
+        return await _send(request, rec, status, p.ERROR_HTML, "text/html")
+    if cfg.error_body == "empty":
+        return await _send(request, rec, status, b"", None)
+    body = p.error_json("simulated failure", "server_error", status)
+    return await _send(request, rec, status, body, JSON)
+
+
+async def _send_error(
+    request: web.Request, rec: dict[str, Any], status: int, message: str, kind: str
+) -> web.StreamResponse:
+    return await _send(request, rec, status, p.error_json(message, kind, status), JSON)
+
+
+async def _send(
+    request: web.Request,
+    rec: dict[str, Any],
+    status: int,
+    body: bytes,
+    content_type: str | None,
+    headers: dict[str, str] | None = None,
+    tokens: int = 0,
+) -> web.StreamResponse:
+    """Write a whole response, timing it; ``tokens`` marks a non-streaming answer."""
+    resp = web.StreamResponse(status=status, headers=headers)
+    if content_type:
+        resp.content_type = content_type
+    resp.content_length = len(body)
+    rec["status"] = status
+    try:
+        await resp.prepare(request)
+        now = rec["headers_sent_at"] = perf_counter()
+        if body:
+            await resp.write(body)
+        await resp.write_eof()
+        if tokens:
+            _note_tokens(rec, now, (tokens,))
+        rec["completed"] = status == 200
+    except ConnectionError:
+        rec["client_disconnected"] = True
+    rec["done_at"] = perf_counter()
+    return resp
+
+
+def _note_tokens(rec: dict[str, Any], at: float, token_events: tuple[int, ...]) -> None:
+    """Record token-carrying events written at ``at``."""
+    if rec["first_token_at"] is None:
+        rec["first_token_at"] = at
+    if rec["token_times"] is not None:
+        rec["token_times"].extend([at] * len(token_events))
+        rec["tokens_per_event"].extend(token_events)
+    rec["events"] += len(token_events)
+    rec["completion_tokens"] += sum(token_events)
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _unary(
+    request: web.Request, cfg: SimConfig, job: p.Job, fault: str | None, rec: dict[str, Any]
+) -> web.StreamResponse:
+    """A non-streaming answer, sent whole when its last token would have been generated."""
+    start = rec["received_at"]
+    events = len(token_events(cfg, job))
+    t0 = first_token_delay(cfg, fault)
+    itl = cfg.itl_ms / 1000.0
+    if fault in ("drop", "error_event"):
+        # Strike when the fault_after-th token would have been generated.
+        at = min(math.ceil(cfg.fault_after / cfg.tokens_per_chunk), events)
+        await _sleep_until(start + t0 + itl * max(at - 1, 0))
+        if fault == "error_event":
+            msg, kind = "simulated failure", "server_error"
+            return await _send_error(request, rec, 500, msg, kind)
+        if request.transport is not None:
+            request.transport.abort()
+        rec["done_at"] = perf_counter()
+        return web.Response()  # never reaches the client
+    await _sleep_until(start + t0 + itl * max(events - 1, 0))
+    if fault == "bad_json":
+        resp = await _send(request, rec, 200, BAD_JSON, JSON)
+        rec["completed"] = False
+        return resp
+    reasoning, content = _texts(cfg, job)
+    body = p.full_response(job, reasoning, content)
+    if fault == "truncate":
+        return await _truncated(request, rec, body)
+    rec["finish_reason"] = job.finish_reason
+    return await _send(request, rec, 200, body, JSON, tokens=job.completion_tokens)
+
+
+def _texts(cfg: SimConfig, job: p.Job) -> tuple[str, str]:
+    texts = p.token_texts(cfg.vocab, job.rid, job.completion_tokens)
+    return "".join(texts[: job.reasoning_tokens]), "".join(texts[job.reasoning_tokens :])
+
+
+async def _truncated(request: web.Request, rec: dict[str, Any], body: bytes) -> web.StreamResponse:
+    """Half of the JSON body, then a clean chunked end."""
+    resp = web.StreamResponse(status=200)
+    resp.content_type = JSON
+    rec["status"] = 200
+    try:
+        await resp.prepare(request)
+        rec["headers_sent_at"] = perf_counter()
+        await resp.write(body[: len(body) // 2])
+        await resp.write_eof()
+    except ConnectionError:
+        rec["client_disconnected"] = True
+    rec["done_at"] = perf_counter()
+    return resp
+
+
+async def _stream(
+    request: web.Request, cfg: SimConfig, job: p.Job, fault: str | None, rec: dict[str, Any]
+) -> web.StreamResponse:
+    """An SSE stream following the plan: events at their due times, then the planned end."""
+    plan = build_plan(cfg, job, fault)
+    resp = web.StreamResponse(headers={"Cache-Control": "no-cache"})
+    resp.content_type = "text/event-stream"
+    rec["status"] = 200
+    start = rec["received_at"]
+    try:
+        await resp.prepare(request)
+        rec["headers_sent_at"] = perf_counter()
+        pacer = _Pacer(resp, cfg)
+        for w in plan.writes:
+            await pacer.wait(start + w.due, rec["first_token_at"] is None)
+            now = perf_counter()
+            await _write(resp, w.data, cfg)
+            if w.token_events:
+                _note_tokens(rec, now, w.token_events)
+        await pacer.wait(start + plan.end_due, rec["first_token_at"] is None)
+        if plan.abort:
+            if request.transport is not None:
+                request.transport.abort()
+        else:
+            await resp.write_eof()
+        rec["completed"] = not plan.cut
+        rec["finish_reason"] = None if plan.cut else job.finish_reason
+    except ConnectionError:
+        rec["client_disconnected"] = True
+    rec["done_at"] = perf_counter()
+    return resp
+
+
+async def _write(resp: web.StreamResponse, data: bytes, cfg: SimConfig) -> None:
+    """One write, or ``split_bytes`` pieces spaced by ``split_delay_ms`` (TCP_NODELAY is on)."""
+    size = cfg.split_bytes
+    if size <= 0 or len(data) <= size:
+        await resp.write(data)
+        return
+    delay = cfg.split_delay_ms / 1000.0
+    for i in range(0, len(data), size):
+        if i and delay:
+            await asyncio.sleep(delay)
+        await resp.write(data[i : i + size])
+
+
+class _Pacer:
+    """Sleeps until each write is due, sending keep-alive comments before the first token."""
+
+    __slots__ = ("_resp", "_interval", "_next", "_bytes")
+
+    def __init__(self, resp: web.StreamResponse, cfg: SimConfig) -> None:
+        self._resp = resp
+        self._interval = cfg.keepalive_ms / 1000.0
+        self._next = perf_counter() + self._interval
+        self._bytes = keepalive_bytes(cfg)
+
+    async def wait(self, deadline: float, keepalive: bool) -> None:
+        keepalive = keepalive and self._interval > 0
+        while True:
+            now = perf_counter()
+            if now >= deadline:
+                return
+            if not keepalive or self._next >= deadline:
+                await asyncio.sleep(deadline - now)
+                return
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            await self._resp.write(self._bytes)
+            self._next += self._interval
