@@ -14,8 +14,8 @@ value such that at least p % of the samples are less than or equal to it.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from collections.abc import Iterable
+from fractions import Fraction
 from typing import Any
 
 __all__ = ["CoarseHistogram", "Histogram", "PERCENTILES"]

@@ -8,6 +8,7 @@ at import; :meth:`Settings.from_options` checks everything once and raises
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,8 +166,8 @@ def _float(name: str, value: Any, positive: bool = True) -> float:
         x = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"--{name} must be a number, got {value!r}") from None
-    if x != x:  # NaN passes every later "< 0" check
-        raise ConfigError(f"--{name} must be a number, got {value!r}")
+    if not math.isfinite(x):  # NaN passes every later "< 0" check; inf is no duration
+        raise ConfigError(f"--{name} must be a finite number, got {value!r}")
     if positive and not x > 0:
         raise ConfigError(f"--{name} must be > 0, got {value!r}")
     return x

@@ -115,7 +115,13 @@ ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS}
 
 def error_message(obj: Any) -> str | None:
     """The message of an OpenAI-style ``{"error": ...}`` object, or None if it is not one."""
-    if not isinstance(obj, dict) or "error" not in obj or obj.get("choices"):
+    if not isinstance(obj, dict) or obj.get("choices"):
+        return None
+    if obj.get("object") == "error":  # older vLLM: {"object": "error", "message": ...}
+        msg = obj.get("message") or obj.get("type") or "error"
+        code = obj.get("code")
+        return f"{msg} (code {code})" if code not in (None, "") else str(msg)
+    if "error" not in obj:
         return None
     err = obj["error"]
     if err is None:  # "error": null beside a usage chunk is not an error

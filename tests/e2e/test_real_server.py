@@ -1,0 +1,81 @@
+"""The plugin, unchanged, against a real third-party server: Hugging Face `transformers serve`.
+
+A tiny random-weight Llama and its tokenizer are built locally (no download) and served on
+the CPU. This server differs from the OpenAI reference in ways the plugin must handle in
+general terms: it never sends `data: [DONE]` (a finish_reason then a clean end of the body
+is a complete stream), it puts usage in the last content event rather than a usage-only
+chunk, and its first chunk is role-only. See tests/realserver/FINDINGS.md.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import run_locust
+from tests.realserver.server import TransformersServe, ensure_tiny_model
+
+pytestmark = [pytest.mark.e2e, pytest.mark.realserver]
+
+MAX_TOKENS = 24  # the tiny model never emits EOS: every answer is exactly max_tokens long
+
+
+@pytest.fixture(scope="module")
+def server():
+    model_dir = ensure_tiny_model()
+    with TransformersServe(model_dir) as srv:
+        yield srv, model_dir
+
+
+def _run(srv, tmp_path, *args: str) -> dict:
+    out = tmp_path / "summary.json"
+    proc = run_locust(
+        "--headless", "-u", "3", "-r", "3", "--host", srv.base_url, "--requests-per-user", "3",
+        "--max-tokens", str(MAX_TOKENS), "--summary-json", str(out), "--stop-timeout", "30",
+        *args, timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_streaming_counts_match_the_servers_usage(server, tmp_path, endpoint):
+    srv, model_dir = server
+    s = _run(srv, tmp_path, "--stream", "--endpoint", endpoint, "--tokenizer", str(model_dir))
+    assert s["requests"] == 9 and s["failures"] == 0
+    assert s["model"] == srv.model_id  # picked from GET /v1/models
+    # every generated token counted by the tokenizer equals the server's own usage count
+    assert s["token_count_check"]["compared"] == 9
+    assert s["token_count_check"]["max_abs_diff"] == 0
+    assert s["output_tokens"] == 9 * MAX_TOKENS
+    assert s["average_follow_tokens"] == MAX_TOKENS - 1
+    assert s["ttft_ms"]["count"] == 9 and s["itl_ms"]["count"] == 9 * (MAX_TOKENS - 1)
+
+
+def test_streaming_without_tokenizer_uses_usage(server, tmp_path):
+    srv, _ = server
+    s = _run(srv, tmp_path, "--stream")
+    assert s["requests"] == 9 and s["failures"] == 0
+    assert s["follow_tokens_source"] == {"usage": 9}
+    assert s["average_follow_tokens"] == MAX_TOKENS - 1
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_non_streaming_total_tokens_from_usage(server, tmp_path, endpoint):
+    srv, _ = server
+    s = _run(srv, tmp_path, "--endpoint", endpoint)
+    assert s["mode"] == "non-streaming" and s["requests"] == 9 and s["failures"] == 0
+    assert s["output_tokens"] == 9 * MAX_TOKENS
+    # total = prompt + completion, as the seed counts it; the prompt is the same every time
+    assert s["average_tokens"] > MAX_TOKENS and s["average_tokens"] == int(s["average_tokens"])
+
+
+def test_unknown_model_is_refused_before_the_test(server):
+    srv, _ = server
+    proc = run_locust("--headless", "-u", "1", "--host", srv.base_url, "--model", "no-such-model",
+                      "--requests-per-user", "1", timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert err[-1].startswith("llm-users: error: the server does not know --model 'no-such-model'")
+    assert "Traceback" not in proc.stderr

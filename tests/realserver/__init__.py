@@ -1,0 +1,1 @@
+"""Helpers to run a real third-party OpenAI-compatible server (transformers serve)."""
