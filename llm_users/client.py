@@ -8,16 +8,17 @@ classified into the record (see :class:`~llm_users.record.FailureKind`); only
 from __future__ import annotations
 
 import errno
-import socket
+import select
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from gevent import monkey
 from geventhttpclient.response import HTTPParseError
 
 from .http import Connection, Origin, ResponseHead
-from .protocol import Endpoint, error_message
+from .protocol import Endpoint, error_message, error_text
 from .record import FailureKind, RequestRecord
 from .sse import SSEParser
 
@@ -89,33 +90,29 @@ class LLMClient:
             intended_start=intended_start,
         )
         try:
-            if conn.connected:
-                try:
-                    rec.start = _perf()  # just before the request is written (see metrics)
-                    conn.send(payload)
-                    self._read(rec, stream)
-                except (_Stale, OSError):
-                    if rec.status:
-                        raise
-                    # The server closed the idle keep-alive connection before answering
-                    # (it had not seen the request): retry once on a fresh connection.
-                    conn.close()
-                    rec.start = 0.0
+            if conn.connected and _closed_while_idle(conn):
+                # The server closed (or reset) the idle keep-alive connection: it never saw
+                # this request, so a fresh connection is not a retry. Once a request is
+                # written, nothing is ever re-sent: every failure counts.
+                conn.close()
             if not conn.connected:
                 conn.connect()
-                rec.start = _perf()
-                conn.send(payload)
-                self._read(rec, stream)
+            rec.start = _perf()  # just before the request is written (see metrics)
+            conn.send(payload)
+            self._read(rec, stream)
         except _Timeout as exc:
             conn.close()
             rec.fail(str(exc), _timeout_message(str(exc), self.config))
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             conn.close()
             if rec.start == 0.0:
                 rec.fail(FailureKind.CONNECT, f"connect timeout after {self.config.connect_timeout} s")
             else:
                 rec.fail(FailureKind.REQUEST_TIMEOUT, "timed out")
-        except (HTTPParseError, _Stale) as exc:
+        except _Stale as exc:
+            conn.close()
+            rec.fail(FailureKind.RESET, str(exc))
+        except HTTPParseError as exc:
             conn.close()
             kind = FailureKind.DROPPED if rec.status else FailureKind.RESET
             rec.fail(kind, f"connection closed mid-response: {exc}")
@@ -149,7 +146,7 @@ class LLMClient:
             raise _Timeout(kind)
         try:
             return self.conn.recv(remaining)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise _Timeout(kind) from None
 
     def _read(self, rec: RequestRecord, stream: bool) -> None:
@@ -309,27 +306,30 @@ class LLMClient:
         except (_Timeout, OSError, HTTPParseError):
             body = b""
             self.conn.close()
-        rec.fail(kind, f"HTTP {rec.status}: {_error_text(body)}")
+        rec.fail(kind, f"HTTP {rec.status}: {error_text(body)}")
 
 
-def _error_text(body: bytes) -> str:
-    if not body.strip():
-        return "(no body)"
+try:  # the real poll/select: with a zero timeout they never block the gevent hub
+    _poll: Any = monkey.get_original("select", "poll")
+except AttributeError:  # no poll (Windows)
+    _poll = None
+_select: Any = monkey.get_original("select", "select")
+
+
+def _closed_while_idle(conn: Connection) -> bool:
+    """True when an idle connection is readable: EOF, a reset or stray bytes, not reusable."""
+    sock = conn.sock
     try:
-        obj = orjson.loads(body)
-        msg = error_message(obj)
-        if msg:
-            return msg
-        if isinstance(obj, dict) and "detail" in obj:  # FastAPI-style servers
-            return _clip(str(obj["detail"]).encode())
-    except orjson.JSONDecodeError:
-        pass
-    text = body.decode("utf-8", "replace")
-    if "<" in text:  # an HTML error page: keep its words, not its markup
-        import re
-
-        text = re.sub(r"<[^>]*>", " ", text)
-    return _clip(" ".join(text.split()).encode())
+        fd = sock.fileno() if sock is not None else -1
+    except OSError:
+        return True
+    if fd < 0:
+        return True
+    if _poll is not None:  # poll, not select: any descriptor number (select stops at 1024)
+        p = _poll()
+        p.register(fd, select.POLLIN | select.POLLPRI)
+        return bool(p.poll(0))
+    return bool(_select([fd], [], [], 0)[0])
 
 
 def _clip(raw: bytes, n: int = 200) -> str:

@@ -19,7 +19,8 @@ __all__ = ["Delta", "close_stop_window"]
 MSG_DONE = "llm_users:done"  # worker -> master: users that finished --requests-per-user
 MSG_FINAL = "llm_users:final"  # worker -> master: the last delta, from the worker's test_stop
 MSG_ABORT = "llm_users:abort"  # worker -> master: every request failing, stop the test
-MSG_KEY = "llm_users:key"  # master -> workers: the API key (Locust's option sync blanks it)
+MSG_SETUP = "llm_users:setup"  # master -> workers at test start: API key (Locust's option sync
+#   blanks it), number of workers, each worker's share of --request-rate
 MSG_RATE = "llm_users:rate"  # master -> workers: this worker's share of the open-loop rate
 MSG_STEP = "llm_users:step"  # master -> workers: the sweep step now running
 REPORT_KEY = "llm_users"  # key of the delta in Locust's periodic worker report

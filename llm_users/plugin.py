@@ -99,6 +99,7 @@ class LLMPlugin:
         self.running = False
         self._init_done = False
         self._master_key = ""  # worker: the API key the master sent
+        self._workers = 1  # worker: how many workers the master had at test start
         self._rate_share: float | None = None  # worker: its share of --request-rate
         self._failing_since: float | None = None  # first failure since the last success
         ev = env.events
@@ -139,7 +140,7 @@ class LLMPlugin:
             runner.register_message(d.MSG_ABORT, self._on_abort_message)
             d.close_stop_window(runner)
         if self.is_worker:
-            runner.register_message(d.MSG_KEY, self._on_key_message)
+            runner.register_message(d.MSG_SETUP, self._on_setup_message)
             runner.register_message(d.MSG_RATE, self._on_rate_message)
             runner.register_message(d.MSG_STEP, self._on_step_message)
             return  # workers get their options from the master, with the first spawn
@@ -174,6 +175,7 @@ class LLMPlugin:
                 log.warning("llm-users: --insecure: TLS certificates are NOT verified")
         # The tokenizer is local to each process that sends requests (not the master).
         counter = load_counter(settings.tokenizer) if settings.tokenizer and not self.is_master else None
+        self.counter = counter
         prompts = self._prompt_source(settings)
         if check_server and settings.preflight and not self.is_worker:
             model = preflight(origin, settings, ssl_context)
@@ -190,9 +192,20 @@ class LLMPlugin:
         if s.dataset:
             from .datasets import load_dataset
 
+            # Sequential: worker i of n sends prompts i, i+n, ... (together: the file once per
+            # pass). Shuffle: every worker the whole file, in an order seeded by its index.
             index = getattr(runner, "worker_index", 0) if self.is_worker else 0
-            return load_dataset(s.dataset, fmt=s.dataset_format, use_output_len=s.dataset_output_len,
-                                order=s.dataset_order, seed=index)  # fmt: skip
+            n = self._workers if self.is_worker and s.dataset_order == "sequential" else 1
+            counter = self.counter if s.dataset_output_len else None
+            return load_dataset(
+                s.dataset,
+                fmt=None if s.dataset_format == "auto" else s.dataset_format,
+                use_output_len=s.dataset_output_len,
+                counter=counter,
+                order=s.dataset_order,
+                seed=index,
+                partition=(index % n, n),
+            )
         if s.input_tokens:
             if self.is_master:  # the master sends nothing; workers build their own
                 return SeedPrompts(s.prompt_type, s.prompt_language)
@@ -230,10 +243,12 @@ class LLMPlugin:
         assert s is not None
         runner = self.env.runner
         if self.is_master:
-            if s.api_key:  # sent before the spawn messages (test_start fires first)
-                runner.send_message(d.MSG_KEY, {"api_key": s.api_key})
-            if s.request_rate:
-                self._send_rate(s.request_rate)
+            # Sent before the spawn messages (test_start fires first), so workers have it
+            # when their own test_start comes.
+            workers = max(1, runner.worker_count)
+            runner.send_message(d.MSG_SETUP, {
+                "api_key": s.api_key, "workers": workers, "rate": s.request_rate / workers,
+            })  # fmt: skip
         else:
             self.lag.take()
             self.lag.start()
@@ -448,8 +463,11 @@ class LLMPlugin:
     def _on_final_message(self, environment: Environment, msg: Any, **_kw: Any) -> None:
         self._merge_from(msg.node_id, msg.data, final=True)
 
-    def _on_key_message(self, environment: Environment, msg: Any, **_kw: Any) -> None:
-        self._master_key = str((msg.data or {}).get("api_key") or "")
+    def _on_setup_message(self, environment: Environment, msg: Any, **_kw: Any) -> None:
+        data = msg.data or {}
+        self._master_key = str(data.get("api_key") or "")
+        self._workers = max(1, int(data.get("workers") or 1))
+        self._rate_share = float(data.get("rate") or 0.0) or None
 
     def _on_done_message(self, environment: Environment, msg: Any, **_kw: Any) -> None:
         self._count_done(int(msg.data.get("n", 1)))

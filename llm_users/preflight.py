@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ConfigError
 from .http import Origin
 from .options import Settings
+from .protocol import ENDPOINTS, error_text
 
 __all__ = ["preflight"]
 
@@ -51,19 +52,7 @@ def _call(origin: Origin, settings: Settings, ssl_context: Any, path: str,
 
 
 def _message(raw: bytes) -> str:
-    try:
-        obj = json.loads(raw)
-        err = obj.get("error") if isinstance(obj, dict) else None
-        if isinstance(err, dict):
-            return str(err.get("message") or err)
-        if err:
-            return str(err)
-        if isinstance(obj, dict) and "detail" in obj:
-            return str(obj["detail"])
-    except ValueError:
-        pass
-    text = " ".join(raw.decode("utf-8", "replace").split())
-    return text[:200] or "(no body)"
+    return error_text(raw, limit=160)
 
 
 def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
@@ -82,21 +71,39 @@ def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
                 f"{_message(raw)[:120]!r}"
             ) from None
     elif status == 404:
-        log.warning("llm-users: %s has no GET /v1/models; using --model %r", origin, settings.model)
+        log.warning("llm-users: %s has no GET /v1/models; checking %s with one request",
+                    origin, settings.endpoint)  # fmt: skip
     else:
         raise ConfigError(f"GET {origin}/v1/models failed with HTTP {status}: {_message(raw)}")
 
     model = settings.model or (models[0] if models else "")
-    if settings.model and models and settings.model not in models:
-        from .protocol import ENDPOINTS
-
-        ep = ENDPOINTS[settings.endpoint]
-        body = ep.body("ping", model=settings.model, max_tokens=1, stream=False,
-                       stream_usage=False, system_prompt=None, extra={})  # fmt: skip
-        status, raw = _call(origin, settings, ssl_context, ep.path, body)
-        if status in (400, 404):
-            raise ConfigError(
-                f"the server does not know --model {settings.model!r} (HTTP {status}): "
-                f"{_message(raw)}; it lists: {', '.join(models[:5])}"
-            )
-    return model
+    unknown = bool(settings.model and models and settings.model not in models)
+    if status == 200 and not unknown:
+        return model
+    # No model list, or a --model the list lacks: one tiny real request tells.
+    ep = ENDPOINTS[settings.endpoint]
+    body = ep.body("ping", model=model, max_tokens=1, stream=False, stream_usage=False,
+                   system_prompt=None, extra={})  # fmt: skip
+    status, raw = _call(origin, settings, ssl_context, ep.path, body)
+    if status == 200:
+        try:
+            ok = isinstance(json.loads(raw).get("choices"), list)
+        except (ValueError, AttributeError):
+            ok = False
+        if ok:
+            return model
+        raise ConfigError(
+            f"{origin} does not look OpenAI-compatible: POST {ep.path} answered "
+            f"{_message(raw)[:120]!r}"
+        )
+    if unknown and status in (400, 404, 422):
+        raise ConfigError(
+            f"the server does not know --model {settings.model!r} (HTTP {status}): "
+            f"{_message(raw)}; it lists: {', '.join(models[:5])}"
+        )
+    if status in (401, 403):
+        raise ConfigError(f"the server refused the API key (HTTP {status}): {_message(raw)}")
+    raise ConfigError(
+        f"{origin} does not look OpenAI-compatible: POST {ep.path} answered HTTP {status}: "
+        f"{_message(raw)[:160]} (--preflight off skips this check)"
+    )

@@ -6,10 +6,12 @@ request goes and how generated text is taken out of a streamed chunk or a full r
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["CHAT", "COMPLETIONS", "ENDPOINTS", "Chunk", "Endpoint", "error_message"]
+__all__ = ["CHAT", "COMPLETIONS", "ENDPOINTS", "Chunk", "Endpoint", "error_message", "error_text"]
 
 
 class Chunk(NamedTuple):
@@ -131,3 +133,24 @@ def error_message(obj: Any) -> str | None:
         code = err.get("code")
         return f"{msg} (code {code})" if code not in (None, "") else str(msg)
     return str(err)
+
+
+def error_text(body: bytes, limit: int = 200) -> str:
+    """A readable one-line message from an HTTP error body: JSON error, FastAPI detail, HTML."""
+    if not body.strip():
+        return "(no body)"
+    try:
+        obj = json.loads(body)
+        msg = error_message(obj)
+        if msg:
+            return msg[:limit]
+        if isinstance(obj, dict) and "detail" in obj:  # FastAPI-style servers
+            return str(obj["detail"])[:limit]
+    except ValueError:
+        pass
+    text = body.decode("utf-8", "replace")
+    if "<" in text:  # an HTML error page: keep its words, not its markup
+        text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
+        text = re.sub(r"<[^>]*>", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -18,6 +18,10 @@ def load_counter(name: str) -> Callable[[str], int]:
     Loading is slow (hundreds of ms): call it before any user starts, never in a task.
     Special tokens are not added: only the generated text is counted, as the seed does.
     """
+    # "org/name" is a hub name; an absolute or relative path must exist here
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_like_path and not os.path.isdir(os.path.expanduser(name)):
+        raise ConfigError(f"--tokenizer folder {name!r} does not exist")
     try:
         from transformers import AutoTokenizer  # heavy import: only when --tokenizer is used
 

@@ -1,0 +1,89 @@
+"""Bad input is refused before the test starts: one line naming the problem, exit code 2."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+
+from tests.helpers import run_locust
+
+pytestmark = pytest.mark.e2e
+
+
+def _refused(*args: str, host: str) -> str:
+    proc = run_locust("--headless", "-u", "1", "-r", "1", "--requests-per-user", "1",
+                      "--host", host, *args, timeout=60)  # fmt: skip
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert "/v1/chat/completions" not in proc.stdout  # no request was sent, no stats table
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def sim_url():
+    from llm_users.simulator import SimulatorProcess
+
+    with SimulatorProcess(ttft_ms=1, itl_ms=1, output_tokens=4) as sim:
+        yield sim.url
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--prompt-type", "7"], "argument --prompt-type: invalid choice: '7'"),
+        (["--requests-per-user", "-1"], "--requests-per-user must be >= 0, got -1"),
+        (["--max-tokens", "-5"], "--max-tokens must be >= 0, got -5"),
+        (["--extra-body", "{bad"], "--extra-body is not valid JSON"),
+        (["--extra-body", "[1, 2]"], "--extra-body must be a JSON object, got '[1, 2]'"),
+        (["--slo", "ttft=5"], "--slo must look like ttft_ms=500"),
+        (["--slo", "ttft_ms=fast"], "--slo ttft_ms needs a number of ms, got 'fast'"),
+        (["--slo-target", "150", "--slo", "ttft_ms=5"], "--slo-target is a percentage"),
+        (["--request-rate", "-2"], "--request-rate must be >= 0"),
+        (["--tokenizer", "/no/such/tokenizer"], "--tokenizer folder '/no/such/tokenizer' does not exist"),
+        (["--dataset", "/no/such/file.jsonl"], "--dataset file not found: '/no/such/file.jsonl'"),
+        (["--header", "NoColon"], "--header must look like 'Name: value', got 'NoColon'"),
+        (["--input-tokens", "10"], "--input-tokens 10 needs --tokenizer"),
+        (["--model", "not-a-model"], "the server does not know --model 'not-a-model' (HTTP 404): "
+                                     "The model `not-a-model` does not exist."),
+    ],
+)  # fmt: skip
+def test_bad_options(sim_url, args, expected):
+    assert expected in _refused(*args, host=sim_url)
+
+
+def test_malformed_dataset_names_the_line(sim_url, tmp_path):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "ok"}\n{"prompt": "ok too"}\n{"prompt": \n')
+    line = _refused("--dataset", str(path), host=sim_url)
+    assert f"{path}:3" in line or "prompts.jsonl:3" in line
+
+
+def test_unloadable_tokenizer_folder(sim_url, tmp_path):
+    (tmp_path / "tokenizer.json").write_text("{not json")
+    line = _refused("--tokenizer", str(tmp_path), host=sim_url)
+    assert f"--tokenizer folder {str(tmp_path)!r} cannot be loaded" in line
+
+
+def test_unreachable_host():
+    line = _refused(host="http://127.0.0.1:1")
+    assert "cannot reach the server at http://127.0.0.1:1" in line and "refused" in line
+
+
+def test_bad_host_url():
+    assert "--host must be an http:// or https:// URL" in _refused(host="ftp://example.invalid")
+
+
+def test_not_openai_compatible():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        line = _refused(host=f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+    assert "does not look OpenAI-compatible: POST /v1/chat/completions answered HTTP 501" in line
+    assert "<" not in line  # the HTML error page is reduced to its words
