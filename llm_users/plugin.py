@@ -99,6 +99,7 @@ class LLMPlugin:
         self.running = False
         self._init_done = False
         self._master_key = ""  # worker: the API key the master sent
+        self._startup_key = ""  # master/local: the key of the command line or environment
         self._workers = 1  # worker: how many workers the master had at test start
         self._rate_share: float | None = None  # worker: its share of --request-rate
         self._failing_since: float | None = None  # first failure since the last success
@@ -110,6 +111,7 @@ class LLMPlugin:
         ev.test_stop.add_listener(self._on_test_stop)
         ev.quitting.add_listener(self._on_quitting)
         ev.spawning_complete.add_listener(self._on_spawning_complete)
+        ev.reset_stats.add_listener(self._on_reset_stats)
         ev.report_to_master.add_listener(self._on_report_to_master)
         ev.worker_report.add_listener(self._on_worker_report)
 
@@ -147,6 +149,8 @@ class LLMPlugin:
         if self.env.parsed_options is None:
             return
         try:
+            # The web form always posts the (masked, empty) key field: keep the start-up key.
+            self._startup_key = Settings.from_options(self.env.parsed_options).api_key
             settings = self.configure(check_server=self.headless)
             self._apply_sweep_start(settings)
         except ConfigError as exc:
@@ -163,7 +167,7 @@ class LLMPlugin:
     def configure(self, check_server: bool) -> Settings:
         """Build settings from the options; load what the hot path needs; check the server."""
         opts = self.env.parsed_options
-        settings = Settings.from_options(opts, master_key=self._master_key)
+        settings = Settings.from_options(opts, master_key=self._master_key or self._startup_key)
         host = self.env.host or (getattr(opts, "host", None) if opts is not None else None)
         if not host:
             raise ConfigError("no --host given (the server's base URL, e.g. http://127.0.0.1:8000)")
@@ -181,7 +185,9 @@ class LLMPlugin:
             model = preflight(origin, settings, ssl_context)
             if model != settings.model and opts is not None:
                 opts.model = model  # reaches the workers with the spawn message
-                settings = Settings.from_options(opts, master_key=self._master_key)
+                settings = Settings.from_options(
+                    opts, master_key=self._master_key or self._startup_key
+                )
         self.settings, self.origin, self.ssl_context = settings, origin, ssl_context
         self.counter, self.prompts = counter, prompts
         return settings
@@ -486,6 +492,12 @@ class LLMPlugin:
         state["final"] = state["final"] or final
 
     # -- the end -----------------------------------------------------------------------
+    def _on_reset_stats(self, **_kw: Any) -> None:
+        """Locust's "Reset stats" resets the LLM figures too (workers send deltas: no reset)."""
+        if not self.is_worker:
+            self.total = Aggregate()
+            self.steps = {}
+
     def _on_spawning_complete(self, user_count: int, **_kw: Any) -> None:
         self.peak_users = max(self.peak_users, user_count)
 
@@ -520,7 +532,8 @@ class LLMPlugin:
             met = goodput["percent"] is not None and goodput["percent"] >= s.slo_target
             environment.process_exit_code = 0 if met else EXIT_SLO
 
-    def run_info(self) -> RunInfo:
+    def run_info(self, final: bool = True) -> RunInfo:
+        """Facts for the summary; ``final=False`` for live views (no end-of-run warnings)."""
         s = self.settings
         assert s is not None
         runner = self.env.runner
@@ -551,7 +564,7 @@ class LLMPlugin:
             extra["aborted"] = self.abort_reason
             notes.append(f"the test was stopped: {self.abort_reason}")
         if self.is_master:
-            extra["workers"] = self._worker_notes(notes)
+            extra["workers"] = self._worker_notes(notes if final else [])
         if s.slo:
             extra["slo"] = dict(s.slo)
             extra["slo_target"] = s.slo_target or None

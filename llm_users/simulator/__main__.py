@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+from typing import Any
 
 from .config import SimConfig, add_arguments, from_namespace
 
@@ -22,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config-json", help="knobs as a JSON object; flags override it")
     parser.add_argument("--write-tokenizer", metavar="DIR", help="write the tokenizer and exit")
     parser.add_argument("--cpu", help="pin to these CPUs, comma-separated (benchmarks)")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     parser.add_argument(
         "--watch-stdin", action="store_true", help="exit when stdin closes (parent died)"
     )
@@ -29,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(cfg: SimConfig, host: str, port: int, watch_stdin: bool = False) -> None:
+async def serve(cfg: SimConfig, host: str, port: int, watch_stdin: bool = False,
+                ssl_context: Any = None) -> None:  # fmt: skip
     """Serve until SIGINT/SIGTERM (or stdin EOF); announce the bound URL on stdout."""
     from aiohttp import web
 
@@ -37,10 +41,11 @@ async def serve(cfg: SimConfig, host: str, port: int, watch_stdin: bool = False)
 
     runner = web.AppRunner(build_app(cfg), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096)
+    site = web.TCPSite(runner, host, port, backlog=4096, ssl_context=ssl_context)
     await site.start()
     bound = runner.addresses[0][1]
-    print(f"listening on http://{host}:{bound}", flush=True)
+    scheme = "https" if ssl_context is not None else "http"
+    print(f"listening on {scheme}://{host}:{bound}", flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -88,7 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.cpu:
         os.sched_setaffinity(0, {int(c) for c in args.cpu.split(",")})
-    asyncio.run(serve(cfg, args.host, args.port, args.watch_stdin))
+    ssl_context = None
+    if args.tls_cert:
+        import ssl
+
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+    asyncio.run(serve(cfg, args.host, args.port, args.watch_stdin, ssl_context))
     return 0
 
 

@@ -35,6 +35,7 @@ class SimConfig:
     """Server behaviour; times in milliseconds. Immutable: updates make a new instance."""
 
     model_name: str = "sim-model"
+    api_key: str = ""  # when set, /v1/* answers 401 unless "Authorization: Bearer <api_key>"
     # Generation timing and length.
     ttft_ms: float = 50.0
     itl_ms: float = 10.0

@@ -43,6 +43,7 @@ class SimulatorProcess:
         cpu: int | Iterable[int] | None = None,
         startup_timeout: float = 20.0,
         env: dict[str, str] | None = None,
+        tls: tuple[str, str] | None = None,
         **knobs: Any,
     ) -> None:
         SimConfig.from_dict(knobs)  # fail fast, in the caller, on a bad knob
@@ -52,6 +53,8 @@ class SimulatorProcess:
         self._requested_port = port
         self._cpu = [cpu] if isinstance(cpu, int) else (list(cpu) if cpu is not None else None)
         self._env = env
+        self._tls = tls  # (cert.pem, key.pem): serve HTTPS
+        self.scheme = "https" if tls else "http"
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self.port = 0
@@ -59,7 +62,7 @@ class SimulatorProcess:
     @property
     def url(self) -> str:
         """Base URL without a trailing slash, e.g. ``http://127.0.0.1:41234``."""
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -72,6 +75,8 @@ class SimulatorProcess:
         cmd.append("--watch-stdin")  # the child exits if we die without stopping it
         if self._cpu is not None:
             cmd += ["--cpu", ",".join(str(c) for c in self._cpu)]
+        if self._tls is not None:
+            cmd += ["--tls-cert", self._tls[0], "--tls-key", self._tls[1]]
         return cmd
 
     def start(self) -> SimulatorProcess:
@@ -150,8 +155,16 @@ class SimulatorProcess:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Content-Type", "application/json")
+        opener = _OPENER
+        if self.scheme == "https":  # the test's own self-signed server: the control plane only
+            import ssl
+
+            ctx = ssl._create_unverified_context()
+            opener = urllib.request.build_opener(
+                urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
+            )
         try:
-            with _OPENER.open(req, timeout=30) as resp:
+            with opener.open(req, timeout=30) as resp:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")

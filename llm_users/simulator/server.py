@@ -25,7 +25,7 @@ JSON = "application/json"
 
 def build_app(config: SimConfig) -> web.Application:
     """A fresh application serving ``config`` (changeable at runtime via /sim/config)."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_auth])
     app[STATE] = SimState(config)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
@@ -37,6 +37,18 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_get("/sim/config", sim_config)
     app.router.add_post("/sim/config", sim_config)
     return app
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    """OpenAI-style key check on /v1/*, when the config has a key (the message never echoes it)."""
+    key = request.app[STATE].config.api_key
+    if key and request.path.startswith("/v1/"):
+        if request.headers.get("Authorization", "") != f"Bearer {key}":
+            err = {"message": "Incorrect API key provided.", "type": "invalid_request_error",
+                   "code": "invalid_api_key"}  # fmt: skip
+            return _json({"error": err}, status=401)
+    return await handler(request)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

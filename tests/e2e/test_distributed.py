@@ -136,3 +136,22 @@ def test_a_dead_worker_is_reported_not_hidden(simulator, tmp_path):
     assert len(lost) == 1
     assert any("sent no final report" in n and lost[0] in n for n in s.get("notes", []))
     assert "sent no final report" in out
+
+
+def test_open_loop_rate_is_for_the_whole_test_and_poisson(simulator, tmp_path):
+    sim = simulator(ttft_ms=5, itl_ms=1, output_tokens=3)
+    c = Cluster(tmp_path, sim.url, ["--headless", "-u", "16", "-r", "16", "--stream",
+                                   "--request-rate", "60", "-t", "8s", "--stop-timeout", "5"])
+    code, out = c.wait()
+    s = c.result()
+    arrivals = sorted(r["received_at"] for r in sim.records())
+    # drop the first second (users spawning) and look at the steady part
+    steady = [t for t in arrivals if arrivals[0] + 1.0 <= t <= arrivals[-1]]
+    gaps = [b - a for a, b in zip(steady, steady[1:], strict=False)]
+    rate = len(gaps) / (steady[-1] - steady[0])
+    mean_gap = sum(gaps) / len(gaps)
+    cv = (sum((g - mean_gap) ** 2 for g in gaps) / len(gaps)) ** 0.5 / mean_gap
+    assert 50 <= rate <= 70, rate  # 60/s for the whole test: 30/s per worker, not 60 each
+    assert 0.8 <= cv <= 1.2, cv  # Poisson arrivals: coefficient of variation near 1
+    assert s["requests"] == sim.stats()["completed"]
+    assert len(s["workers"]) == 2

@@ -1,0 +1,285 @@
+"""The plugin in Locust's web UI: an "LLM" tab, an /llm page with charts, JSON and CSV.
+
+The tab's rows ride in Locust's ``/stats/requests`` JSON (``extended_stats``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from flask import Blueprint, Response, jsonify, request, send_file
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
+
+from .histogram import PERCENTILES
+from .summary import seed_lines, summary_dict
+
+if TYPE_CHECKING:
+    from .plugin import LLMPlugin
+
+__all__ = ["LLMWebView", "install_web_ui"]
+
+TAB = "llm"
+PAGE = Path(__file__).with_name("webui") / "llm.html"
+SAMPLE_S = 2.0  # chart resolution
+MASTER_WINDOW_S = 6.0  # workers report every ~3 s: a shorter window would alias
+MAX_POINTS = 3600  # two hours at SAMPLE_S; memory stays bounded
+STOP_WAIT_S = 5.0
+TEXT_TYPES = ("application/json", "text/html", "text/csv", "text/plain")
+HEAD = (
+    ("mode", "Mode"),
+    ("model", "Model"),
+    ("concurrency", "Users"),
+    ("requests", "Requests (ok)"),
+    ("failures", "Failures"),
+)
+RATES = (
+    ("output_tokens_per_s", "Output tokens/s"),
+    ("requests_per_s", "Requests/s"),
+    ("duration_s", "Duration (s)"),
+)
+DISTS = (
+    ("ttft_ms", "TTFT (ms)"),
+    ("itl_ms", "ITL (ms)"),
+    ("tpot_ms", "TPOT (ms)"),
+    ("e2e_ms", "E2E (ms)"),
+    ("latency_ms", "Latency (ms)"),
+)
+SEED = (
+    ("average_first_token_latency_ms", "Average first token latency (ms)"),
+    ("average_follow_latency_ms", "Average follow latency (ms)"),
+    ("average_follow_tokens", "Average follow tokens"),
+    ("follow_throughput_tokens_per_s", "Follow throughput (tokens/s)"),
+    ("average_latency_ms", "Average latency (ms)"),
+    ("average_tokens", "Average tokens"),
+    ("throughput_tokens_per_s", "Throughput (tokens/s)"),
+)
+COLUMNS = [("figure", "Figure"), ("value", "Value / count"), ("mean", "Mean")]
+COLUMNS += [(f"p{p}", f"p{p}") for p in PERCENTILES] + [("max", "Max")]
+
+
+def install_web_ui(plugin: LLMPlugin) -> LLMWebView:
+    """Add the LLM tab, the /llm page and its routes to this Environment's web UI."""
+    return LLMWebView(plugin).install()
+
+
+def _fmt(x: Any) -> str:
+    if x is None or x == "":
+        return "-"
+    return f"{x:.2f}" if isinstance(x, float) else str(x)
+
+
+def _row(figure: str, value: Any) -> dict[str, str]:
+    return {"figure": figure, "value": _fmt(value)}
+
+
+def table_rows(s: dict[str, Any], status: str) -> list[dict[str, str]]:
+    """The tab's rows (no "name" key: the UI sorts by it, and these have a reading order)."""
+    rows = [_row("Status", status)]
+    if not s:
+        return rows
+    rows += [_row(label, s[key]) for key, label in HEAD]
+    rows += [_row(f"Failures: {kind}", n) for kind, n in s["failures_by_kind"].items()]
+    rows += [_row(label, s[key]) for key, label in RATES]
+    for key, label in DISTS:
+        d = s.get(key)
+        if d:
+            cells = {k: _fmt(d[k]) for k, _ in COLUMNS[2:]}
+            rows.append({"figure": label, "value": _fmt(d["count"]), **cells})
+    rows += [_row(label, s[key]) for key, label in SEED if key in s]
+    rows.append(_row("Charts, final summary", "the /llm page (links under Download Data)"))
+    return rows
+
+
+def csv_rows(s: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """One (figure, value) row per figure; nested figures get dotted names."""
+    out: list[tuple[str, str]] = []
+    for key, value in s.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += csv_rows(value, name + ".")
+        elif isinstance(value, list):
+            out.append((name, "; ".join(map(str, value))))
+        else:
+            out.append((name, "" if value is None else str(value)))
+    return out
+
+
+class LLMWebView:
+    """Live and final LLM figures for the web UI, plus a bounded time series for charts."""
+
+    def __init__(self, plugin: LLMPlugin) -> None:
+        self.plugin = plugin
+        self.env = plugin.env
+        # (wall time, output tokens, TTFT sum, TTFT n, latency sum, latency n), cumulative
+        self.points: deque[tuple[float, float, float, int, float, int]] = deque(maxlen=MAX_POINTS)
+        self._cached: tuple[float, dict[str, Any]] = (0.0, {})
+        self.active = False  # between our test_start and test_stop listeners
+
+    def install(self) -> LLMWebView:
+        web_ui = self.env.web_ui
+        assert web_ui is not None and web_ui.app is not None
+        web_ui.template_args.update(
+            extended_tabs=[{"key": TAB, "title": "LLM"}],
+            extended_tables=[
+                {"key": TAB, "structure": [{"key": k, "title": t} for k, t in COLUMNS]}
+            ],
+            extended_csv_files=[
+                {"href": "./llm/summary.csv", "title": "Download LLM summary CSV"},
+                {"href": "./llm/summary.json", "title": "Download LLM summary JSON"},
+                {"href": "./llm", "title": "LLM charts and final summary"},
+            ],
+        )
+        opts = self.env.parsed_options
+        bp = Blueprint("llm_users", __name__, url_prefix=getattr(opts, "web_base_path", None))
+        auth = web_ui.auth_required_if_enabled
+        bp.add_url_rule("/llm", "page", auth(self.page))
+        bp.add_url_rule("/llm/summary.json", "summary_json", auth(self.summary_json))
+        bp.add_url_rule("/llm/summary.csv", "summary_csv", auth(self.summary_csv))
+        bp.add_url_rule("/llm/state.json", "state_json", auth(self.state_json))
+        web_ui.app.register_blueprint(bp)
+        web_ui.app.after_request(self._after_request)
+        ev = self.env.events
+        ev.test_start.add_listener(self._on_test_start)  # after the plugin's: total is fresh
+        ev.test_stop.add_listener(self._on_test_stop)  # after the plugin's: the final summary
+        gevent.spawn(self._sampler)
+        return self
+
+    # -- figures ---------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        runner = self.env.runner
+        return getattr(runner, "state", "") or ""
+
+    def status(self) -> str:
+        if self.plugin.last_summary is not None:
+            return "final"
+        return "live" if self.active and self.plugin.settings is not None else "idle"
+
+    def summary(self) -> dict[str, Any]:
+        """The final summary after a test, the live one during it; {} before any."""
+        p = self.plugin
+        if p.last_summary is not None:
+            return p.last_summary
+        if self.status() != "live":
+            return {}
+        now = time.monotonic()
+        if now - self._cached[0] > 1.0:  # several pollers share one computation
+            self._cached = (now, summary_dict(p.total, p.run_info(final=False)))
+        return self._cached[1]
+
+    def seed_text(self) -> list[str]:
+        p = self.plugin
+        if self.status() == "idle" or p.settings is None:
+            return []
+        return seed_lines(p.total, p.run_info(final=False))
+
+    def series(self) -> dict[str, list[Any]]:
+        """Per-window TTFT (or latency) mean and output tokens/s, from cumulative samples."""
+        window = MASTER_WINDOW_S if isinstance(self.env.runner, MasterRunner) else SAMPLE_S
+        pts = list(self.points)
+        out: dict[str, list[Any]] = {"t": [], "tokens_per_s": [], "ttft_ms": [], "latency_ms": []}
+        for i in range(1, len(pts)):
+            j = i - 1
+            while j > 0 and pts[i][0] - pts[j][0] < window - 0.1:
+                j -= 1
+            (t, tok, ts, tn, ls, ln), (t0, tok0, ts0, tn0, ls0, ln0) = pts[i], pts[j]
+            out["t"].append(t)
+            out["tokens_per_s"].append((tok - tok0) / (t - t0) if t > t0 else None)
+            out["ttft_ms"].append((ts - ts0) / (tn - tn0) if tn > tn0 else None)
+            out["latency_ms"].append((ls - ls0) / (ln - ln0) if ln > ln0 else None)
+        return out
+
+    def _sample(self) -> None:
+        agg = self.plugin.total
+        s, c = agg.sums, agg.counts
+        self.points.append((time.time(), s["output_tokens"], s["ttft_ms"], c["stream_ok"],
+                            s["latency_ms"], c["nonstream_ok"]))  # fmt: skip
+
+    def _sampler(self) -> None:
+        while True:
+            gevent.sleep(SAMPLE_S)
+            if self.active:
+                self._sample()
+
+    def _on_test_start(self, **_kw: Any) -> None:
+        self.points.clear()
+        self._cached = (0.0, {})
+        self.active = True
+        self._sample()
+
+    def _on_test_stop(self, **_kw: Any) -> None:
+        self._sample()
+        self.active = False
+
+    # -- routes ----------------------------------------------------------------------------
+    def page(self) -> Response:
+        return send_file(PAGE, mimetype="text/html", max_age=0)
+
+    def summary_json(self) -> Response:
+        return jsonify(self.summary())
+
+    def summary_csv(self) -> Response:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(("figure", "value"))
+        writer.writerows(csv_rows(self.summary()))
+        resp = Response(buf.getvalue(), mimetype="text/csv")
+        resp.headers["Content-Disposition"] = "attachment; filename=llm_summary.csv"
+        return resp
+
+    def state_json(self) -> Response:
+        return jsonify(
+            status=self.status(), locust_state=self.state, summary=self.summary(),
+            seed_lines=self.seed_text(), series=self.series(),
+        )  # fmt: skip
+
+    def _after_request(self, response: Response) -> Response:
+        if request.endpoint == "locust.request_stats":
+            self._extend_stats(response)
+        return self._scrub(response)
+
+    def _extend_stats(self, response: Response) -> None:
+        data = response.get_json(silent=True)
+        if not isinstance(data, dict):
+            return
+        if data.get("state") in (STATE_STOPPING, STATE_CLEANUP, STATE_STOPPED):
+            self._wait_stopped()
+            data["state"] = self.state
+            data["user_count"] = getattr(self.env.runner, "user_count", 0)
+        data["extended_stats"] = [{"key": TAB, "data": table_rows(self.summary(), self.status())}]
+        response.set_data(json.dumps(data))
+
+    def _wait_stopped(self) -> None:
+        """Hold a poll that caught the runner stopping until test_stop has run (bounded)."""
+        # The UI polls only while spawning/running: a poll answered "stopping" (or "stopped"
+        # before the master's test_stop) is its last, and would leave pre-final figures.
+        deadline = time.monotonic() + STOP_WAIT_S
+        while self.active and time.monotonic() < deadline:
+            gevent.sleep(0.1)
+
+    def _scrub(self, response: Response) -> Response:
+        """Belt and braces: no API key in anything the web UI serves, whatever echoed it."""
+        if response.direct_passthrough or response.mimetype not in TEXT_TYPES:
+            return response
+        body = response.get_data()
+        for key in self._secrets():
+            if key.encode() in body:
+                body = body.replace(key.encode(), b"***")
+                response.set_data(body)
+        return response
+
+    def _secrets(self) -> set[str]:
+        opts = self.env.parsed_options
+        keys = {getattr(getattr(opts, "api_key", None), "value", "") or ""}
+        keys |= {os.environ.get("OPENAI_API_KEY", ""), os.environ.get("LOCUST_API_KEY", "")}
+        if self.plugin.settings is not None:
+            keys.add(self.plugin.settings.api_key)
+        return {k for k in keys if len(k) >= 8}  # a shorter one would mangle the page

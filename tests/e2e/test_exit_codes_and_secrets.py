@@ -1,0 +1,69 @@
+"""Exit codes for CI gating, and the API key never appearing in any output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import run_locust
+
+pytestmark = pytest.mark.e2e
+
+KEY = "sk-test-SECRET-0123456789abcdef"
+
+
+@pytest.mark.parametrize(("limit", "code"), [("ttft_ms=500", 0), ("ttft_ms=1", 3)])
+def test_slo_target_sets_the_exit_code(simulator, limit, code, tmp_path):
+    sim = simulator(ttft_ms=20, itl_ms=2, output_tokens=5)
+    out = tmp_path / "s.json"
+    proc = run_locust("--headless", "-u", "2", "-r", "2", "--host", sim.url, "--stream",
+                      "--requests-per-user", "3", "--slo", limit, "--slo-target", "90",
+                      "--summary-json", str(out))  # fmt: skip
+    assert proc.returncode == code, proc.stderr[-2000:]
+    goodput = json.loads(out.read_text())["goodput"]
+    assert goodput["percent"] == (100.0 if code == 0 else 0.0)
+
+
+def test_every_request_failing_stops_the_test(simulator):
+    sim = simulator(fault="http_error", error_status=503)
+    proc = run_locust("--headless", "-u", "2", "-r", "2", "--host", sim.url, "-t", "60s",
+                      "--max-failing-seconds", "1.5", timeout=40)  # fmt: skip
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert "every request failed for 1.5 s" in proc.stdout + proc.stderr
+
+
+def test_the_key_never_appears_in_any_output(simulator, tmp_path):
+    sim = simulator(ttft_ms=2, itl_ms=1, output_tokens=4, api_key=KEY)
+    files = {
+        "summary": tmp_path / "summary.json",
+        "records": tmp_path / "records.jsonl",
+        "html": tmp_path / "report.html",
+        "locust_html": tmp_path / "locust.html",
+        "log": tmp_path / "locust.log",
+    }
+    proc = run_locust(
+        "--headless", "-u", "2", "-r", "2", "--host", sim.url, "--stream", "--print-requests",
+        "--requests-per-user", "3", "--api-key", KEY, "--summary-json", str(files["summary"]),
+        "--records", str(files["records"]), "--html-report", str(files["html"]),
+        "--html", str(files["locust_html"]), "--csv", str(tmp_path / "stats"),
+        "--logfile", str(files["log"]), "--loglevel", "DEBUG",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(files["summary"].read_text())["requests"] == 6  # the key was accepted
+    outputs = {"stdout": proc.stdout, "stderr": proc.stderr}
+    outputs.update({name: p.read_text() for name, p in files.items()})
+    outputs.update({p.name: p.read_text() for p in tmp_path.glob("stats*.csv")})
+    assert len(outputs) >= 9
+    for name, text in outputs.items():
+        assert KEY not in text, name
+        assert KEY[8:] not in text, name  # not even a part of it
+
+
+def test_wrong_key_is_refused_before_the_test(simulator):
+    sim = simulator(api_key=KEY)
+    proc = run_locust("--headless", "-u", "1", "--host", sim.url, "--requests-per-user", "1",
+                      env={"OPENAI_API_KEY": "sk-wrong"})  # fmt: skip
+    assert proc.returncode == 2
+    assert "the server refused the API key (HTTP 401)" in proc.stderr
+    assert "sk-wrong" not in proc.stdout + proc.stderr

@@ -1,0 +1,194 @@
+"""The web UI in headless Chromium: the start form, the live LLM tab, the final summary, no key.
+
+A real `locust` (web UI, no --headless) against the built-in simulator, driven by Playwright
+with Debian's /usr/bin/chromium (scripts/install-browser.sh); Playwright never downloads one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_users.simulator import SimulatorProcess
+from tests.helpers import ROOT, locust_cmd
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+CLI_KEY, ENV_KEY = "sk-test-SECRET", "sk-env-SECRET-2"
+LEAK = "SECRET"  # in both keys, and in nothing else the UI serves
+PLUGIN_OPTIONS = ("promptType", "maxTokens", "stream", "tokenizer", "model", "requestsPerUser")
+SEED_ROWS = {
+    "Average first token latency (ms)": "average_first_token_latency_ms",
+    "Average follow latency (ms)": "average_follow_latency_ms",
+    "Average follow tokens": "average_follow_tokens",
+    "Follow throughput (tokens/s)": "follow_throughput_tokens_per_s",
+}
+ROUTES = (
+    "", "stats/requests", "llm", "llm/summary.json", "llm/summary.csv", "llm/state.json",
+    "exceptions", "tasks", "logs", "stats/requests/csv", "stats/failures/csv", "stats/report",
+)  # fmt: skip
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> str:
+    with _OPENER.open(url, timeout=10) as resp:
+        return resp.read().decode()
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "locust exited before its web UI came up"
+        try:
+            _get(url)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"no web UI at {url} within {timeout:g} s")
+
+
+def _poll(page: Any, fn: Any, timeout_s: float, what: str) -> Any:
+    """Re-evaluate ``fn()`` until truthy; waits in the browser's own loop, bounded."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        page.wait_for_timeout(250)
+
+
+def _tab_rows(page: Any) -> dict[str, str]:
+    """The LLM tab's table: figure -> "Value / count" cell."""
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('table tbody tr')]
+            .map(r => [r.cells[0].innerText.trim(), (r.cells[1] || {}).innerText]))"""
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.timeout(60)
+def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"{CHROMIUM} missing: run scripts/install-browser.sh")
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/"
+    log = tmp_path / "locust.log"
+    env = dict(os.environ, OPENAI_API_KEY=ENV_KEY, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    cmd = locust_cmd("--web-host", "127.0.0.1", "--web-port", str(port), "--stream",
+                     "--api-key", CLI_KEY)  # fmt: skip
+    # The server wants the command-line key: the form's empty key field must not replace it.
+    with SimulatorProcess(ttft_ms=50, itl_ms=10, output_tokens=40, api_key=CLI_KEY) as sim, \
+            log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=ROOT)  # fmt: skip
+        try:
+            _wait_http(base, proc, timeout=20)
+            with sync_playwright() as pw:
+                ctx = pw.chromium.launch_persistent_context(
+                    tempfile.mkdtemp(dir=tmp_path), executable_path=CHROMIUM, headless=True,
+                    args=CHROMIUM_ARGS,
+                )  # fmt: skip
+                try:
+                    _drive(ctx, base, sim)
+                finally:
+                    ctx.close()
+            for route in ROUTES:
+                assert LEAK not in _get(base + route), f"API key served by /{route}"
+        except BaseException:
+            print(log.read_text(errors="replace")[-4000:])  # shown by pytest on failure
+            raise
+        finally:
+            _stop(proc)
+
+
+def _drive(ctx: Any, base: str, sim: SimulatorProcess) -> None:
+    ctx.set_default_timeout(10_000)
+    page = ctx.new_page()
+    page.goto(base)
+
+    # The start form: the plugin's options are there; the key input is a blank password.
+    page.get_by_role("button", name="Custom parameters").click()
+    for name in PLUGIN_OPTIONS:
+        assert page.locator(f"[name={name}]").is_visible(), f"option {name} not in the form"
+    assert page.locator("input[name=stream]").is_checked()  # --stream on the command line
+    key = page.locator("input[name=apiKey]")
+    assert key.get_attribute("type") == "password"
+    assert key.input_value() == "" and not key.get_attribute("value")
+    assert LEAK not in page.content()
+    page.fill("input[name=userCount]", "4")
+    page.fill("input[name=spawnRate]", "4")
+    page.fill("input[name=host]", sim.url)
+    page.get_by_role("button", name="Start").click()
+
+    # Live: the LLM tab's request count grows while the test runs.
+    page.get_by_role("tab", name="LLM").click()
+
+    def requests_ok() -> int:
+        return int(_tab_rows(page).get("Requests (ok)") or 0)
+
+    first = _poll(page, requests_ok, 15, "a first request in the LLM tab")
+    assert _tab_rows(page)["Status"] == "live"
+    _poll(page, lambda: requests_ok() > first, 10, "the LLM tab's request count to grow")
+    assert LEAK not in page.content()
+
+    # Stop: the tab keeps the final figures, the same as /llm/summary.json and the CSV.
+    page.get_by_role("button", name="Stop").click()
+    rows = _poll(page, lambda: (r := _tab_rows(page)).get("Status") == "final" and r, 15,
+                 "the final summary in the LLM tab")  # fmt: skip
+    summary = json.loads(_get(base + "llm/summary.json"))
+    assert summary["mode"] == "streaming" and summary["failures"] == 0
+    assert int(rows["Requests (ok)"]) == summary["requests"] > first
+    assert summary["requests"] <= sim.stats()["completed"]
+    assert summary["average_follow_tokens"] == 39.0  # 40 tokens, the first one is not "follow"
+    for label, key_name in SEED_ROWS.items():
+        assert rows[label] == f"{summary[key_name]:.2f}", label
+    assert rows["TTFT (ms)"] == str(summary["ttft_ms"]["count"])
+    table = dict(csv.reader(io.StringIO(_get(base + "llm/summary.csv"))))
+    assert table["requests"] == str(summary["requests"])
+    assert float(table["ttft_ms.p99"]) == summary["ttft_ms"]["p99"]
+    assert LEAK not in page.content()
+
+    # The /llm page: the seed's summary lines, final, and a chart drawn.
+    page.goto(base + "llm")
+    page.wait_for_function("document.getElementById('status').textContent === 'final'")
+    seed = page.locator("#seed").inner_text()
+    ttft = summary["average_first_token_latency_ms"]
+    assert f"Average First token latency: {float(ttft)} ms" in seed
+    assert f"Average follow tokens: {float(summary['average_follow_tokens'])}" in seed
+    page.wait_for_selector("#c2 polyline", state="attached")
+    assert LEAK not in page.content()
