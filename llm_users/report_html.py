@@ -17,7 +17,9 @@ for the bulk, seconds for stalls), so when the samples span more than a factor o
 :data:`LOG_SPAN` the display bins are log-spaced (equal relative width, matching the source
 buckets' constant relative resolution, so the bulk and the tail are both readable). A
 narrow distribution (within a factor of 10) is drawn on a linear axis, which is easier to
-read there and on which a log axis would show no labelled decade at all.
+read there and on which a log axis would show no labelled decade at all. On a log axis no
+bin is narrower than the source's 1 us resolution (that would draw a comb of empty bins),
+so the first bin also holds anything below it (zero gaps included); counts are conserved.
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ __all__ = ["DISPLAY_BINS", "LOG_SPAN", "display_bins", "render_html_report", "wr
 
 DISPLAY_BINS = 60
 LOG_SPAN = 10.0  # hi / lo above which a histogram is drawn on a log axis
-_MIN_LOG_MS = 0.001  # 1 us, the histogram's resolution: log axes start no lower
+_MIN_LOG_MS = 0.001  # 1 us, the histogram's resolution: no log bin is narrower
 _EXAMPLE_CHARS = 500  # failure messages are cut to this many characters
 _SMOOTH_S = 10  # trailing mean window of the throughput chart, seconds
+_MAX_POINTS = 900  # per-second points drawn as they are up to this many seconds ...
+_TARGET_POINTS = 600  # ... beyond, grouped into at most this many points of k seconds
+_ROUND_STEPS = (2, 3, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
 _DIST_LABELS = {
     "ttft_ms": "TTFT",
@@ -53,6 +58,8 @@ _DIST_LABELS = {
     "e2e_ms": "E2E",
     "latency_ms": "Latency",
     "queue_delay_ms": "Queue delay (open loop)",
+    "ttft_from_intended_ms": "TTFT from intended start",
+    "e2e_from_intended_ms": "E2E from intended start",
 }
 _HISTOGRAMS = {
     "streaming": (
@@ -101,9 +108,11 @@ td.text { text-align: left; white-space: pre-wrap; word-break: break-word; max-w
 figure { margin: 8px 0 16px; }
 figure svg { width: 100%; height: auto; display: block; }
 figcaption, .note { color: #5a6375; font-size: 12.5px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr));
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(480px, 1fr));
   gap: 8px 24px; }
 .bad { color: #b3261e; }
+ul.notes { background: #fff6e0; border: 1px solid #f0d48a; border-radius: 4px;
+  padding: 6px 12px 6px 28px; margin: 4px 0 12px; }
 """
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -194,6 +203,9 @@ def display_bins(
     log_lo = max(lo, _MIN_LOG_MS)
     use_log = hi / log_lo > LOG_SPAN if hi > 0 else False
     if use_log:
+        for _ in range(4):  # no bin narrower than the source's 1 us: that draws a comb
+            ratio = (hi / log_lo) ** (1.0 / nbins)
+            log_lo = min(max(log_lo, _MIN_LOG_MS / (ratio - 1.0)), hi / 2)
         edges = np.geomspace(log_lo, hi, nbins + 1)
         mids = np.clip(mids, log_lo, hi)
     else:
@@ -208,7 +220,7 @@ def display_bins(
 # -- charts --------------------------------------------------------------------------------
 
 _RC: dict[Any, Any] = {
-    "svg.fonttype": "none",  # <text>, not glyph paths: a third of the size, searchable
+    "svg.fonttype": "none",  # <text>, not glyph paths: half the size, and searchable
     "svg.hashsalt": "llm-users",  # stable ids: identical defs across inlined charts agree
     "font.family": "DejaVu Sans",
     "font.size": 9.0,
@@ -223,9 +235,12 @@ _RC: dict[Any, Any] = {
     "legend.fontsize": 8.0,
     "path.simplify": True,
 }
-_BLUE, _ORANGE, _GREEN, _RED, _GREY = "#3b6fb6", "#e07b28", "#2e9d5b", "#c63a32", "#7b8494"
+_BLUE, _ORANGE, _GREEN, _RED = "#3b6fb6", "#e07b28", "#2e9d5b", "#c63a32"
 _SVG_PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.S)
 _SVG_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+_SVG_PATH = re.compile(r'\bd="[^"]*"')
+_SVG_FONTS = "font-family: 'DejaVu Sans', Verdana, sans-serif"
+_SVG_DIGITS = re.compile(r"(\d\.\d)\d+")
 
 
 def _figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tuple[Figure, Any]:
@@ -245,6 +260,11 @@ def _svg(fig: Figure) -> str:
     fig.savefig(buf, format="svg", metadata={"Date": None})
     svg = _SVG_PROLOG.sub("", buf.getvalue(), count=1)  # the XML prolog and DOCTYPE (a URL)
     svg = _SVG_METADATA.sub("", svg, count=1)  # RDF metadata (namespace URLs), useless here
+    # path data to 0.1 pt (a CSS px is 0.75 pt) on one line: ~40 % smaller time series
+    svg = _SVG_PATH.sub(lambda m: _SVG_DIGITS.sub(r"\1", " ".join(m[0].split())), svg)
+    # text was laid out with DejaVu Sans (bundled with matplotlib): where a browser lacks it,
+    # Verdana (same design lineage, close metrics), then any sans-serif, never the serif default
+    svg = svg.replace("font-family: 'DejaVu Sans'", _SVG_FONTS)
     return svg.strip()
 
 
@@ -270,33 +290,54 @@ def _histogram_chart(hist: Histogram, label: str, unit: str) -> str | None:
     ax = axes[0][0]
     ax.stairs(counts, edges, fill=True, color=_BLUE, alpha=0.85, linewidth=0)
     _number_axis(ax, log, edges[-1] / edges[0])
-    ax.set_xlim(edges[0], edges[-1])
+    right = edges[-1] * 1.04 if log else edges[-1] + (edges[-1] - edges[0]) * 0.02
+    ax.set_xlim(edges[0], right)  # a little room: the max line is not drawn on the frame
     ax.set_ylim(bottom=0)
     marks = [("p50", hist.percentile(50), _GREEN), ("p99", hist.percentile(99), _ORANGE)]
     marks.append(("max", hist.max, _RED))
     for name, v, color in marks:
         if v is not None and math.isfinite(v):
             ax.axvline(v, color=color, linestyle="--", linewidth=1.0, label=f"{name} {v:,.1f} ms")
-    ax.legend(loc="upper right")
+    fig.legend(loc="outside lower center", ncols=3)  # never over the bars
     ax.set_title(f"{label}: {hist.count:,} {unit}", loc="left")
     ax.set_xlabel(f"ms ({'log' if log else 'linear'} axis, {len(counts)} bins)")
     ax.set_ylabel(unit)
     return _svg(fig)
 
 
-def _series(rows: Sequence[dict[str, Any]]) -> tuple[list[int], dict[str, list[float]]]:
-    """Per-second rows on a gap-free grid of seconds since the first; latency gaps are NaN."""
+def _series(rows: Sequence[dict[str, Any]]) -> tuple[list[float], dict[str, list[float]], int]:
+    """Rows on a gap-free grid of seconds since the first (latency gaps are NaN), and the
+    seconds per point: beyond :data:`_MAX_POINTS` seconds, points of k seconds (counts and
+    tokens: their mean rate; p99: the highest per-second p99, so spikes survive; p50: the
+    median per-second p50). A chart is ~1000 px wide: more points would only overdraw.
+    """
     by_t = {int(r["t"]): r for r in rows if _finite(r.get("t")) is not None}
     t0, t1 = min(by_t), max(by_t)
-    secs = list(range(t0, t1 + 1))
-    nan = float("nan")
+    n = t1 - t0 + 1
+    k = 1
+    if n > _MAX_POINTS:
+        k = next(
+            (c for c in _ROUND_STEPS if n / c <= _TARGET_POINTS), math.ceil(n / _TARGET_POINTS)
+        )
+    x = [i * k + (k - 1) / 2 for i in range(math.ceil(n / k))]
     out: dict[str, list[float]] = {}
     for key in ("requests", "failures", "output_tokens_per_s"):
-        out[key] = [_finite(by_t[s].get(key)) or 0.0 if s in by_t else 0.0 for s in secs]
+        per_s = [_finite(by_t[t].get(key)) or 0.0 if t in by_t else 0.0 for t in range(t0, t1 + 1)]
+        out[key] = [sum(per_s[i : i + k]) / len(per_s[i : i + k]) for i in range(0, n, k)]
     for key in ("ttft_p50_ms", "ttft_p99_ms", "e2e_p50_ms", "e2e_p99_ms"):
-        vals = [_finite(by_t[s].get(key)) if s in by_t else None for s in secs]
-        out[key] = [nan if v is None else v for v in vals]
-    return [s - t0 for s in secs], out
+        vals = [_finite(by_t[t].get(key)) if t in by_t else None for t in range(t0, t1 + 1)]
+        pick = max if key.endswith("p99_ms") else _median
+        out[key] = []
+        for i in range(0, n, k):
+            group = [v for v in vals[i : i + k] if v is not None]
+            out[key].append(pick(group) if group else math.nan)
+    return x, out, k
+
+
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
 
 
 def _trailing_mean(values: list[float], window: int) -> list[float]:
@@ -309,7 +350,18 @@ def _trailing_mean(values: list[float], window: int) -> list[float]:
     return out
 
 
-def _latency_time_chart(x: list[int], s: dict[str, list[float]], streaming: bool) -> str | None:
+def _per(k: int) -> str:
+    return "per second" if k == 1 else f"per {k} s"
+
+
+def _line_style(x: Sequence[float]) -> dict[str, Any]:
+    """Dots too when there are few points: a one-point line would draw nothing."""
+    return {"marker": ".", "markersize": 4} if len(x) <= 60 else {}
+
+
+def _latency_time_chart(
+    x: list[float], s: dict[str, list[float]], k: int, streaming: bool
+) -> str | None:
     panels = []
     if streaming and any(not math.isnan(v) for v in s["ttft_p99_ms"]):
         panels.append(("TTFT", "ttft"))
@@ -318,88 +370,93 @@ def _latency_time_chart(x: list[int], s: dict[str, list[float]], streaming: bool
     if not panels:
         return None
     fig, axes = _figure(10.5, 2.4 * len(panels) + 0.4, rows=len(panels))
+    dots = _line_style(x)
     for ax_row, (label, key) in zip(axes, panels, strict=True):
         ax = ax_row[0]
-        ax.plot(x, s[f"{key}_p50_ms"], color=_BLUE, linewidth=1.1, label="p50")
-        ax.plot(x, s[f"{key}_p99_ms"], color=_ORANGE, linewidth=1.1, label="p99")
-        ax.set_title(f"{label} per second (ms)", loc="left")
+        ax.plot(x, s[f"{key}_p50_ms"], color=_BLUE, linewidth=1.1, label="p50", **dots)
+        ax.plot(x, s[f"{key}_p99_ms"], color=_ORANGE, linewidth=1.1, label="p99", **dots)
+        ax.set_title(f"{label} {_per(k)} (ms)", loc="left")
         ax.set_ylabel("ms")
         ax.set_ylim(bottom=0)
         ax.set_xlim(0, max(x[-1], 1))
-        ax.legend(loc="upper right", ncols=2)
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2)  # above: not over a line
     axes[-1][0].set_xlabel("seconds since the first request ended")
     return _svg(fig)
 
 
-def _throughput_time_chart(x: list[int], s: dict[str, list[float]]) -> str:
+def _throughput_time_chart(x: list[float], s: dict[str, list[float]], k: int) -> str:
     fig, axes = _figure(10.5, 4.6, rows=2)
+    dots = _line_style(x)
     ax = axes[0][0]
-    ax.plot(x, s["output_tokens_per_s"], color=_BLUE, linewidth=0.8, alpha=0.6, label="per second")
-    if len(x) >= 3 * _SMOOTH_S:
-        smooth = _trailing_mean(s["output_tokens_per_s"], _SMOOTH_S)
-        ax.plot(x, smooth, color=_BLUE, linewidth=1.8, label=f"{_SMOOTH_S} s trailing mean")
-    ax.set_title("Output tokens/s (tokens of the requests that ended in each second)", loc="left")
+    tokens = s["output_tokens_per_s"]
+    ax.plot(x, tokens, color=_BLUE, linewidth=0.8, alpha=0.6, label=_per(k), **dots)
+    window = _SMOOTH_S // k
+    if window > 1 and len(x) >= 3 * window:
+        smooth = _trailing_mean(tokens, window)
+        ax.plot(x, smooth, color=_BLUE, linewidth=1.8, label=f"{window * k} s trailing mean")
+    ax.set_title("Output tokens/s (tokens of the requests that ended then)", loc="left")
     ax.set_ylabel("tokens/s")
-    ax.legend(loc="upper right", ncols=2)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2)
     ax = axes[1][0]
-    ax.plot(x, s["requests"], color=_GREEN, linewidth=1.1, label="ok")
+    ax.plot(x, s["requests"], color=_GREEN, linewidth=1.1, label="ok", **dots)
     if any(s["failures"]):
-        ax.plot(x, s["failures"], color=_RED, linewidth=1.1, label="failed")
+        ax.plot(x, s["failures"], color=_RED, linewidth=1.1, label="failed", **dots)
     ax.set_title("Requests ended per second", loc="left")
     ax.set_ylabel("requests/s")
     ax.set_xlabel("seconds since the first request ended")
-    ax.legend(loc="upper right", ncols=2)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2)
     for row in axes:
         row[0].set_ylim(bottom=0)
         row[0].set_xlim(0, max(x[-1], 1))
     return _svg(fig)
 
 
-def _step_label(row: dict[str, Any]) -> str:
-    users, rate = _finite(row.get("users")), _finite(row.get("rate"))
-    if users is not None:
-        return f"{users:g} users"
-    if rate is not None:
-        return f"{rate:g} req/s"
-    step = _finite(row.get("step"))
-    return f"step {step:g}" if step is not None else ""
+def _sweep_knob(rows: Sequence[dict[str, Any]]) -> str:
+    """What the sweep varied: "users", "rate" or just "step"."""
+    for knob in ("users", "rate"):
+        if any(_finite(r.get(knob)) is not None for r in rows):
+            return knob
+    return "step"
 
 
 def _sweep_chart(rows: Sequence[dict[str, Any]]) -> str | None:
+    tput = [_finite(r.get("output_tokens_per_s")) for r in rows]
     panels = [
         (key, label)
         for key, label in (("ttft", "TTFT"), ("e2e", "E2E"))
-        if any(
-            _finite(r.get(f"{key}_p99_ms")) is not None
-            and _finite(r.get("output_tokens_per_s")) is not None
-            for r in rows
-        )
-    ]
+        if any(_finite(r.get(f"{key}_p99_ms")) is not None and x is not None
+               for r, x in zip(rows, tput, strict=True))
+    ]  # fmt: skip
     if not panels:
         return None
+    knob = _sweep_knob(rows)
+    unit = {"users": "users", "rate": "req/s", "step": "step"}[knob]
     fig, axes = _figure(5.4 * len(panels), 3.6, cols=len(panels))
     for ax, (key, label) in zip(axes[0], panels, strict=True):
+        top, right = 0.0, 0.0
         for pct, color, style in (("p99", _ORANGE, "-o"), ("p50", _BLUE, "--.")):
             pts = [
-                (float(r["output_tokens_per_s"]), float(r[f"{key}_{pct}_ms"]), _step_label(r))
-                for r in rows
-                if _finite(r.get("output_tokens_per_s")) is not None
-                and _finite(r.get(f"{key}_{pct}_ms")) is not None
+                (x, y, _finite(r.get(knob)))
+                for r, x in zip(rows, tput, strict=True)
+                if x is not None and (y := _finite(r.get(f"{key}_{pct}_ms"))) is not None
             ]
             if not pts:
                 continue
-            xs, ys, names = zip(*pts, strict=True)
+            xs, ys, _names = zip(*pts, strict=True)
             ax.plot(xs, ys, style, color=color, linewidth=1.3, markersize=5, label=pct)
-            if pct == "p99":
-                for xv, yv, name in pts:
-                    ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(4, 5),
+            top, right = max(top, *ys), max(right, *xs)
+            if pct != "p99":
+                continue
+            for i, (xv, yv, v) in enumerate(pts):  # alternate above / below: close points
+                if v is not None:
+                    ax.annotate(f"{v:g}", (xv, yv), textcoords="offset points",
+                                xytext=(-4, 6) if i % 2 == 0 else (5, -11),
                                 fontsize=7.5, color="#333a46")  # fmt: skip
-        ax.set_title(f"{label} vs output throughput, one point per step", loc="left")
+        ax.set_title(f"{label} vs output throughput (points: {unit})", loc="left")
         ax.set_xlabel("output tokens/s")
         ax.set_ylabel(f"{label} (ms)")
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
-        ax.margins(x=0.12, y=0.12)
+        ax.set_xlim(0, right * 1.12 or 1.0)
+        ax.set_ylim(0, top * 1.15 or 1.0)
         ax.legend(loc="upper left")
     return _svg(fig)
 
@@ -425,16 +482,32 @@ def _overview(summary: dict[str, Any], start: int | None) -> str:
         ("host", "Host", summary.get("host")),
         ("started", "First request ended", started),
     ])  # fmt: skip
-    users = summary.get("concurrency")
-    totals = _kv_table([
-        ("concurrency", "Users (concurrency)", users, None),
+    rows: list[tuple[str, str, Any, int | None]] = [
+        ("concurrency", "Users (concurrency)", summary.get("concurrency"), None),
         ("duration_s", "Duration (s)", summary.get("duration_s"), 1),
         ("requests", "Requests ok", summary.get("requests"), None),
         ("failures", "Requests failed", summary.get("failures"), None),
         ("output_tokens", "Output tokens", summary.get("output_tokens"), None),
         ("output_tokens_per_s", "Output tokens/s", summary.get("output_tokens_per_s"), 1),
         ("requests_per_s", "Requests/s", summary.get("requests_per_s"), 3),
-    ])  # fmt: skip
+    ]  # fmt: skip
+    if _finite(summary.get("request_rate")) is not None:
+        rows.insert(1, ("request_rate", "Target rate (req/s)", summary["request_rate"], 3))
+    good = summary.get("goodput")
+    if isinstance(good, dict):
+        rows += [
+            ("goodput.requests_meeting_slo", "Requests meeting the SLO",
+             good.get("requests_meeting_slo"), None),
+            ("goodput.percent", "Meeting the SLO (%)", good.get("percent"), 1),
+            ("goodput.requests_per_s", "Goodput (req/s)", good.get("requests_per_s"), 3),
+        ]  # fmt: skip
+    totals = _kv_table(rows)
+    slo = summary.get("slo")
+    if isinstance(slo, dict) and slo:
+        terms = ", ".join(f"{_e(k)} \u2264 {_fmt(v, 1)}" for k, v in sorted(slo.items()))
+        target = _finite(summary.get("slo_target"))
+        goal = f"; target {target:g} % of requests" if target else ""
+        totals += f'<p class="note">SLO: {terms} ms{goal}.</p>'
     if summary.get("mode") == "streaming":
         seed_rows = [
             ("average_first_token_latency_ms", "Average first token latency (ms)", 2),
@@ -513,10 +586,16 @@ def _extras(summary: dict[str, Any]) -> str:
             f"Client loop lag (timing uncertainty): p50 {_fmt(lag.get('p50'))} ms, "
             f"p99 {_fmt(lag.get('p99'))} ms, max {_fmt(lag.get('max'))} ms."
         )
-    notes = summary.get("notes")
-    if isinstance(notes, list | tuple):
-        lines.extend(f"Note: {_e(n)}" for n in notes)
     return "".join(f'<p class="note">{line}</p>' for line in lines)
+
+
+def _notes(summary: dict[str, Any]) -> str:
+    """The run's warnings (an abort, a lagging load generator, ...), at the top."""
+    notes = summary.get("notes")
+    if not isinstance(notes, list | tuple) or not notes:
+        return ""
+    items = "".join(f"<li>{_e(n)}</li>" for n in notes)
+    return f'<ul class="notes" id="notes">{items}</ul>'
 
 
 def _failures(summary: dict[str, Any]) -> str:
@@ -601,24 +680,30 @@ def render_html_report(
             f'<div class="charts">{"".join(charts)}</div></section>'
         )
         if rows:
-            x, s = _series(rows)
+            x, s, k = _series(rows)
+            grouped = (
+                ""
+                if k == 1
+                else f" Each point is {k} s: the highest per-second p99 and the median "
+                "per-second p50 in it, and mean rates."
+            )
             over_time = []
-            svg_lat = _latency_time_chart(x, s, mode == "streaming")
+            svg_lat = _latency_time_chart(x, s, k, mode == "streaming")
             if svg_lat:
                 over_time.append(
                     _figure_html(
                         "chart-latency-time",
                         svg_lat,
                         "p50 and p99 of the requests that ended in each second (per-second "
-                        "histograms ~6 % wide); gaps are seconds in which none ended.",
+                        "histograms ~6 % wide); gaps are seconds in which none ended." + grouped,
                     )
                 )
             over_time.append(
                 _figure_html(
                     "chart-throughput-time",
-                    _throughput_time_chart(x, s),
+                    _throughput_time_chart(x, s, k),
                     "Counted when each request ends, so long requests make the per-second "
-                    "line spiky; the trailing mean shows the sustained rate.",
+                    "line spiky; the trailing mean shows the sustained rate." + grouped,
                 )
             )
             parts.append(
@@ -644,7 +729,7 @@ def render_html_report(
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>"
-        f'<header><h1>{_e(title)}</h1><p class="sub">{sub}</p></header>\n'
+        f'<header><h1>{_e(title)}</h1><p class="sub">{sub}</p>{_notes(summary)}</header>\n'
         + "\n".join(parts)
         + "\n</body></html>\n"
     )
