@@ -15,6 +15,8 @@ from locust.env import Environment
 from locust.event import Events
 
 from llm_users import LLMPlugin, LLMUser, add_arguments, setup
+from llm_users.metrics import RequestResult
+from llm_users.record import RequestRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,11 +43,29 @@ def parse_options(*args: str) -> Any:
     return parser.parse_args(["-f", str(ROOT / "locustfile.py"), "--headless", *args])
 
 
-def run_in_process(host: str, *args: str, users: int = 4, timeout: float = 60) -> LLMPlugin:
-    """A local (in-process) Locust run that ends by itself (--requests-per-user in args)."""
+def run_in_process(
+    host: str,
+    *args: str,
+    users: int = 4,
+    timeout: float = 60,
+    collect: list[tuple[RequestRecord, RequestResult]] | None = None,
+) -> LLMPlugin:
+    """A local (in-process) Locust run that ends by itself (--requests-per-user in args).
+
+    With ``collect``, every finished request's raw record and figures are appended to it.
+    """
     opts = parse_options(*args)
     env = Environment(user_classes=[LLMUser], events=Events(), host=host, parsed_options=opts)
     plugin = setup(env)
+    if collect is not None:
+        complete = plugin.complete
+
+        def complete_and_keep(rec: RequestRecord, *more: Any) -> RequestResult:
+            res = complete(rec, *more)
+            collect.append((rec, res))
+            return res
+
+        plugin.complete = complete_and_keep  # type: ignore[method-assign]
     runner = env.create_local_runner()
     plugin.on_init()
     runner.start(users, spawn_rate=users)
