@@ -170,10 +170,10 @@ class Aggregate:
         self.failures.update(other.failures)
         for k, v in other.failure_examples.items():
             self.failure_examples.setdefault(k, v)
-        for k, v in other.sums.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        for k, n in other.counts.items():
-            self.counts[k] = self.counts.get(k, 0) + n
+        for key, total in other.sums.items():
+            self.sums[key] = self.sums.get(key, 0.0) + total
+        for key, n in other.counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
         self.sources.update(other.sources)
         self.token_diff_max = max(self.token_diff_max, other.token_diff_max)
         for name, hist in other.hist.items():

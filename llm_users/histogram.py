@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["CoarseHistogram", "Histogram", "PERCENTILES"]
 
@@ -147,7 +147,7 @@ class Histogram:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Histogram:
+    def from_dict(cls, data: dict[str, Any]) -> Self:
         h = cls()
         h.counts = dict(zip(data["b"], data["c"], strict=True))
         h.count = data["n"]

@@ -117,6 +117,11 @@ class LLMPlugin:
 
     # -- roles -------------------------------------------------------------------------
     @property
+    def runner(self) -> Any:
+        """The runner (local, master or worker): set by Locust before any event we handle."""
+        return self.env.runner
+
+    @property
     def is_worker(self) -> bool:
         return isinstance(self.env.runner, WorkerRunner)
 
@@ -135,7 +140,7 @@ class LLMPlugin:
         if self._init_done:
             return
         self._init_done = True
-        runner = self.env.runner
+        runner = self.runner
         if self.is_master:
             runner.register_message(d.MSG_DONE, self._on_done_message)
             runner.register_message(d.MSG_FINAL, self._on_final_message)
@@ -194,7 +199,7 @@ class LLMPlugin:
 
     def _prompt_source(self, s: Settings) -> PromptSource:
         """Loaded once per process, before users start (files and tokenizers are slow)."""
-        runner = self.env.runner
+        runner = self.runner
         if s.dataset:
             from .datasets import load_dataset
 
@@ -247,7 +252,7 @@ class LLMPlugin:
             return
         s = self.settings
         assert s is not None
-        runner = self.env.runner
+        runner = self.runner
         if self.is_master:
             # Sent before the spawn messages (test_start fires first), so workers have it
             # when their own test_start comes.
@@ -332,7 +337,7 @@ class LLMPlugin:
 
     def _tell_locust(self, res: RequestResult) -> None:
         env = self.env
-        ev = env.events
+        ev: Any = env.events  # with the plugin's own hooks (llm_first_token, ...)
         path = ENDPOINTS[res.endpoint].path
         ev.request.fire(
             request_type="POST",
@@ -348,7 +353,8 @@ class LLMPlugin:
         if res.ok and res.stream and res.ttft_ms is not None:
             # Own rows, logged straight into their entries: they show in every Locust report
             # without counting as requests in "Aggregated" or RPS.
-            stats = env.stats
+            # StatsEntry.log is annotated int but takes float ms, as request events do.
+            stats: Any = env.stats
             stats.get("TTFT", "LLM").log(res.ttft_ms, 0)
             if res.follow_latency_ms is not None:
                 stats.get("Follow latency", "LLM").log(res.follow_latency_ms, res.follow_tokens or 0)
@@ -376,7 +382,7 @@ class LLMPlugin:
                 "keeps going"
             )
             if self.is_worker:
-                self.env.runner.send_message(d.MSG_ABORT, {"reason": reason})
+                self.runner.send_message(d.MSG_ABORT, {"reason": reason})
                 self._failing_since = None
             else:
                 self._abort(reason)
@@ -390,30 +396,30 @@ class LLMPlugin:
     def user_done(self) -> None:
         """A user sent its --requests-per-user: when all have, the test ends by itself."""
         if self.is_worker:
-            self.env.runner.send_message(d.MSG_DONE, {"n": 1})
+            self.runner.send_message(d.MSG_DONE, {"n": 1})
             return
         self._count_done(1)
 
     def _count_done(self, n: int) -> None:
         self.users_done += n
-        target = getattr(self.env.runner, "target_user_count", 0) or 0
+        target = getattr(self.runner, "target_user_count", 0) or 0
         if target and self.users_done >= target and self.running:
             self._end_test(reason="every user sent its --requests-per-user")
 
     def _end_test(self, reason: str) -> None:
-        runner = self.env.runner
+        runner = self.runner
         log.info("llm-users: %s: stopping the test", reason)
         self.running = False
         # Never stop or quit from inside a user's task: do it in a greenlet of its own.
         gevent.spawn(runner.quit if self.headless else runner.stop)
 
     def _worker_name(self) -> str | None:
-        return str(getattr(self.env.runner, "worker_index", "")) if self.is_worker else None
+        return str(getattr(self.runner, "worker_index", "")) if self.is_worker else None
 
     # -- open loop and sweeps ------------------------------------------------------------
     def _send_rate(self, rate: float) -> None:
-        workers = max(1, self.env.runner.worker_count)
-        self.env.runner.send_message(d.MSG_RATE, {"rate": rate / workers})
+        workers = max(1, self.runner.worker_count)
+        self.runner.send_message(d.MSG_RATE, {"rate": rate / workers})
 
     def _on_rate_message(self, environment: Environment, msg: Any, **_kw: Any) -> None:
         self._rate_share = float(msg.data["rate"])
@@ -425,7 +431,7 @@ class LLMPlugin:
 
     def _sweep_apply(self, index: int, value: float) -> None:
         s = self.settings
-        runner = self.env.runner
+        runner = self.runner
         assert s is not None
         while runner.state == STATE_SPAWNING:  # let the initial spawn finish first
             gevent.sleep(0.1)
@@ -511,7 +517,7 @@ class LLMPlugin:
             self.records.close()
             self.records = None
         if self.is_worker:
-            self.env.runner.send_message(d.MSG_FINAL, self._take_delta())
+            self.runner.send_message(d.MSG_FINAL, self._take_delta())
             return
         if self.settings is None:
             return
@@ -536,7 +542,7 @@ class LLMPlugin:
         """Facts for the summary; ``final=False`` for live views (no end-of-run warnings)."""
         s = self.settings
         assert s is not None
-        runner = self.env.runner
+        runner = self.runner
         concurrency = max(self.peak_users, getattr(runner, "target_user_count", 0) or 0)
         extra: dict[str, Any] = {"notes": []}
         notes: list[str] = extra["notes"]

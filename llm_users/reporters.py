@@ -41,7 +41,7 @@ class RecordsWriter:
         self.lines = 0
 
     def write(self, r: RequestResult, worker: str | None = None) -> None:
-        row = {"start_wall": r.start_wall}
+        row: dict[str, Any] = {"start_wall": r.start_wall}
         for name in _RECORD_FIELDS:
             row[name] = getattr(r, name)
         row["worker"] = worker

@@ -221,8 +221,12 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
     so = d["short_outputs"]
     if so["requests"]:
         lines.append(f"  {so['requests']} of {so['of']} responses were shorter than max_tokens")
-    names = ("ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms") if info.mode == "streaming" else (
-        "latency_ms",)  # fmt: skip
+    names: tuple[str, ...] = ("latency_ms",)
+    if info.mode == "streaming":
+        names = ("ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms")
+        ttfc, ttft = agg.hist["ttfc_ms"], agg.hist["ttft_ms"]
+        if ttfc.count == ttft.count and ttfc.total == ttft.total:
+            names = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")  # no reasoning: the same figure
     names += tuple(n for n in ("queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms")
                    if n in d)  # fmt: skip
     header = f"  {'ms':<24}{'count':>9}{'mean':>11}" + "".join(

@@ -9,7 +9,9 @@ from typing import Any
 
 from locust import User, task
 
+from .client import LLMClient
 from .plugin import plugin_of
+from .prompts import PromptSource
 
 __all__ = ["BaseLLMUser", "LLMUser"]
 
@@ -26,8 +28,8 @@ class BaseLLMUser(User):
         self.plugin = plugin_of(environment)
         self.sent = 0
         self.done = False
-        self.llm = None
-        self.prompts = None
+        self.llm: LLMClient | None = None
+        self.prompts: PromptSource | None = None
 
     def wait_time(self) -> float:
         # A user that has sent its --requests-per-user waits "forever": Locust kills a
