@@ -19,22 +19,41 @@ __all__ = ["Aggregate", "HISTOGRAMS", "TimeBucket"]
 
 # name -> what is recorded (see the README's "Metrics")
 HISTOGRAMS = (
-    "ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms", "latency_ms",
-    "queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms",  # open loop
+    "ttft_ms",
+    "ttfc_ms",
+    "itl_ms",
+    "tpot_ms",
+    "e2e_ms",
+    "latency_ms",
+    "queue_delay_ms",
+    "ttft_from_intended_ms",
+    "e2e_from_intended_ms",  # open loop
     "tokens_per_event",  # a ratio, not ms: output tokens / token-carrying events, per request
-)  # fmt: skip
+)
 _SUMS = (
     # the seed's means, streaming
-    "ttft_ms", "follow_latency_ms", "follow_tokens", "follow_speed",
+    "ttft_ms",
+    "follow_latency_ms",
+    "follow_tokens",
+    "follow_speed",
     # the seed's means, non-streaming
-    "latency_ms", "total_tokens", "speed",
+    "latency_ms",
+    "total_tokens",
+    "speed",
     # totals
-    "output_tokens", "prompt_tokens", "token_diff_abs",
-)  # fmt: skip
+    "output_tokens",
+    "prompt_tokens",
+    "token_diff_abs",
+)
 _COUNTS = (
-    "stream_ok", "nonstream_ok", "token_compared", "short_outputs", "with_max_tokens",
-    "slo_checked", "slo_met",
-)  # fmt: skip
+    "stream_ok",
+    "nonstream_ok",
+    "token_compared",
+    "short_outputs",
+    "with_max_tokens",
+    "slo_checked",
+    "slo_met",
+)
 
 
 class TimeBucket:
@@ -57,8 +76,13 @@ class TimeBucket:
         self.e2e.merge(o.e2e)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "failed": self.failed, "tokens": self.tokens,
-                "ttft": self.ttft.to_dict(), "e2e": self.e2e.to_dict()}  # fmt: skip
+        return {
+            "ok": self.ok,
+            "failed": self.failed,
+            "tokens": self.tokens,
+            "ttft": self.ttft.to_dict(),
+            "e2e": self.e2e.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TimeBucket:
@@ -239,11 +263,18 @@ class Aggregate:
         rows = []
         for sec in sorted(self.timeline):
             b = self.timeline[sec]
-            rows.append({
-                "t": sec, "requests": b.ok, "failures": b.failed, "output_tokens_per_s": b.tokens,
-                "ttft_p50_ms": b.ttft.percentile(50), "ttft_p99_ms": b.ttft.percentile(99),
-                "e2e_p50_ms": b.e2e.percentile(50), "e2e_p99_ms": b.e2e.percentile(99),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "t": sec,
+                    "requests": b.ok,
+                    "failures": b.failed,
+                    "output_tokens_per_s": b.tokens,
+                    "ttft_p50_ms": b.ttft.percentile(50),
+                    "ttft_p99_ms": b.ttft.percentile(99),
+                    "e2e_p50_ms": b.e2e.percentile(50),
+                    "e2e_p99_ms": b.e2e.percentile(99),
+                }
+            )
         return rows
 
     def mean(self, key: str, count_key: str) -> float | None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from .simulator import SimulatorProcess, save_tokenizer
 
-_LOCUSTFILE = '''from locust import events
+_LOCUSTFILE = """from locust import events
 from llm_users import LLMUser, register
 register(events)
-'''
+"""
 
 
 def main() -> int:
@@ -32,11 +32,29 @@ def main() -> int:
         with SimulatorProcess(ttft_ms=120, itl_ms=15) as sim:
             print(f"simulator: {sim.url} (120 ms to first token, 15 ms between tokens)", flush=True)
             cmd = [
-                sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
-                "-u", "8", "-r", "8", "--host", sim.url, "--stream",
-                "--tokenizer", str(tok_dir), "--max-tokens", "64", "--requests-per-user", "5",
-                "--only-summary", "--loglevel", "WARNING",
-            ]  # fmt: skip
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(locustfile),
+                "--headless",
+                "-u",
+                "8",
+                "-r",
+                "8",
+                "--host",
+                sim.url,
+                "--stream",
+                "--tokenizer",
+                str(tok_dir),
+                "--max-tokens",
+                "64",
+                "--requests-per-user",
+                "5",
+                "--only-summary",
+                "--loglevel",
+                "WARNING",
+            ]
             print("$ locust " + " ".join(cmd[4:]), flush=True)
             env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
             code = subprocess.call(cmd, env=env, timeout=120)

@@ -8,6 +8,7 @@ geventhttpclient's llhttp-based parser, which Locust already ships.
 
 from __future__ import annotations
 
+import contextlib
 import socket as _stdsocket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -129,7 +130,5 @@ class Connection:
     def close(self) -> None:
         sock, self.sock = self.sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass

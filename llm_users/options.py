@@ -49,95 +49,288 @@ def add_arguments(parser: Any) -> None:
     if any("--prompt-type" in a.option_strings for a in parser._actions):
         return
     add = parser.add_argument
-    add("--prompt-type", default="0", choices=sorted(PROMPT_TYPES), env_var="LOCUST_PROMPT_TYPE",
+    add(
+        "--prompt-type",
+        default="0",
+        choices=sorted(PROMPT_TYPES),
+        env_var="LOCUST_PROMPT_TYPE",
         help="The seed's prompt set: 0|short = one short question, 1|long = a ~2,000-character "
-             "article to summarise, 2|random = one of four short questions")  # fmt: skip
-    add("--prompt-language", default="en", choices=["en", "zh"], env_var="LOCUST_PROMPT_LANGUAGE",
-        help="Language of the built-in prompts")  # fmt: skip
-    add("--max-tokens", type=int, default=128, env_var="LOCUST_MAX_TOKENS",
-        help="max_tokens sent with every request (0: not sent)")  # fmt: skip
-    add("--stream", action="store_true", default=False, env_var="LOCUST_STREAM",
-        help="Stream responses (SSE) and measure TTFT, ITL, TPOT")  # fmt: skip
-    add("--tokenizer", default="", env_var="LOCUST_TOKENIZER",
+        "article to summarise, 2|random = one of four short questions",
+    )
+    add(
+        "--prompt-language",
+        default="en",
+        choices=["en", "zh"],
+        env_var="LOCUST_PROMPT_LANGUAGE",
+        help="Language of the built-in prompts",
+    )
+    add(
+        "--max-tokens",
+        type=int,
+        default=128,
+        env_var="LOCUST_MAX_TOKENS",
+        help="max_tokens sent with every request (0: not sent)",
+    )
+    add(
+        "--stream",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_STREAM",
+        help="Stream responses (SSE) and measure TTFT, ITL, TPOT",
+    )
+    add(
+        "--tokenizer",
+        default="",
+        env_var="LOCUST_TOKENIZER",
         help="Hugging Face tokenizer folder or name, to count follow tokens as the seed does "
-             "(loaded once, before users start; local to each worker)")  # fmt: skip
-    add("--model", default="", env_var="LOCUST_MODEL",
-        help="Model name sent in requests (default: the first model GET /v1/models lists)")
-    add("--api-key", type=Secret, default=Secret(""), is_secret=True, env_var="LOCUST_API_KEY",
-        help="API key sent as 'Authorization: Bearer' (default: $OPENAI_API_KEY)")  # fmt: skip
-    add("--requests-per-user", type=int, default=0, env_var="LOCUST_REQUESTS_PER_USER",
-        help="Each user sends N requests then stops; the test ends when all are done (0: no limit)")
-    add("--endpoint", default="chat", choices=["chat", "completions"], env_var="LOCUST_ENDPOINT",
-        help="chat = /v1/chat/completions, completions = /v1/completions")  # fmt: skip
-    add("--system-prompt", default=SEED_SYSTEM_PROMPT, env_var="LOCUST_SYSTEM_PROMPT",
-        help="System message for chat requests (empty: none)")  # fmt: skip
-    add("--sampling", default="seed", choices=["seed", "none"], env_var="LOCUST_SAMPLING",
+        "(loaded once, before users start; local to each worker)",
+    )
+    add(
+        "--model",
+        default="",
+        env_var="LOCUST_MODEL",
+        help="Model name sent in requests (default: the first model GET /v1/models lists)",
+    )
+    add(
+        "--api-key",
+        type=Secret,
+        default=Secret(""),
+        is_secret=True,
+        env_var="LOCUST_API_KEY",
+        help="API key sent as 'Authorization: Bearer' (default: $OPENAI_API_KEY)",
+    )
+    add(
+        "--requests-per-user",
+        type=int,
+        default=0,
+        env_var="LOCUST_REQUESTS_PER_USER",
+        help="Each user sends N requests then stops; the test ends when all are done (0: no limit)",
+    )
+    add(
+        "--endpoint",
+        default="chat",
+        choices=["chat", "completions"],
+        env_var="LOCUST_ENDPOINT",
+        help="chat = /v1/chat/completions, completions = /v1/completions",
+    )
+    add(
+        "--system-prompt",
+        default=SEED_SYSTEM_PROMPT,
+        env_var="LOCUST_SYSTEM_PROMPT",
+        help="System message for chat requests (empty: none)",
+    )
+    add(
+        "--sampling",
+        default="seed",
+        choices=["seed", "none"],
+        env_var="LOCUST_SAMPLING",
         help="seed = send the seed's temperature 0.01 and top_p 0.3; none = send no sampling "
-             "parameters (the server's defaults)")  # fmt: skip
-    add("--extra-body", default="", env_var="LOCUST_EXTRA_BODY",
-        help='JSON object merged into every request body, e.g. \'{"ignore_eos": true}\'')
-    add("--header", action="append", default=[], include_in_web_ui=False,
-        env_var="LOCUST_HEADER", help="Extra request header 'Name: value' (repeatable)")  # fmt: skip
-    add("--stream-usage", default="on", choices=["on", "off"], env_var="LOCUST_STREAM_USAGE",
-        help="Ask for usage in streams (stream_options.include_usage)")  # fmt: skip
-    add("--first-token-timeout", type=float, default=120.0, env_var="LOCUST_FIRST_TOKEN_TIMEOUT",
-        help="Seconds to wait for the first token before failing the request")  # fmt: skip
-    add("--request-timeout", type=float, default=600.0, env_var="LOCUST_REQUEST_TIMEOUT",
-        help="Seconds for a whole request before failing it")  # fmt: skip
-    add("--connect-timeout", type=float, default=10.0, env_var="LOCUST_CONNECT_TIMEOUT",
-        include_in_web_ui=False, help="Seconds to open a connection")  # fmt: skip
-    add("--insecure", action="store_true", default=False, include_in_web_ui=False,
-        env_var="LOCUST_INSECURE", help="Do not verify TLS certificates (warns)")  # fmt: skip
-    add("--ca-bundle", default="", include_in_web_ui=False, env_var="LOCUST_CA_BUNDLE",
-        help="PEM file of CA certificates to verify the server with")  # fmt: skip
-    add("--preflight", default="on", choices=["on", "off"], env_var="LOCUST_PREFLIGHT",
-        help="Check the server (GET /v1/models) before the test starts")  # fmt: skip
-    add("--summary-json", default="", include_in_web_ui=False, env_var="LOCUST_SUMMARY_JSON",
-        help="Write the summary as JSON to this file at test stop")  # fmt: skip
-    add("--records", default="", include_in_web_ui=False, env_var="LOCUST_RECORDS",
-        help="Write one JSON line per request to this file, as the test runs")  # fmt: skip
-    add("--dataset", default="", env_var="LOCUST_DATASET",
+        "parameters (the server's defaults)",
+    )
+    add(
+        "--extra-body",
+        default="",
+        env_var="LOCUST_EXTRA_BODY",
+        help="JSON object merged into every request body, e.g. '{\"ignore_eos\": true}'",
+    )
+    add(
+        "--header",
+        action="append",
+        default=[],
+        include_in_web_ui=False,
+        env_var="LOCUST_HEADER",
+        help="Extra request header 'Name: value' (repeatable)",
+    )
+    add(
+        "--stream-usage",
+        default="on",
+        choices=["on", "off"],
+        env_var="LOCUST_STREAM_USAGE",
+        help="Ask for usage in streams (stream_options.include_usage)",
+    )
+    add(
+        "--first-token-timeout",
+        type=float,
+        default=120.0,
+        env_var="LOCUST_FIRST_TOKEN_TIMEOUT",
+        help="Seconds to wait for the first token before failing the request",
+    )
+    add(
+        "--request-timeout",
+        type=float,
+        default=600.0,
+        env_var="LOCUST_REQUEST_TIMEOUT",
+        help="Seconds for a whole request before failing it",
+    )
+    add(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        env_var="LOCUST_CONNECT_TIMEOUT",
+        include_in_web_ui=False,
+        help="Seconds to open a connection",
+    )
+    add(
+        "--insecure",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
+        env_var="LOCUST_INSECURE",
+        help="Do not verify TLS certificates (warns)",
+    )
+    add(
+        "--ca-bundle",
+        default="",
+        include_in_web_ui=False,
+        env_var="LOCUST_CA_BUNDLE",
+        help="PEM file of CA certificates to verify the server with",
+    )
+    add(
+        "--preflight",
+        default="on",
+        choices=["on", "off"],
+        env_var="LOCUST_PREFLIGHT",
+        help="Check the server (GET /v1/models) before the test starts",
+    )
+    add(
+        "--summary-json",
+        default="",
+        include_in_web_ui=False,
+        env_var="LOCUST_SUMMARY_JSON",
+        help="Write the summary as JSON to this file at test stop",
+    )
+    add(
+        "--records",
+        default="",
+        include_in_web_ui=False,
+        env_var="LOCUST_RECORDS",
+        help="Write one JSON line per request to this file, as the test runs",
+    )
+    add(
+        "--dataset",
+        default="",
+        env_var="LOCUST_DATASET",
         help="Prompts from a file: text (one per line), JSONL ({prompt} or {messages}) or "
-             "ShareGPT JSON (first human turn); replaces --prompt-type")  # fmt: skip
-    add("--dataset-format", default="auto", choices=["auto", "text", "jsonl", "sharegpt"],
-        include_in_web_ui=False, env_var="LOCUST_DATASET_FORMAT", help="Format of --dataset")
-    add("--dataset-order", default="sequential", choices=["sequential", "shuffle"],
-        include_in_web_ui=False, env_var="LOCUST_DATASET_ORDER",
-        help="Order prompts are sent in (shuffle: seeded, different per worker)")  # fmt: skip
-    add("--dataset-output-len", default="off", choices=["on", "off"], include_in_web_ui=False,
+        "ShareGPT JSON (first human turn); replaces --prompt-type",
+    )
+    add(
+        "--dataset-format",
+        default="auto",
+        choices=["auto", "text", "jsonl", "sharegpt"],
+        include_in_web_ui=False,
+        env_var="LOCUST_DATASET_FORMAT",
+        help="Format of --dataset",
+    )
+    add(
+        "--dataset-order",
+        default="sequential",
+        choices=["sequential", "shuffle"],
+        include_in_web_ui=False,
+        env_var="LOCUST_DATASET_ORDER",
+        help="Order prompts are sent in (shuffle: seeded, different per worker)",
+    )
+    add(
+        "--dataset-output-len",
+        default="off",
+        choices=["on", "off"],
+        include_in_web_ui=False,
         env_var="LOCUST_DATASET_OUTPUT_LEN",
-        help="ShareGPT: use the recorded answer's length as that request's max_tokens")
-    add("--input-tokens", type=int, default=0, env_var="LOCUST_INPUT_TOKENS",
-        help="Synthetic prompts of exactly N tokens by --tokenizer, different per request")
-    add("--input-tokens-spread", type=float, default=0.0, include_in_web_ui=False,
+        help="ShareGPT: use the recorded answer's length as that request's max_tokens",
+    )
+    add(
+        "--input-tokens",
+        type=int,
+        default=0,
+        env_var="LOCUST_INPUT_TOKENS",
+        help="Synthetic prompts of exactly N tokens by --tokenizer, different per request",
+    )
+    add(
+        "--input-tokens-spread",
+        type=float,
+        default=0.0,
+        include_in_web_ui=False,
         env_var="LOCUST_INPUT_TOKENS_SPREAD",
-        help="Draw each prompt's length from N*(1±spread), e.g. 0.2")  # fmt: skip
-    add("--request-rate", type=float, default=0.0, env_var="LOCUST_REQUEST_RATE",
+        help="Draw each prompt's length from N*(1±spread), e.g. 0.2",
+    )
+    add(
+        "--request-rate",
+        type=float,
+        default=0.0,
+        env_var="LOCUST_REQUEST_RATE",
         help="Open loop: requests/s for the whole test (all workers); -u is the pool of users "
-             "that can be in flight (0: closed loop, each user back to back)")  # fmt: skip
-    add("--arrivals", default="poisson", choices=["poisson", "constant"],
-        env_var="LOCUST_ARRIVALS", help="Open loop arrival process")  # fmt: skip
-    add("--sweep", default="", env_var="LOCUST_SWEEP",
+        "that can be in flight (0: closed loop, each user back to back)",
+    )
+    add(
+        "--arrivals",
+        default="poisson",
+        choices=["poisson", "constant"],
+        env_var="LOCUST_ARRIVALS",
+        help="Open loop arrival process",
+    )
+    add(
+        "--sweep",
+        default="",
+        env_var="LOCUST_SWEEP",
         help="Step through these user counts (or rates with --sweep-of rate), e.g. 1,2,4,8; "
-             "one summary row per step")  # fmt: skip
-    add("--sweep-of", default="users", choices=["users", "rate"], env_var="LOCUST_SWEEP_OF",
-        help="What --sweep steps: the user count or the open-loop request rate")  # fmt: skip
-    add("--sweep-step-time", type=float, default=30.0, env_var="LOCUST_SWEEP_STEP_TIME",
-        help="Seconds per sweep step")  # fmt: skip
-    add("--sweep-step-requests", type=int, default=0, env_var="LOCUST_SWEEP_STEP_REQUESTS",
-        help="End a sweep step once this many requests of it have finished (0: by time)")
-    add("--slo", default="", env_var="LOCUST_SLO",
-        help="Service-level objectives for goodput, e.g. ttft_ms=500,tpot_ms=50,e2e_ms=20000")
-    add("--slo-target", type=float, default=0.0, env_var="LOCUST_SLO_TARGET",
-        help="Percent of requests that must meet every --slo; below it the exit code is 3")
-    add("--max-failing-seconds", type=float, default=10.0, include_in_web_ui=False,
+        "one summary row per step",
+    )
+    add(
+        "--sweep-of",
+        default="users",
+        choices=["users", "rate"],
+        env_var="LOCUST_SWEEP_OF",
+        help="What --sweep steps: the user count or the open-loop request rate",
+    )
+    add(
+        "--sweep-step-time",
+        type=float,
+        default=30.0,
+        env_var="LOCUST_SWEEP_STEP_TIME",
+        help="Seconds per sweep step",
+    )
+    add(
+        "--sweep-step-requests",
+        type=int,
+        default=0,
+        env_var="LOCUST_SWEEP_STEP_REQUESTS",
+        help="End a sweep step once this many requests of it have finished (0: by time)",
+    )
+    add(
+        "--slo",
+        default="",
+        env_var="LOCUST_SLO",
+        help="Service-level objectives for goodput, e.g. ttft_ms=500,tpot_ms=50,e2e_ms=20000",
+    )
+    add(
+        "--slo-target",
+        type=float,
+        default=0.0,
+        env_var="LOCUST_SLO_TARGET",
+        help="Percent of requests that must meet every --slo; below it the exit code is 3",
+    )
+    add(
+        "--max-failing-seconds",
+        type=float,
+        default=10.0,
+        include_in_web_ui=False,
         env_var="LOCUST_MAX_FAILING_SECONDS",
-        help="Stop the test when every request has failed for this long (0: keep going)")
-    add("--html-report", default="", include_in_web_ui=False, env_var="LOCUST_HTML_REPORT",
-        help="Write an offline HTML report (charts, percentiles, sweep curve) at test stop")
-    add("--print-requests", action="store_true", default=False, include_in_web_ui=False,
+        help="Stop the test when every request has failed for this long (0: keep going)",
+    )
+    add(
+        "--html-report",
+        default="",
+        include_in_web_ui=False,
+        env_var="LOCUST_HTML_REPORT",
+        help="Write an offline HTML report (charts, percentiles, sweep curve) at test stop",
+    )
+    add(
+        "--print-requests",
+        action="store_true",
+        default=False,
+        include_in_web_ui=False,
         env_var="LOCUST_PRINT_REQUESTS",
-        help="Print one line per finished request in the seed's format")  # fmt: skip
+        help="Print one line per finished request in the seed's format",
+    )
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -293,7 +486,7 @@ class Settings:
     def from_options(
         cls, opts: Any, environ: dict[str, str] | None = None, master_key: str = ""
     ) -> Settings:
-        """Validate ``opts``. The key: --api-key, else the master's (workers), else $OPENAI_API_KEY."""
+        """Validate ``opts``. Key: --api-key, else the master's (workers), else $OPENAI_API_KEY."""
         env = os.environ if environ is None else environ
         g = lambda name, default=None: getattr(opts, name, default)  # noqa: E731
         max_tokens = _int("max-tokens", g("max_tokens", 128))
@@ -329,14 +522,17 @@ class Settings:
             records=str(g("records", "") or ""),
             print_requests=_bool("print-requests", g("print_requests", False)),
             dataset=str(g("dataset", "") or "").strip(),
-            dataset_format=_choice("dataset-format", g("dataset_format", "auto"),
-                                   ("auto", "text", "jsonl", "sharegpt")),  # fmt: skip
-            dataset_order=_choice("dataset-order", g("dataset_order", "sequential"),
-                                  ("sequential", "shuffle")),  # fmt: skip
+            dataset_format=_choice(
+                "dataset-format", g("dataset_format", "auto"), ("auto", "text", "jsonl", "sharegpt")
+            ),
+            dataset_order=_choice(
+                "dataset-order", g("dataset_order", "sequential"), ("sequential", "shuffle")
+            ),
             dataset_output_len=_bool("dataset-output-len", g("dataset_output_len", "off")),
             input_tokens=_int("input-tokens", g("input_tokens", 0)),
-            input_tokens_spread=_float("input-tokens-spread", g("input_tokens_spread", 0.0),
-                                       positive=False),  # fmt: skip
+            input_tokens_spread=_float(
+                "input-tokens-spread", g("input_tokens_spread", 0.0), positive=False
+            ),
             request_rate=_float("request-rate", g("request_rate", 0.0), positive=False),
             arrivals=_choice("arrivals", g("arrivals", "poisson"), ("poisson", "constant")),
             sweep=_sweep(g("sweep", "")),
@@ -345,8 +541,9 @@ class Settings:
             sweep_step_requests=_int("sweep-step-requests", g("sweep_step_requests", 0)),
             slo=_slo(g("slo", "")),
             slo_target=_float("slo-target", g("slo_target", 0.0), positive=False),
-            max_failing_seconds=_float("max-failing-seconds", g("max_failing_seconds", 10.0),
-                                       positive=False),  # fmt: skip
+            max_failing_seconds=_float(
+                "max-failing-seconds", g("max_failing_seconds", 10.0), positive=False
+            ),
             html_report=str(g("html_report", "") or ""),
         )
         s._check()
@@ -361,7 +558,9 @@ class Settings:
         if self.slo_target and not self.slo:
             raise ConfigError("--slo-target needs --slo (e.g. --slo ttft_ms=500)")
         if self.max_failing_seconds < 0:
-            raise ConfigError(f"--max-failing-seconds must be >= 0, got {self.max_failing_seconds:g}")
+            raise ConfigError(
+                f"--max-failing-seconds must be >= 0, got {self.max_failing_seconds:g}"
+            )
         if not 0 <= self.input_tokens_spread < 1:
             raise ConfigError(
                 f"--input-tokens-spread must be in [0, 1), got {self.input_tokens_spread:g}"
@@ -369,7 +568,9 @@ class Settings:
         if self.input_tokens and not self.tokenizer:
             raise ConfigError(f"--input-tokens {self.input_tokens} needs --tokenizer to count them")
         if self.input_tokens and self.dataset:
-            raise ConfigError("--input-tokens and --dataset are exclusive: choose one prompt source")
+            raise ConfigError(
+                "--input-tokens and --dataset are exclusive: choose one prompt source"
+            )
         if self.dataset and not os.path.isfile(self.dataset):
             raise ConfigError(f"--dataset file not found: {self.dataset!r}")
         if self.sweep_of == "rate" and self.sweep and not self.request_rate:

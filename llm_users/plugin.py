@@ -132,7 +132,9 @@ class LLMPlugin:
     @property
     def headless(self) -> bool:
         opts = self.env.parsed_options
-        return bool(opts is not None and getattr(opts, "headless", False)) or self.env.web_ui is None
+        return (
+            bool(opts is not None and getattr(opts, "headless", False)) or self.env.web_ui is None
+        )
 
     # -- start-up ----------------------------------------------------------------------
     def on_init(self) -> None:
@@ -183,7 +185,9 @@ class LLMPlugin:
             if settings.insecure:
                 log.warning("llm-users: --insecure: TLS certificates are NOT verified")
         # The tokenizer is local to each process that sends requests (not the master).
-        counter = load_counter(settings.tokenizer) if settings.tokenizer and not self.is_master else None
+        counter = (
+            load_counter(settings.tokenizer) if settings.tokenizer and not self.is_master else None
+        )
         self.counter = counter
         prompts = self._prompt_source(settings)
         if check_server and settings.preflight and not self.is_worker:
@@ -222,7 +226,9 @@ class LLMPlugin:
                 return SeedPrompts(s.prompt_type, s.prompt_language)
             from .datasets import SyntheticPrompts
 
-            return SyntheticPrompts(s.input_tokens, s.input_tokens_spread, tokenizer_name=s.tokenizer)
+            return SyntheticPrompts(
+                s.input_tokens, s.input_tokens_spread, tokenizer_name=s.tokenizer
+            )
         return SeedPrompts(s.prompt_type, s.prompt_language)
 
     def _apply_sweep_start(self, s: Settings) -> None:
@@ -257,9 +263,14 @@ class LLMPlugin:
             # Sent before the spawn messages (test_start fires first), so workers have it
             # when their own test_start comes.
             workers = max(1, runner.worker_count)
-            runner.send_message(d.MSG_SETUP, {
-                "api_key": s.api_key, "workers": workers, "rate": s.request_rate / workers,
-            })  # fmt: skip
+            runner.send_message(
+                d.MSG_SETUP,
+                {
+                    "api_key": s.api_key,
+                    "workers": workers,
+                    "rate": s.request_rate / workers,
+                },
+            )
         else:
             self.lag.take()
             self.lag.start()
@@ -274,8 +285,13 @@ class LLMPlugin:
                     path = f"{path}.worker{getattr(runner, 'worker_index', 0)}"
                 self.records = RecordsWriter(path)
         if s.sweep and not self.is_worker:
-            self.sweep = SweepController(s.sweep, s.sweep_step_time, self._sweep_apply,
-                                         self._sweep_step_finished, self._sweep_done)  # fmt: skip
+            self.sweep = SweepController(
+                s.sweep,
+                s.sweep_step_time,
+                self._sweep_apply,
+                self._sweep_step_finished,
+                self._sweep_done,
+            )
             self.sweep.start()
         self.running = True
 
@@ -357,7 +373,9 @@ class LLMPlugin:
             stats: Any = env.stats
             stats.get("TTFT", "LLM").log(res.ttft_ms, 0)
             if res.follow_latency_ms is not None:
-                stats.get("Follow latency", "LLM").log(res.follow_latency_ms, res.follow_tokens or 0)
+                stats.get("Follow latency", "LLM").log(
+                    res.follow_latency_ms, res.follow_tokens or 0
+                )
             ev.llm_first_token.fire(ttft_ms=res.ttft_ms, result=res)
             ev.llm_follow_tokens.fire(
                 follow_tokens=res.follow_tokens, follow_latency_ms=res.follow_latency_ms, result=res
@@ -608,6 +626,11 @@ class LLMPlugin:
         if s is not None and s.html_report:
             from .report_html import write_html_report
 
-            write_html_report(s.html_report, summary, self.total.hist, self.total.timeseries(),
-                              summary.get("sweep"))  # fmt: skip
+            write_html_report(
+                s.html_report,
+                summary,
+                self.total.hist,
+                self.total.timeseries(),
+                summary.get("sweep"),
+            )
         return summary

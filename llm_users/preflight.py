@@ -24,8 +24,13 @@ log = logging.getLogger("llm_users")
 TIMEOUT_S = 10.0
 
 
-def _call(origin: Origin, settings: Settings, ssl_context: Any, path: str,
-          body: dict[str, Any] | None = None) -> tuple[int, bytes]:  # fmt: skip
+def _call(
+    origin: Origin,
+    settings: Settings,
+    ssl_context: Any,
+    path: str,
+    body: dict[str, Any] | None = None,
+) -> tuple[int, bytes]:
     url = f"{origin}{path}"
     headers = dict(settings.request_headers())
     data = None
@@ -71,8 +76,11 @@ def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
                 f"{_message(raw)[:120]!r}"
             ) from None
     elif status == 404:
-        log.warning("llm-users: %s has no GET /v1/models; checking %s with one request",
-                    origin, settings.endpoint)  # fmt: skip
+        log.warning(
+            "llm-users: %s has no GET /v1/models; checking %s with one request",
+            origin,
+            settings.endpoint,
+        )
     else:
         raise ConfigError(f"GET {origin}/v1/models failed with HTTP {status}: {_message(raw)}")
 
@@ -82,8 +90,15 @@ def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
         return model
     # No model list, or a --model the list lacks: one tiny real request tells.
     ep = ENDPOINTS[settings.endpoint]
-    body = ep.body("ping", model=model, max_tokens=1, stream=False, stream_usage=False,
-                   system_prompt=None, extra={})  # fmt: skip
+    body = ep.body(
+        "ping",
+        model=model,
+        max_tokens=1,
+        stream=False,
+        stream_usage=False,
+        system_prompt=None,
+        extra={},
+    )
     status, raw = _call(origin, settings, ssl_context, ep.path, body)
     if status == 200:
         try:

@@ -15,8 +15,14 @@ __all__ = ["PROMPT_TYPES", "PromptSource", "SeedPrompts", "Prompt"]
 
 Prompt = str | list[dict[str, Any]]  # a plain prompt, or a list of chat messages
 
-PROMPT_TYPES = {"0": "short", "1": "long", "2": "random", "short": "short", "long": "long",
-                "random": "random"}  # fmt: skip
+PROMPT_TYPES = {
+    "0": "short",
+    "1": "long",
+    "2": "random",
+    "short": "short",
+    "long": "long",
+    "random": "random",
+}
 
 _SHORT = {
     "en": "What is the boiling point of water at sea level, and why does it drop on a mountain?",

@@ -12,11 +12,29 @@ from .metrics import RequestResult
 __all__ = ["RecordsWriter", "write_json"]
 
 _RECORD_FIELDS = (
-    "endpoint", "stream", "ok", "status", "failure", "message", "ttft_ms", "ttfc_ms", "e2e_ms",
-    "follow_latency_ms", "follow_tokens", "follow_source", "output_tokens", "output_source",
-    "prompt_tokens", "total_tokens", "usage_completion_tokens", "tpot_ms", "token_events",
-    "max_tokens", "finish_reason", "queue_delay_ms",
-)  # fmt: skip
+    "endpoint",
+    "stream",
+    "ok",
+    "status",
+    "failure",
+    "message",
+    "ttft_ms",
+    "ttfc_ms",
+    "e2e_ms",
+    "follow_latency_ms",
+    "follow_tokens",
+    "follow_source",
+    "output_tokens",
+    "output_source",
+    "prompt_tokens",
+    "total_tokens",
+    "usage_completion_tokens",
+    "tpot_ms",
+    "token_events",
+    "max_tokens",
+    "finish_reason",
+    "queue_delay_ms",
+)
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:

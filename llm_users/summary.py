@@ -53,7 +53,8 @@ def request_line(r: RequestResult) -> str:
     if r.stream:
         return (
             f"First token latency: {_num(r.ttft_ms)} ms, Follow tokens: {r.follow_tokens}, "
-            f"Follow latency: {_num(r.follow_latency_ms)} ms, Follow Speed: {_num(r.speed)} tokens/s"
+            f"Follow latency: {_num(r.follow_latency_ms)} ms, "
+            f"Follow Speed: {_num(r.speed)} tokens/s"
         )
     return (
         f"Latency: {_num(r.e2e_ms)} ms, Total tokens: {r.total_tokens}, "
@@ -68,7 +69,9 @@ def _seed_figures(agg: Aggregate, info: RunInfo) -> dict[str, float | None]:
             "average_first_token_latency_ms": agg.mean("ttft_ms", "stream_ok"),
             "average_follow_latency_ms": agg.mean("follow_latency_ms", "stream_ok"),
             "average_follow_tokens": agg.mean("follow_tokens", "stream_ok"),
-            "follow_throughput_tokens_per_s": speed * info.concurrency if speed is not None else None,
+            "follow_throughput_tokens_per_s": speed * info.concurrency
+            if speed is not None
+            else None,
         }
     speed = agg.mean("speed", "nonstream_ok")
     return {
@@ -159,8 +162,9 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
     return out
 
 
-def sweep_rows(steps: dict[int, Aggregate], settings: Any, started: list[float],
-               ended: list[float]) -> list[dict[str, Any]]:  # fmt: skip
+def sweep_rows(
+    steps: dict[int, Aggregate], settings: Any, started: list[float], ended: list[float]
+) -> list[dict[str, Any]]:
     """One row per sweep step: the throughput/latency curve."""
     rows = []
     for i, start in enumerate(started):
@@ -169,20 +173,22 @@ def sweep_rows(steps: dict[int, Aggregate], settings: Any, started: list[float],
         seconds = max(end - start, 1e-9)
         h = agg.hist
         lat = h["ttft_ms"] if settings.stream else h["latency_ms"]
-        rows.append({
-            "step": i,
-            settings.sweep_of: settings.sweep[i],
-            "duration_s": end - start,
-            "requests": agg.requests,
-            "failures": agg.failed,
-            "output_tokens_per_s": agg.sums["output_tokens"] / seconds,
-            "requests_per_s": agg.requests / seconds,
-            "ttft_p50_ms": lat.percentile(50) if settings.stream else None,
-            "ttft_p99_ms": lat.percentile(99) if settings.stream else None,
-            "tpot_p50_ms": h["tpot_ms"].percentile(50),
-            "e2e_p50_ms": (h["e2e_ms"] if settings.stream else lat).percentile(50),
-            "e2e_p99_ms": (h["e2e_ms"] if settings.stream else lat).percentile(99),
-        })  # fmt: skip
+        rows.append(
+            {
+                "step": i,
+                settings.sweep_of: settings.sweep[i],
+                "duration_s": end - start,
+                "requests": agg.requests,
+                "failures": agg.failed,
+                "output_tokens_per_s": agg.sums["output_tokens"] / seconds,
+                "requests_per_s": agg.requests / seconds,
+                "ttft_p50_ms": lat.percentile(50) if settings.stream else None,
+                "ttft_p99_ms": lat.percentile(99) if settings.stream else None,
+                "tpot_p50_ms": h["tpot_ms"].percentile(50),
+                "e2e_p50_ms": (h["e2e_ms"] if settings.stream else lat).percentile(50),
+                "e2e_p99_ms": (h["e2e_ms"] if settings.stream else lat).percentile(99),
+            }
+        )
     return rows
 
 
@@ -227,11 +233,14 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         ttfc, ttft = agg.hist["ttfc_ms"], agg.hist["ttft_ms"]
         if ttfc.count == ttft.count and ttfc.total == ttft.total:
             names = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")  # no reasoning: the same figure
-    names += tuple(n for n in ("queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms")
-                   if n in d)  # fmt: skip
-    header = f"  {'ms':<24}{'count':>9}{'mean':>11}" + "".join(
-        f"{'p' + str(p):>11}" for p in PERCENTILES
-    ) + f"{'max':>11}"
+    names += tuple(
+        n for n in ("queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms") if n in d
+    )
+    header = (
+        f"  {'ms':<24}{'count':>9}{'mean':>11}"
+        + "".join(f"{'p' + str(p):>11}" for p in PERCENTILES)
+        + f"{'max':>11}"
+    )
     lines.append(header)
     for name in names:
         s = d.get(name) or _dist(agg, name)
@@ -250,8 +259,13 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
     if gp:
         slo = ", ".join(f"{k} <= {v:g}" for k, v in (d.get("slo") or {}).items())
         target = d.get("slo_target")
-        verdict = "" if not target else (" (target met)" if gp["percent"] >= target
-                                          else f" (BELOW the {target:g} % target)")  # fmt: skip
+        verdict = (
+            ""
+            if not target
+            else (
+                " (target met)" if gp["percent"] >= target else f" (BELOW the {target:g} % target)"
+            )
+        )
         lines.append(
             f"  goodput: {gp['requests_meeting_slo']} of {gp['of']} requests "
             f"({gp['percent']:.1f} %) met {slo}{verdict}"
@@ -272,8 +286,10 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
     if sweep:
         key = "users" if "users" in sweep[0] else "rate"
         lines.append(f"  sweep ({key}):")
-        lines.append(f"    {key:>8}{'requests':>10}{'fail':>6}{'out tok/s':>12}{'req/s':>9}"
-                     f"{'TTFT p50':>10}{'TTFT p99':>10}{'TPOT p50':>10}{'E2E p99':>10}")  # fmt: skip
+        lines.append(
+            f"    {key:>8}{'requests':>10}{'fail':>6}{'out tok/s':>12}{'req/s':>9}"
+            f"{'TTFT p50':>10}{'TTFT p99':>10}{'TPOT p50':>10}{'E2E p99':>10}"
+        )
         for r in sweep:
             lines.append(
                 f"    {r[key]:>8g}{r['requests']:>10}{r['failures']:>6}"

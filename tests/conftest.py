@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import locust  # noqa: F401  (gevent monkey-patching first, before anything imports ssl/requests)
-
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import locust  # noqa: F401  (gevent monkey-patching first, before anything imports ssl/requests)
 import pytest
 
 from llm_users.simulator import SimulatorProcess, save_tokenizer

@@ -26,13 +26,19 @@ def locust_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), *args]
 
 
-def run_locust(*args: str, timeout: float = 90, env: dict[str, str] | None = None
-               ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run_locust(
+    *args: str, timeout: float = 90, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **(env or {}))
     return subprocess.run(
-        locust_cmd(*args), capture_output=True, text=True, timeout=timeout, env=full_env,
-        cwd=ROOT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        locust_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def parse_options(*args: str) -> Any:

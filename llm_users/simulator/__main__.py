@@ -32,8 +32,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def serve(cfg: SimConfig, host: str, port: int, watch_stdin: bool = False,
-                ssl_context: Any = None) -> None:  # fmt: skip
+async def serve(
+    cfg: SimConfig, host: str, port: int, watch_stdin: bool = False, ssl_context: Any = None
+) -> None:
     """Serve until SIGINT/SIGTERM (or stdin EOF); announce the bound URL on stdout."""
     from aiohttp import web
 

@@ -43,11 +43,14 @@ def build_app(config: SimConfig) -> web.Application:
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     """OpenAI-style key check on /v1/*, when the config has a key (the message never echoes it)."""
     key = request.app[STATE].config.api_key
-    if key and request.path.startswith("/v1/"):
-        if request.headers.get("Authorization", "") != f"Bearer {key}":
-            err = {"message": "Incorrect API key provided.", "type": "invalid_request_error",
-                   "code": "invalid_api_key"}  # fmt: skip
-            return _json({"error": err}, status=401)
+    authorised = request.headers.get("Authorization", "") == f"Bearer {key}"
+    if key and request.path.startswith("/v1/") and not authorised:
+        err = {
+            "message": "Incorrect API key provided.",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+        }
+        return _json({"error": err}, status=401)
     return await handler(request)
 
 
@@ -308,7 +311,9 @@ async def _stream(
                 request.transport.abort()
         else:
             await resp.write_eof()
-        rec["completed"] = not plan.cut
+        # A stream with a bad_json line is malformed even though it goes on to the end
+        # (as in _unary): no client can take it for a complete answer.
+        rec["completed"] = not plan.cut and fault != "bad_json"
         rec["finish_reason"] = None if plan.cut else job.finish_reason
     except ConnectionError:
         rec["client_disconnected"] = True

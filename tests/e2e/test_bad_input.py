@@ -13,8 +13,19 @@ pytestmark = pytest.mark.e2e
 
 
 def _refused(*args: str, host: str) -> str:
-    proc = run_locust("--headless", "-u", "1", "-r", "1", "--requests-per-user", "1",
-                      "--host", host, *args, timeout=60)  # fmt: skip
+    proc = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "--requests-per-user",
+        "1",
+        "--host",
+        host,
+        *args,
+        timeout=60,
+    )
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr + proc.stdout
     errors = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
@@ -43,14 +54,20 @@ def sim_url():
         (["--slo", "ttft_ms=fast"], "--slo ttft_ms needs a number of ms, got 'fast'"),
         (["--slo-target", "150", "--slo", "ttft_ms=5"], "--slo-target is a percentage"),
         (["--request-rate", "-2"], "--request-rate must be >= 0"),
-        (["--tokenizer", "/no/such/tokenizer"], "--tokenizer folder '/no/such/tokenizer' does not exist"),
+        (
+            ["--tokenizer", "/no/such/tokenizer"],
+            "--tokenizer folder '/no/such/tokenizer' does not exist",
+        ),
         (["--dataset", "/no/such/file.jsonl"], "--dataset file not found: '/no/such/file.jsonl'"),
         (["--header", "NoColon"], "--header must look like 'Name: value', got 'NoColon'"),
         (["--input-tokens", "10"], "--input-tokens 10 needs --tokenizer"),
-        (["--model", "not-a-model"], "the server does not know --model 'not-a-model' (HTTP 404): "
-                                     "The model `not-a-model` does not exist."),
+        (
+            ["--model", "not-a-model"],
+            "the server does not know --model 'not-a-model' (HTTP 404): "
+            "The model `not-a-model` does not exist.",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_options(sim_url, args, expected):
     assert expected in _refused(*args, host=sim_url)
 

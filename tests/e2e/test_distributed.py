@@ -33,18 +33,38 @@ class Cluster:
         self.records = tmp / "records.jsonl"
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         self.master = subprocess.Popen(
-            locust_cmd("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-                       str(self.port), "--expect-workers", str(workers), "--host", host,
-                       "--summary-json", str(self.summary), "--records", str(self.records),
-                       *master_args),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
-        )  # fmt: skip
+            locust_cmd(
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(self.port),
+                "--expect-workers",
+                str(workers),
+                "--host",
+                host,
+                "--summary-json",
+                str(self.summary),
+                "--records",
+                str(self.records),
+                *master_args,
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
         self.workers = [
             subprocess.Popen(
-                locust_cmd("--worker", "--master-host", "127.0.0.1", "--master-port",
-                           str(self.port)),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=ROOT,
-            )  # fmt: skip
+                locust_cmd(
+                    "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.port)
+                ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                cwd=ROOT,
+            )
             for _ in range(workers)
         ]
 
@@ -93,8 +113,11 @@ def slow_sim(simulator):
 
 
 def test_requests_per_user_end(slow_sim, tmp_path):
-    c = Cluster(tmp_path, slow_sim.url, ["--headless", "-u", "6", "-r", "6", "--stream",
-                                        "--requests-per-user", "4"])  # fmt: skip
+    c = Cluster(
+        tmp_path,
+        slow_sim.url,
+        ["--headless", "-u", "6", "-r", "6", "--stream", "--requests-per-user", "4"],
+    )
     code, out = c.wait()
     assert code == 0, out[-3000:]
     s = c.result()
@@ -125,8 +148,11 @@ def test_other_ends_lose_nothing(slow_sim, tmp_path, how):
 
 def test_a_dead_worker_is_reported_not_hidden(simulator, tmp_path):
     sim = simulator(ttft_ms=20, itl_ms=10, output_tokens=10)
-    c = Cluster(tmp_path, sim.url, ["--headless", "-u", "4", "-r", "4", "--stream", "-t", "12s",
-                                   "--stop-timeout", "5"])  # fmt: skip
+    c = Cluster(
+        tmp_path,
+        sim.url,
+        ["--headless", "-u", "4", "-r", "4", "--stream", "-t", "12s", "--stop-timeout", "5"],
+    )
     time.sleep(7)  # both workers have sent periodic reports (every 3 s)
     c.workers[0].kill()
     code, out = c.wait(timeout=60)
@@ -140,8 +166,24 @@ def test_a_dead_worker_is_reported_not_hidden(simulator, tmp_path):
 
 def test_open_loop_rate_is_for_the_whole_test_and_poisson(simulator, tmp_path):
     sim = simulator(ttft_ms=5, itl_ms=1, output_tokens=3)
-    c = Cluster(tmp_path, sim.url, ["--headless", "-u", "16", "-r", "16", "--stream",
-                                   "--request-rate", "60", "-t", "8s", "--stop-timeout", "5"])
+    c = Cluster(
+        tmp_path,
+        sim.url,
+        [
+            "--headless",
+            "-u",
+            "16",
+            "-r",
+            "16",
+            "--stream",
+            "--request-rate",
+            "60",
+            "-t",
+            "8s",
+            "--stop-timeout",
+            "5",
+        ],
+    )
     code, out = c.wait()
     s = c.result()
     arrivals = sorted(r["received_at"] for r in sim.records())

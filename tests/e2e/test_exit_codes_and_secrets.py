@@ -17,9 +17,24 @@ KEY = "sk-test-SECRET-0123456789abcdef"
 def test_slo_target_sets_the_exit_code(simulator, limit, code, tmp_path):
     sim = simulator(ttft_ms=20, itl_ms=2, output_tokens=5)
     out = tmp_path / "s.json"
-    proc = run_locust("--headless", "-u", "2", "-r", "2", "--host", sim.url, "--stream",
-                      "--requests-per-user", "3", "--slo", limit, "--slo-target", "90",
-                      "--summary-json", str(out))  # fmt: skip
+    proc = run_locust(
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "--host",
+        sim.url,
+        "--stream",
+        "--requests-per-user",
+        "3",
+        "--slo",
+        limit,
+        "--slo-target",
+        "90",
+        "--summary-json",
+        str(out),
+    )
     assert proc.returncode == code, proc.stderr[-2000:]
     goodput = json.loads(out.read_text())["goodput"]
     assert goodput["percent"] == (100.0 if code == 0 else 0.0)
@@ -27,8 +42,20 @@ def test_slo_target_sets_the_exit_code(simulator, limit, code, tmp_path):
 
 def test_every_request_failing_stops_the_test(simulator):
     sim = simulator(fault="http_error", error_status=503)
-    proc = run_locust("--headless", "-u", "2", "-r", "2", "--host", sim.url, "-t", "60s",
-                      "--max-failing-seconds", "1.5", timeout=40)  # fmt: skip
+    proc = run_locust(
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "--host",
+        sim.url,
+        "-t",
+        "60s",
+        "--max-failing-seconds",
+        "1.5",
+        timeout=40,
+    )
     assert proc.returncode == 4, proc.stderr[-2000:]
     assert "every request failed for 1.5 s" in proc.stdout + proc.stderr
 
@@ -43,12 +70,34 @@ def test_the_key_never_appears_in_any_output(simulator, tmp_path):
         "log": tmp_path / "locust.log",
     }
     proc = run_locust(
-        "--headless", "-u", "2", "-r", "2", "--host", sim.url, "--stream", "--print-requests",
-        "--requests-per-user", "3", "--api-key", KEY, "--summary-json", str(files["summary"]),
-        "--records", str(files["records"]), "--html-report", str(files["html"]),
-        "--html", str(files["locust_html"]), "--csv", str(tmp_path / "stats"),
-        "--logfile", str(files["log"]), "--loglevel", "DEBUG",
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "--host",
+        sim.url,
+        "--stream",
+        "--print-requests",
+        "--requests-per-user",
+        "3",
+        "--api-key",
+        KEY,
+        "--summary-json",
+        str(files["summary"]),
+        "--records",
+        str(files["records"]),
+        "--html-report",
+        str(files["html"]),
+        "--html",
+        str(files["locust_html"]),
+        "--csv",
+        str(tmp_path / "stats"),
+        "--logfile",
+        str(files["log"]),
+        "--loglevel",
+        "DEBUG",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(files["summary"].read_text())["requests"] == 6  # the key was accepted
     outputs = {"stdout": proc.stdout, "stderr": proc.stderr}
@@ -62,8 +111,16 @@ def test_the_key_never_appears_in_any_output(simulator, tmp_path):
 
 def test_wrong_key_is_refused_before_the_test(simulator):
     sim = simulator(api_key=KEY)
-    proc = run_locust("--headless", "-u", "1", "--host", sim.url, "--requests-per-user", "1",
-                      env={"OPENAI_API_KEY": "sk-wrong"})  # fmt: skip
+    proc = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "--host",
+        sim.url,
+        "--requests-per-user",
+        "1",
+        env={"OPENAI_API_KEY": "sk-wrong"},
+    )
     assert proc.returncode == 2
     assert "the server refused the API key (HTTP 401)" in proc.stderr
     assert "sk-wrong" not in proc.stdout + proc.stderr

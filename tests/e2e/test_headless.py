@@ -39,10 +39,24 @@ def test_streaming_run_matches_the_server(simulator, tokenizer_dir, tmp_path):
     sim = simulator(ttft_ms=120, itl_ms=15)
     out = tmp_path / "summary.json"
     proc = run_locust(
-        "--headless", "-u", "4", "-r", "4", "--host", sim.url, "--stream",
-        "--tokenizer", str(tokenizer_dir), "--max-tokens", "50", "--requests-per-user", "5",
-        "--summary-json", str(out), "--print-requests",
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "--host",
+        sim.url,
+        "--stream",
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--max-tokens",
+        "50",
+        "--requests-per-user",
+        "5",
+        "--summary-json",
+        str(out),
+        "--print-requests",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     block = _seed_block(proc.stdout, STREAM_LINES)
     records = sim.records()
@@ -66,16 +80,29 @@ def test_non_streaming_run_matches_the_server(simulator, tmp_path):
     sim = simulator(ttft_ms=120, itl_ms=15)
     out = tmp_path / "summary.json"
     proc = run_locust(
-        "--headless", "-u", "4", "-r", "4", "--host", sim.url, "--max-tokens", "50",
-        "--requests-per-user", "5", "--summary-json", str(out),
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "--host",
+        sim.url,
+        "--max-tokens",
+        "50",
+        "--requests-per-user",
+        "5",
+        "--summary-json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     _seed_block(proc.stdout, NON_STREAM_LINES)
     records = sim.records()
     s = json.loads(out.read_text())
     assert s["mode"] == "non-streaming" and s["requests"] == 20 == len(records)
     assert abs(s["average_latency_ms"] - mean(server_e2e_ms(records))) < 3.0
-    assert s["average_tokens"] == mean([r["prompt_tokens"] + r["completion_tokens"] for r in records])
+    assert s["average_tokens"] == mean(
+        [r["prompt_tokens"] + r["completion_tokens"] for r in records]
+    )
     assert set(s["latency_ms"]) >= {"mean", "p50", "p90", "p95", "p99", "max"}
 
 
@@ -83,9 +110,21 @@ def test_run_time_ends_the_test_and_summary_prints(simulator, tmp_path):
     sim = simulator(ttft_ms=20, itl_ms=5, output_tokens=10)
     out = tmp_path / "s.json"
     proc = run_locust(
-        "--headless", "-u", "2", "-r", "2", "--host", sim.url, "--stream", "-t", "3s",
-        "--stop-timeout", "5", "--summary-json", str(out),
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "--host",
+        sim.url,
+        "--stream",
+        "-t",
+        "3s",
+        "--stop-timeout",
+        "5",
+        "--summary-json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     s = json.loads(out.read_text())
     assert s["requests"] == sim.stats()["completed"] > 0

@@ -31,10 +31,24 @@ def server():
 def _run(srv, tmp_path, *args: str) -> dict:
     out = tmp_path / "summary.json"
     proc = run_locust(
-        "--headless", "-u", "3", "-r", "3", "--host", srv.base_url, "--requests-per-user", "3",
-        "--max-tokens", str(MAX_TOKENS), "--summary-json", str(out), "--stop-timeout", "30",
-        *args, timeout=180,
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "--host",
+        srv.base_url,
+        "--requests-per-user",
+        "3",
+        "--max-tokens",
+        str(MAX_TOKENS),
+        "--summary-json",
+        str(out),
+        "--stop-timeout",
+        "30",
+        *args,
+        timeout=180,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(out.read_text())
 
@@ -73,8 +87,18 @@ def test_non_streaming_total_tokens_from_usage(server, tmp_path, endpoint):
 
 def test_unknown_model_is_refused_before_the_test(server):
     srv, _ = server
-    proc = run_locust("--headless", "-u", "1", "--host", srv.base_url, "--model", "no-such-model",
-                      "--requests-per-user", "1", timeout=60)  # fmt: skip
+    proc = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "--host",
+        srv.base_url,
+        "--model",
+        "no-such-model",
+        "--requests-per-user",
+        "1",
+        timeout=60,
+    )
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()
     assert err[-1].startswith("llm-users: error: the server does not know --model 'no-such-model'")

@@ -18,11 +18,27 @@ def https_sim(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     with SimulatorProcess(tls=(str(cert), str(key)), ttft_ms=2, itl_ms=1, output_tokens=4) as sim:
         yield sim, cert
 
@@ -37,9 +53,22 @@ def test_unverified_certificate_is_refused(https_sim):
 def test_ca_bundle_verifies(https_sim, tmp_path):
     sim, cert = https_sim
     out = tmp_path / "s.json"
-    proc = run_locust("--headless", "-u", "2", "-r", "2", "--host", sim.url, "--stream",
-                      "--requests-per-user", "2", "--ca-bundle", str(cert),
-                      "--summary-json", str(out))  # fmt: skip
+    proc = run_locust(
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "--host",
+        sim.url,
+        "--stream",
+        "--requests-per-user",
+        "2",
+        "--ca-bundle",
+        str(cert),
+        "--summary-json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(out.read_text())["requests"] == 4
 
@@ -47,8 +76,18 @@ def test_ca_bundle_verifies(https_sim, tmp_path):
 def test_insecure_warns_and_works(https_sim, tmp_path):
     sim, _ = https_sim
     out = tmp_path / "s.json"
-    proc = run_locust("--headless", "-u", "1", "--host", sim.url, "--requests-per-user", "2",
-                      "--insecure", "--summary-json", str(out))  # fmt: skip
+    proc = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "--host",
+        sim.url,
+        "--requests-per-user",
+        "2",
+        "--insecure",
+        "--summary-json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "--insecure: TLS certificates are NOT verified" in proc.stderr
     assert json.loads(out.read_text())["requests"] == 2

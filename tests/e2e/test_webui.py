@@ -27,9 +27,14 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 CLI_KEY, ENV_KEY = "sk-test-SECRET", "sk-env-SECRET-2"
 LEAK = "SECRET"  # in both keys, and in nothing else the UI serves
 PLUGIN_OPTIONS = ("promptType", "maxTokens", "stream", "tokenizer", "model", "requestsPerUser")
@@ -40,9 +45,19 @@ SEED_ROWS = {
     "Follow throughput (tokens/s)": "follow_throughput_tokens_per_s",
 }
 ROUTES = (
-    "", "stats/requests", "llm", "llm/summary.json", "llm/summary.csv", "llm/state.json",
-    "exceptions", "tasks", "logs", "stats/requests/csv", "stats/failures/csv", "stats/report",
-)  # fmt: skip
+    "",
+    "stats/requests",
+    "llm",
+    "llm/summary.json",
+    "llm/summary.csv",
+    "llm/state.json",
+    "exceptions",
+    "tasks",
+    "logs",
+    "stats/requests/csv",
+    "stats/failures/csv",
+    "stats/report",
+)
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback, no proxy
 
 
@@ -109,20 +124,26 @@ def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}/"
     log = tmp_path / "locust.log"
     env = dict(os.environ, OPENAI_API_KEY=ENV_KEY, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    cmd = locust_cmd("--web-host", "127.0.0.1", "--web-port", str(port), "--stream",
-                     "--api-key", CLI_KEY)  # fmt: skip
+    cmd = locust_cmd(
+        "--web-host", "127.0.0.1", "--web-port", str(port), "--stream", "--api-key", CLI_KEY
+    )
     # The server wants the command-line key: the form's empty key field must not replace it.
-    with SimulatorProcess(ttft_ms=50, itl_ms=10, output_tokens=40, api_key=CLI_KEY) as sim, \
-            log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, cwd=ROOT)  # fmt: skip
+    with (
+        SimulatorProcess(ttft_ms=50, itl_ms=10, output_tokens=40, api_key=CLI_KEY) as sim,
+        log.open("wb") as out,
+    ):
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT
+        )
         try:
             _wait_http(base, proc, timeout=20)
             with sync_playwright() as pw:
                 ctx = pw.chromium.launch_persistent_context(
-                    tempfile.mkdtemp(dir=tmp_path), executable_path=CHROMIUM, headless=True,
+                    tempfile.mkdtemp(dir=tmp_path),
+                    executable_path=CHROMIUM,
+                    headless=True,
                     args=CHROMIUM_ARGS,
-                )  # fmt: skip
+                )
                 try:
                     _drive(ctx, base, sim)
                 finally:
@@ -168,8 +189,12 @@ def _drive(ctx: Any, base: str, sim: SimulatorProcess) -> None:
 
     # Stop: the tab keeps the final figures, the same as /llm/summary.json and the CSV.
     page.get_by_role("button", name="Stop").click()
-    rows = _poll(page, lambda: (r := _tab_rows(page)).get("Status") == "final" and r, 15,
-                 "the final summary in the LLM tab")  # fmt: skip
+    rows = _poll(
+        page,
+        lambda: (r := _tab_rows(page)).get("Status") == "final" and r,
+        15,
+        "the final summary in the LLM tab",
+    )
     summary = json.loads(_get(base + "llm/summary.json"))
     assert summary["mode"] == "streaming" and summary["failures"] == 0
     assert int(rows["Requests (ok)"]) == summary["requests"] > first

@@ -10,9 +10,16 @@ from tests.helpers import mean, run_in_process, server_e2e_ms, server_ttft_ms
 def test_streaming_figures_match_the_server(simulator, tokenizer_dir):
     sim = simulator(ttft_ms=60, itl_ms=8, output_tokens=30)
     plugin = run_in_process(
-        sim.url, "--stream", "--tokenizer", str(tokenizer_dir), "--max-tokens", "50",
-        "--requests-per-user", "3", users=4,
-    )  # fmt: skip
+        sim.url,
+        "--stream",
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--max-tokens",
+        "50",
+        "--requests-per-user",
+        "3",
+        users=4,
+    )
     s = plugin.last_summary
     records = sim.records()
     assert s["requests"] == 12 == len(records)
@@ -73,10 +80,15 @@ def test_custom_events_fire_once_per_request(simulator):
 
     def setup_with_listeners(env):
         plugin = original(env)
-        env.events.llm_first_token.add_listener(lambda **kw: seen.__setitem__("first", seen["first"] + 1))
+        env.events.llm_first_token.add_listener(
+            lambda **kw: seen.__setitem__("first", seen["first"] + 1)
+        )
         env.events.llm_follow_tokens.add_listener(
-            lambda **kw: seen.__setitem__("follow", seen["follow"] + 1))
-        env.events.llm_request.add_listener(lambda **kw: seen.__setitem__("request", seen["request"] + 1))
+            lambda **kw: seen.__setitem__("follow", seen["follow"] + 1)
+        )
+        env.events.llm_request.add_listener(
+            lambda **kw: seen.__setitem__("request", seen["request"] + 1)
+        )
         return plugin
 
     helpers.setup = setup_with_listeners

@@ -39,8 +39,15 @@ def _request(name: str, endpoint=CHAT, stream=True):
     try:
         origin = Origin.parse(f"http://127.0.0.1:{server.server_port}")
         client = LLMClient(ClientConfig(origin=origin, endpoint=endpoint))
-        body = endpoint.body("hi", model="m", max_tokens=24, stream=stream, stream_usage=True,
-                             system_prompt=None, extra={})  # fmt: skip
+        body = endpoint.body(
+            "hi",
+            model="m",
+            max_tokens=24,
+            stream=stream,
+            stream_usage=True,
+            system_prompt=None,
+            extra={},
+        )
         rec = client.request(body)
         client.close()
         return rec
@@ -72,7 +79,8 @@ def test_completions_stream():
 def test_non_streaming_usage():
     rec = _request("chat_nonstream", stream=False)
     assert rec.ok and rec.usage["total_tokens"] == (
-        rec.usage["prompt_tokens"] + rec.usage["completion_tokens"])  # fmt: skip
+        rec.usage["prompt_tokens"] + rec.usage["completion_tokens"]
+    )
 
 
 def test_error_inside_a_200_stream():

@@ -19,13 +19,22 @@ def test_text_and_jsonl_datasets_are_sent_in_order(simulator, tmp_path):
     sim = simulator(ttft_ms=1, itl_ms=1, output_tokens=3)
     path = tmp_path / "p.txt"
     path.write_text("alpha\nalpha beta\n\nalpha beta gamma\n")
-    s = run_in_process(sim.url, "--dataset", str(path), "--endpoint", "completions",
-                       "--requests-per-user", "6", users=1).last_summary  # fmt: skip
+    s = run_in_process(
+        sim.url,
+        "--dataset",
+        str(path),
+        "--endpoint",
+        "completions",
+        "--requests-per-user",
+        "6",
+        users=1,
+    ).last_summary
     assert s["requests"] == 6
     assert _user_prompts(sim.records()) == [1, 2, 3, 1, 2, 3]  # blank line skipped, cycled
     sim.reset()
-    s = run_in_process(sim.url, "--dataset", str(DATA / "prompts.jsonl"),
-                       "--requests-per-user", "4", users=1).last_summary  # fmt: skip
+    s = run_in_process(
+        sim.url, "--dataset", str(DATA / "prompts.jsonl"), "--requests-per-user", "4", users=1
+    ).last_summary
     assert s["requests"] == 4 and s["failures"] == 0
     jsonl_max = [r["max_tokens"] for r in sim.records()]
     assert 16 in jsonl_max  # a line's own max_tokens wins over --max-tokens
@@ -34,8 +43,16 @@ def test_text_and_jsonl_datasets_are_sent_in_order(simulator, tmp_path):
 
 def test_sharegpt_with_recorded_output_lengths(simulator):
     sim = simulator(ttft_ms=1, itl_ms=1)
-    s = run_in_process(sim.url, "--dataset", str(DATA / "sharegpt.json"), "--dataset-output-len",
-                       "on", "--requests-per-user", "2", users=1).last_summary  # fmt: skip
+    s = run_in_process(
+        sim.url,
+        "--dataset",
+        str(DATA / "sharegpt.json"),
+        "--dataset-output-len",
+        "on",
+        "--requests-per-user",
+        "2",
+        users=1,
+    ).last_summary
     assert s["requests"] == 2
     # "Put it in boiling water for 7 minutes." is 8 words: that request's max_tokens
     assert sim.records()[0]["max_tokens"] == 8
@@ -43,22 +60,52 @@ def test_sharegpt_with_recorded_output_lengths(simulator):
 
 def test_input_tokens_are_exact(simulator, tokenizer_dir):
     sim = simulator(ttft_ms=1, itl_ms=1, output_tokens=2)
-    run_in_process(sim.url, "--endpoint", "completions", "--input-tokens", "37",
-                   "--tokenizer", str(tokenizer_dir), "--requests-per-user", "5", users=2)
+    run_in_process(
+        sim.url,
+        "--endpoint",
+        "completions",
+        "--input-tokens",
+        "37",
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--requests-per-user",
+        "5",
+        users=2,
+    )
     counts = _user_prompts(sim.records())
     assert counts == [37] * 10
     sim.reset()
-    run_in_process(sim.url, "--endpoint", "completions", "--input-tokens", "40",
-                   "--input-tokens-spread", "0.25", "--tokenizer", str(tokenizer_dir),
-                   "--requests-per-user", "10", users=2)  # fmt: skip
+    run_in_process(
+        sim.url,
+        "--endpoint",
+        "completions",
+        "--input-tokens",
+        "40",
+        "--input-tokens-spread",
+        "0.25",
+        "--tokenizer",
+        str(tokenizer_dir),
+        "--requests-per-user",
+        "10",
+        users=2,
+    )
     counts = _user_prompts(sim.records())
     assert all(30 <= c <= 50 for c in counts) and len(set(counts)) > 3
 
 
 def test_open_loop_rate_and_queue_delay(simulator):
     sim = simulator(ttft_ms=5, itl_ms=1, output_tokens=5)
-    plugin = run_in_process(sim.url, "--stream", "--request-rate", "50", "--arrivals", "constant",
-                            "--requests-per-user", "25", users=4)  # fmt: skip
+    plugin = run_in_process(
+        sim.url,
+        "--stream",
+        "--request-rate",
+        "50",
+        "--arrivals",
+        "constant",
+        "--requests-per-user",
+        "25",
+        users=4,
+    )
     s = plugin.last_summary
     arrivals = sorted(r["received_at"] for r in sim.records())
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
@@ -71,34 +118,57 @@ def test_open_loop_rate_and_queue_delay(simulator):
 
 def test_users_that_cannot_keep_up_are_reported(simulator):
     sim = simulator(ttft_ms=50, itl_ms=5, output_tokens=5)
-    s = run_in_process(sim.url, "--stream", "--request-rate", "100",
-                       "--requests-per-user", "10", users=2).last_summary  # fmt: skip
+    s = run_in_process(
+        sim.url, "--stream", "--request-rate", "100", "--requests-per-user", "10", users=2
+    ).last_summary
     assert s["queue_delay_ms"]["max"] > 100
     assert any("could not keep up with 100 requests/s" in n for n in s["notes"])
 
 
 def test_sweep_prints_one_row_per_step(simulator, capsys):
     sim = simulator(ttft_ms=5, itl_ms=2, output_tokens=5)
-    s = run_in_process(sim.url, "--stream", "--sweep", "1,2,3", "--sweep-step-time", "1",
-                       users=1).last_summary  # fmt: skip
+    s = run_in_process(
+        sim.url, "--stream", "--sweep", "1,2,3", "--sweep-step-time", "1", users=1
+    ).last_summary
     rows = s["sweep"]
     assert [r["users"] for r in rows] == [1.0, 2.0, 3.0]
     assert all(r["requests"] > 0 for r in rows)
     # more users, more throughput against a server that is not saturated
-    assert rows[0]["output_tokens_per_s"] < rows[1]["output_tokens_per_s"] < rows[2]["output_tokens_per_s"]
+    assert (
+        rows[0]["output_tokens_per_s"]
+        < rows[1]["output_tokens_per_s"]
+        < rows[2]["output_tokens_per_s"]
+    )
     assert sum(r["requests"] for r in rows) == s["requests"]
     assert "sweep (users):" in capsys.readouterr().out
 
 
 def test_goodput_and_records(simulator, tmp_path):
-    sim = simulator(ttft_ms=20, itl_ms=1, output_tokens=5, fault="stall", stall_ms=200,
-                    fault_every=2)  # fmt: skip
+    sim = simulator(
+        ttft_ms=20, itl_ms=1, output_tokens=5, fault="stall", stall_ms=200, fault_every=2
+    )
     records = tmp_path / "r.jsonl"
-    s = run_in_process(sim.url, "--stream", "--slo", "ttft_ms=100", "--records", str(records),
-                       "--requests-per-user", "5", users=2).last_summary  # fmt: skip
+    s = run_in_process(
+        sim.url,
+        "--stream",
+        "--slo",
+        "ttft_ms=100",
+        "--records",
+        str(records),
+        "--requests-per-user",
+        "5",
+        users=2,
+    ).last_summary
     assert s["goodput"]["of"] == 10
     assert s["goodput"]["requests_meeting_slo"] == 5  # every second request stalls 200 ms
     lines = [json.loads(x) for x in records.read_text().splitlines()]
     assert len(lines) == 10 == s["requests"] + s["failures"]
-    assert {"start_wall", "ttft_ms", "e2e_ms", "output_tokens", "status", "failure", "worker"} <= set(
-        lines[0])  # fmt: skip
+    assert {
+        "start_wall",
+        "ttft_ms",
+        "e2e_ms",
+        "output_tokens",
+        "status",
+        "failure",
+        "worker",
+    } <= set(lines[0])
