@@ -327,7 +327,7 @@ def _closed_while_idle(conn: Connection) -> bool:
         return True
     if _poll is not None:  # poll, not select: any descriptor number (select stops at 1024)
         p = _poll()
-        p.register(fd, select.POLLIN | select.POLLPRI)
+        p.register(fd, select.POLLIN)
         return bool(p.poll(0))
     return bool(_select([fd], [], [], 0)[0])
 

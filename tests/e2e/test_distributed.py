@@ -197,3 +197,55 @@ def test_open_loop_rate_is_for_the_whole_test_and_poisson(simulator, tmp_path):
     assert 0.8 <= cv <= 1.2, cv  # Poisson arrivals: coefficient of variation near 1
     assert s["requests"] == sim.stats()["completed"]
     assert len(s["workers"]) == 2
+
+
+def _post(url: str, data: dict[str, str]) -> dict:
+    import urllib.parse
+    import urllib.request
+
+    body = urllib.parse.urlencode(data).encode()
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(urllib.request.Request(url, data=body), timeout=30) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+def _get_json(url: str) -> dict:
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_web_ui_stop_on_a_master_loses_nothing(slow_sim, tmp_path):
+    web_port = _free_port()
+    c = Cluster(tmp_path, slow_sim.url, ["--web-host", "127.0.0.1", "--web-port", str(web_port),
+                                        "--stream", "--stop-timeout", "10"])
+    base = f"http://127.0.0.1:{web_port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the web UI is up and both workers have connected
+            try:
+                if _get_json(base + "/stats/requests").get("workers"):
+                    if len(_get_json(base + "/stats/requests")["workers"]) == 2:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "web UI or workers not ready"
+            time.sleep(0.3)
+        _post(base + "/swarm", {"user_count": "6", "spawn_rate": "6", "host": slow_sim.url})
+        while slow_sim.stats()["completed"] < 12 and time.monotonic() < deadline + 30:
+            time.sleep(0.2)
+        _post(base + "/stop", {})
+        deadline = time.monotonic() + 30
+        while not _get_json(base + "/llm/summary.json").get("duration_s"):
+            assert time.monotonic() < deadline, "no final summary"
+            time.sleep(0.3)
+        time.sleep(0.5)
+        s = _get_json(base + "/llm/summary.json")
+        assert s == c.result()  # the page and --summary-json say the same
+        assert s["requests"] == slow_sim.stats()["completed"] >= 12
+        assert all(w["final_report"] for w in s["workers"].values()) and len(s["workers"]) == 2
+        _check_merged(s, c.raw_records())
+    finally:
+        c.kill()
