@@ -65,10 +65,17 @@ class LLMClient:
         accept = b"Accept: text/event-stream\r\n" if stream else b"Accept: application/json\r\n"
         return b"".join(
             (
-                b"POST ", self._path, b" HTTP/1.1\r\n", self._head, accept,
-                b"Content-Length: ", str(len(body)).encode(), b"\r\n\r\n", body,
+                b"POST ",
+                self._path,
+                b" HTTP/1.1\r\n",
+                self._head,
+                accept,
+                b"Content-Length: ",
+                str(len(body)).encode(),
+                b"\r\n\r\n",
+                body,
             )
-        )  # fmt: skip
+        )
 
     def request(
         self,
@@ -106,7 +113,8 @@ class LLMClient:
         except TimeoutError:
             conn.close()
             if rec.start == 0.0:
-                rec.fail(FailureKind.CONNECT, f"connect timeout after {self.config.connect_timeout} s")
+                limit = self.config.connect_timeout
+                rec.fail(FailureKind.CONNECT, f"connect timeout after {limit:g} s")
             else:
                 rec.fail(FailureKind.REQUEST_TIMEOUT, "timed out")
         except _Stale as exc:
@@ -137,8 +145,11 @@ class LLMClient:
         else:
             first = rec.start + cfg.first_token_timeout
             total = rec.start + cfg.request_timeout
-            deadline, kind = (first, FailureKind.FIRST_TOKEN_TIMEOUT) if first < total else (
-                total, FailureKind.REQUEST_TIMEOUT)  # fmt: skip
+            deadline, kind = (
+                (first, FailureKind.FIRST_TOKEN_TIMEOUT)
+                if first < total
+                else (total, FailureKind.REQUEST_TIMEOUT)
+            )
             if not rec.stream:
                 deadline, kind = total, FailureKind.REQUEST_TIMEOUT
         remaining = deadline - now
@@ -217,7 +228,8 @@ class LLMClient:
                     try:
                         chunk = chunk_of(obj)
                     except (AttributeError, TypeError, IndexError, KeyError) as exc:
-                        rec.fail(FailureKind.BAD_EVENT, f"unexpected chunk shape ({exc}): {_clip(raw)}")
+                        why = f"unexpected chunk shape ({exc}): {_clip(raw)}"
+                        rec.fail(FailureKind.BAD_EVENT, why)
                         self.conn.close()
                         return
                     if chunk.text:

@@ -61,7 +61,7 @@ def follow_latency_ms(r: RequestRecord) -> float | None:
 def itl_ms(r: RequestRecord) -> list[float]:
     """Gaps between successive token-carrying events (one gap per event, whatever its size)."""
     t = r.token_times
-    return [(b - a) * 1000.0 for a, b in zip(t, t[1:])]
+    return [(b - a) * 1000.0 for a, b in zip(t, t[1:], strict=False)]
 
 
 def tpot_ms(follow_ms: float | None, follow_tokens: int | None) -> float | None:

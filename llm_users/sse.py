@@ -61,7 +61,8 @@ class SSEParser:
         for line in lines:
             if not line:
                 if data:
-                    out.append(SSEEvent(data[0] if len(data) == 1 else b"\n".join(data), self._event))
+                    payload = data[0] if len(data) == 1 else b"\n".join(data)
+                    out.append(SSEEvent(payload, self._event))
                     data.clear()
                 self._event = b""
             elif line.startswith(b"data:"):
@@ -80,12 +81,10 @@ class SSEParser:
             self._data.append(value)
         elif name == b"event":
             self._event = value
-        elif name == b"id":
-            if b"\0" not in value:
-                self.last_id = value
-        elif name == b"retry":
-            if value.isdigit():
-                self.retry = int(value)
+        elif name == b"id" and b"\0" not in value:
+            self.last_id = value
+        elif name == b"retry" and value.isdigit():
+            self.retry = int(value)
         # Unknown fields are ignored, as the specification says.
 
     def close(self) -> list[SSEEvent]:

@@ -219,16 +219,26 @@ def _get_json(url: str) -> dict:
 
 def test_web_ui_stop_on_a_master_loses_nothing(slow_sim, tmp_path):
     web_port = _free_port()
-    c = Cluster(tmp_path, slow_sim.url, ["--web-host", "127.0.0.1", "--web-port", str(web_port),
-                                        "--stream", "--stop-timeout", "10"])
+    c = Cluster(
+        tmp_path,
+        slow_sim.url,
+        [
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(web_port),
+            "--stream",
+            "--stop-timeout",
+            "10",
+        ],
+    )
     base = f"http://127.0.0.1:{web_port}"
     try:
         deadline = time.monotonic() + 30
         while True:  # the web UI is up and both workers have connected
             try:
-                if _get_json(base + "/stats/requests").get("workers"):
-                    if len(_get_json(base + "/stats/requests")["workers"]) == 2:
-                        break
+                if len(_get_json(base + "/stats/requests").get("workers") or []) == 2:
+                    break
             except OSError:
                 pass
             assert time.monotonic() < deadline, "web UI or workers not ready"

@@ -63,14 +63,27 @@ def settle(sim: SimulatorProcess) -> dict[str, Any]:
 class Run:
     """One in-process run: the summary, every (record, figures), the server's ground truth."""
 
-    def __init__(self, host: str, *args: str, stream: bool = True, users: int = USERS,
-                 requests: int = REQUESTS) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: str,
+        *args: str,
+        stream: bool = True,
+        users: int = USERS,
+        requests: int = REQUESTS,
+    ) -> None:
         self.pairs: list[Pair] = []
         self.users, self.requests = users, requests
         plugin = run_in_process(
-            host, *(["--stream"] if stream else []), "--requests-per-user", str(requests),
-            "--max-tokens", "100", *args, users=users, collect=self.pairs,
-        )  # fmt: skip
+            host,
+            *(["--stream"] if stream else []),
+            "--requests-per-user",
+            str(requests),
+            "--max-tokens",
+            "100",
+            *args,
+            users=users,
+            collect=self.pairs,
+        )
         self.plugin = plugin
         assert plugin.last_summary is not None
         self.s: dict[str, Any] = plugin.last_summary

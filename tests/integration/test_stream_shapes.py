@@ -51,10 +51,17 @@ def run(
     pairs: list[Pair] = []
     extra = ["--tokenizer", str(tokenizer)] if tokenizer is not None else []
     plugin = run_in_process(
-        sim.url, "--stream", "--requests-per-user", str(requests), "--max-tokens", "1000",
-        *extra, *args,
-        users=users, collect=pairs,
-    )  # fmt: skip
+        sim.url,
+        "--stream",
+        "--requests-per-user",
+        str(requests),
+        "--max-tokens",
+        "1000",
+        *extra,
+        *args,
+        users=users,
+        collect=pairs,
+    )
     assert not plugin.env.runner.exceptions, "a user raised"
     summary = plugin.last_summary
     assert summary is not None
@@ -249,9 +256,14 @@ def test_events_split_across_reads_are_reassembled(
     n = knobs.pop("output_tokens", 5)
     # Each piece is a write of its own, about 1 ms apart (the event loop's resolution).
     sim = sim_with(
-        vocab=vocab, split_bytes=split, split_delay_ms=0.1, output_tokens=n, ttft_ms=5, itl_ms=1,
+        vocab=vocab,
+        split_bytes=split,
+        split_delay_ms=0.1,
+        output_tokens=n,
+        ttft_ms=5,
+        itl_ms=1,
         **knobs,
-    )  # fmt: skip
+    )
     s, rows = run(sim, tokenizer=tokenizer_dir, requests=1)
     # match() found each request by its exact text; the tokenizer count is exact only if
     # every character came through whole.
