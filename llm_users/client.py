@@ -105,6 +105,7 @@ class LLMClient:
             if not conn.connected:
                 conn.connect()
             rec.start = _perf()  # just before the request is written (see metrics)
+            rec.start_wall = time.time()  # its label, taken after connecting like `start`
             conn.send(payload)
             self._read(rec, stream)
         except _Timeout as exc:

@@ -22,12 +22,23 @@ class LoopLagMonitor:
         self.interval_s = interval_s
         self.hist = Histogram()
         self._greenlet: gevent.Greenlet | None = None
+        self._frozen = False
 
     def start(self) -> None:
+        self._frozen = False
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)
 
+    def freeze(self) -> None:
+        """Stop recording now: the sample in flight is dropped when it wakes.
+
+        Called as the test starts stopping: Locust's ``Runner.stop`` blocks the loop for
+        tens of ms (it calls ``inspect.stack()``), which is not part of the measured period.
+        """
+        self._frozen = True
+
     def stop(self) -> None:
+        self._frozen = True
         g, self._greenlet = self._greenlet, None
         if g is not None:
             g.kill(block=False)
@@ -42,4 +53,5 @@ class LoopLagMonitor:
         while True:
             t0 = perf()
             sleep(interval)
-            self.hist.record((perf() - t0 - interval) * 1000.0)
+            if not self._frozen:
+                self.hist.record((perf() - t0 - interval) * 1000.0)

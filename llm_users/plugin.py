@@ -109,6 +109,7 @@ class LLMPlugin:
                 setattr(ev, name, EventHook())
         ev.test_start.add_listener(self._on_test_start)
         ev.test_stop.add_listener(self._on_test_stop)
+        ev.test_stopping.add_listener(lambda **_kw: self.lag.freeze())
         ev.quitting.add_listener(self._on_quitting)
         ev.spawning_complete.add_listener(self._on_spawning_complete)
         ev.reset_stats.add_listener(self._on_reset_stats)
@@ -428,6 +429,7 @@ class LLMPlugin:
         runner = self.runner
         log.info("llm-users: %s: stopping the test", reason)
         self.running = False
+        self.lag.freeze()  # the stop itself blocks the loop: not part of the measured period
         # Never stop or quit from inside a user's task: do it in a greenlet of its own.
         gevent.spawn(runner.quit if self.headless else runner.stop)
 
