@@ -3,10 +3,11 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 PORT    ?= 9997
+SOAK_MINUTES ?= 30
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install test test-fast lint format demo simulator bench clean
+.PHONY: help install test test-fast lint format demo simulator bench bench-quick soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,8 +42,16 @@ demo: install  ## a short streaming test against the built-in simulator; prints 
 simulator: install  ## run the built-in simulated server on PORT (default 9997)
 	$(BIN)/python -m llm_users.simulator --port $(PORT)
 
-bench: install  ## fidelity, ingest, distributed and memory benchmark (minutes; not in CI)
+bench: install  ## fidelity, ingest, distributed, memory (~3 min), then a 30-min fault soak; not in CI
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
+
+bench-quick: install  ## the benchmark's short form (~1 min), no soak
+	$(BIN)/python -m bench --quick
+
+soak: install  ## only the soak: SOAK_MINUTES (30) of mixed faults, memory sampled
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:  ## remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports
