@@ -259,3 +259,30 @@ def test_web_ui_stop_on_a_master_loses_nothing(slow_sim, tmp_path):
         _check_merged(s, c.raw_records())
     finally:
         c.kill()
+
+
+def test_a_sequential_dataset_is_split_between_workers(simulator, tmp_path):
+    sim = simulator(ttft_ms=2, itl_ms=1, output_tokens=2)
+    data = tmp_path / "prompts.txt"  # prompt i has i words: the simulator counts i tokens
+    data.write_text("".join(" ".join(["alpha"] * i) + "\n" for i in range(1, 9)))
+    c = Cluster(
+        tmp_path,
+        sim.url,
+        [
+            "--headless",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "--endpoint",
+            "completions",
+            "--dataset",
+            str(data),
+            "--requests-per-user",
+            "4",
+        ],
+    )
+    code, out = c.wait()
+    assert code == 0, out[-3000:]
+    # worker i of 2 sends prompts i, i+2, ...: together, the file exactly once
+    assert sorted(r["prompt_tokens"] for r in sim.records()) == list(range(1, 9))
