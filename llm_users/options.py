@@ -48,12 +48,16 @@ def add_arguments(parser: Any) -> None:
     """Register the options on Locust's parser (idempotent: the web UI calls the hook again)."""
     if any("--prompt-type" in a.option_strings for a in parser._actions):
         return
-    add = parser.add_argument
+
+    def add(flag: str, **kw: Any) -> None:
+        # Every option also reads LOCUST_<NAME> (--max-tokens: LOCUST_MAX_TOKENS).
+        env = "LOCUST_" + flag.lstrip("-").upper().replace("-", "_")
+        parser.add_argument(flag, env_var=env, **kw)
+
     add(
         "--prompt-type",
         default="0",
         choices=sorted(PROMPT_TYPES),
-        env_var="LOCUST_PROMPT_TYPE",
         help="The seed's prompt set: 0|short = one short question, 1|long = a ~2,000-character "
         "article to summarise, 2|random = one of four short questions",
     )
@@ -61,34 +65,29 @@ def add_arguments(parser: Any) -> None:
         "--prompt-language",
         default="en",
         choices=["en", "zh"],
-        env_var="LOCUST_PROMPT_LANGUAGE",
         help="Language of the built-in prompts",
     )
     add(
         "--max-tokens",
         type=int,
         default=128,
-        env_var="LOCUST_MAX_TOKENS",
         help="max_tokens sent with every request (0: not sent)",
     )
     add(
         "--stream",
         action="store_true",
         default=False,
-        env_var="LOCUST_STREAM",
         help="Stream responses (SSE) and measure TTFT, ITL, TPOT",
     )
     add(
         "--tokenizer",
         default="",
-        env_var="LOCUST_TOKENIZER",
         help="Hugging Face tokenizer folder or name, to count follow tokens as the seed does "
         "(loaded once, before users start; local to each worker)",
     )
     add(
         "--model",
         default="",
-        env_var="LOCUST_MODEL",
         help="Model name sent in requests (default: the first model GET /v1/models lists)",
     )
     add(
@@ -96,41 +95,35 @@ def add_arguments(parser: Any) -> None:
         type=Secret,
         default=Secret(""),
         is_secret=True,
-        env_var="LOCUST_API_KEY",
         help="API key sent as 'Authorization: Bearer' (default: $OPENAI_API_KEY)",
     )
     add(
         "--requests-per-user",
         type=int,
         default=0,
-        env_var="LOCUST_REQUESTS_PER_USER",
         help="Each user sends N requests then stops; the test ends when all are done (0: no limit)",
     )
     add(
         "--endpoint",
         default="chat",
         choices=["chat", "completions"],
-        env_var="LOCUST_ENDPOINT",
         help="chat = /v1/chat/completions, completions = /v1/completions",
     )
     add(
         "--system-prompt",
         default=SEED_SYSTEM_PROMPT,
-        env_var="LOCUST_SYSTEM_PROMPT",
         help="System message for chat requests (empty: none)",
     )
     add(
         "--sampling",
         default="seed",
         choices=["seed", "none"],
-        env_var="LOCUST_SAMPLING",
         help="seed = send the seed's temperature 0.01 and top_p 0.3; none = send no sampling "
         "parameters (the server's defaults)",
     )
     add(
         "--extra-body",
         default="",
-        env_var="LOCUST_EXTRA_BODY",
         help="JSON object merged into every request body, e.g. '{\"ignore_eos\": true}'",
     )
     add(
@@ -138,35 +131,30 @@ def add_arguments(parser: Any) -> None:
         action="append",
         default=[],
         include_in_web_ui=False,
-        env_var="LOCUST_HEADER",
         help="Extra request header 'Name: value' (repeatable)",
     )
     add(
         "--stream-usage",
         default="on",
         choices=["on", "off"],
-        env_var="LOCUST_STREAM_USAGE",
         help="Ask for usage in streams (stream_options.include_usage)",
     )
     add(
         "--first-token-timeout",
         type=float,
         default=120.0,
-        env_var="LOCUST_FIRST_TOKEN_TIMEOUT",
         help="Seconds to wait for the first token before failing the request",
     )
     add(
         "--request-timeout",
         type=float,
         default=600.0,
-        env_var="LOCUST_REQUEST_TIMEOUT",
         help="Seconds for a whole request before failing it",
     )
     add(
         "--connect-timeout",
         type=float,
         default=10.0,
-        env_var="LOCUST_CONNECT_TIMEOUT",
         include_in_web_ui=False,
         help="Seconds to open a connection",
     )
@@ -175,41 +163,35 @@ def add_arguments(parser: Any) -> None:
         action="store_true",
         default=False,
         include_in_web_ui=False,
-        env_var="LOCUST_INSECURE",
         help="Do not verify TLS certificates (warns)",
     )
     add(
         "--ca-bundle",
         default="",
         include_in_web_ui=False,
-        env_var="LOCUST_CA_BUNDLE",
         help="PEM file of CA certificates to verify the server with",
     )
     add(
         "--preflight",
         default="on",
         choices=["on", "off"],
-        env_var="LOCUST_PREFLIGHT",
         help="Check the server (GET /v1/models) before the test starts",
     )
     add(
         "--summary-json",
         default="",
         include_in_web_ui=False,
-        env_var="LOCUST_SUMMARY_JSON",
         help="Write the summary as JSON to this file at test stop",
     )
     add(
         "--records",
         default="",
         include_in_web_ui=False,
-        env_var="LOCUST_RECORDS",
         help="Write one JSON line per request to this file, as the test runs",
     )
     add(
         "--dataset",
         default="",
-        env_var="LOCUST_DATASET",
         help="Prompts from a file: text (one per line), JSONL ({prompt} or {messages}) or "
         "ShareGPT JSON (first human turn); replaces --prompt-type",
     )
@@ -218,7 +200,6 @@ def add_arguments(parser: Any) -> None:
         default="auto",
         choices=["auto", "text", "jsonl", "sharegpt"],
         include_in_web_ui=False,
-        env_var="LOCUST_DATASET_FORMAT",
         help="Format of --dataset",
     )
     add(
@@ -226,7 +207,6 @@ def add_arguments(parser: Any) -> None:
         default="sequential",
         choices=["sequential", "shuffle"],
         include_in_web_ui=False,
-        env_var="LOCUST_DATASET_ORDER",
         help="Order prompts are sent in (shuffle: seeded, different per worker)",
     )
     add(
@@ -234,14 +214,12 @@ def add_arguments(parser: Any) -> None:
         default="off",
         choices=["on", "off"],
         include_in_web_ui=False,
-        env_var="LOCUST_DATASET_OUTPUT_LEN",
         help="ShareGPT: use the recorded answer's length as that request's max_tokens",
     )
     add(
         "--input-tokens",
         type=int,
         default=0,
-        env_var="LOCUST_INPUT_TOKENS",
         help="Synthetic prompts of exactly N tokens by --tokenizer, different per request",
     )
     add(
@@ -249,14 +227,12 @@ def add_arguments(parser: Any) -> None:
         type=float,
         default=0.0,
         include_in_web_ui=False,
-        env_var="LOCUST_INPUT_TOKENS_SPREAD",
         help="Draw each prompt's length from N*(1±spread), e.g. 0.2",
     )
     add(
         "--request-rate",
         type=float,
         default=0.0,
-        env_var="LOCUST_REQUEST_RATE",
         help="Open loop: requests/s for the whole test (all workers); -u is the pool of users "
         "that can be in flight (0: closed loop, each user back to back)",
     )
@@ -264,13 +240,11 @@ def add_arguments(parser: Any) -> None:
         "--arrivals",
         default="poisson",
         choices=["poisson", "constant"],
-        env_var="LOCUST_ARRIVALS",
         help="Open loop arrival process",
     )
     add(
         "--sweep",
         default="",
-        env_var="LOCUST_SWEEP",
         help="Step through these user counts (or rates with --sweep-of rate), e.g. 1,2,4,8; "
         "one summary row per step",
     )
@@ -278,34 +252,29 @@ def add_arguments(parser: Any) -> None:
         "--sweep-of",
         default="users",
         choices=["users", "rate"],
-        env_var="LOCUST_SWEEP_OF",
         help="What --sweep steps: the user count or the open-loop request rate",
     )
     add(
         "--sweep-step-time",
         type=float,
         default=30.0,
-        env_var="LOCUST_SWEEP_STEP_TIME",
         help="Seconds per sweep step",
     )
     add(
         "--sweep-step-requests",
         type=int,
         default=0,
-        env_var="LOCUST_SWEEP_STEP_REQUESTS",
         help="End a sweep step once this many requests of it have finished (0: by time)",
     )
     add(
         "--slo",
         default="",
-        env_var="LOCUST_SLO",
         help="Service-level objectives for goodput, e.g. ttft_ms=500,tpot_ms=50,e2e_ms=20000",
     )
     add(
         "--slo-target",
         type=float,
         default=0.0,
-        env_var="LOCUST_SLO_TARGET",
         help="Percent of requests that must meet every --slo; below it the exit code is 3",
     )
     add(
@@ -313,14 +282,12 @@ def add_arguments(parser: Any) -> None:
         type=float,
         default=10.0,
         include_in_web_ui=False,
-        env_var="LOCUST_MAX_FAILING_SECONDS",
         help="Stop the test when every request has failed for this long (0: keep going)",
     )
     add(
         "--html-report",
         default="",
         include_in_web_ui=False,
-        env_var="LOCUST_HTML_REPORT",
         help="Write an offline HTML report (charts, percentiles, sweep curve) at test stop",
     )
     add(
@@ -328,7 +295,6 @@ def add_arguments(parser: Any) -> None:
         action="store_true",
         default=False,
         include_in_web_ui=False,
-        env_var="LOCUST_PRINT_REQUESTS",
         help="Print one line per finished request in the seed's format",
     )
 

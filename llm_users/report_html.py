@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .histogram import PERCENTILES, Histogram, _bounds
+from .summary import DIST_LABELS
 
 if TYPE_CHECKING:  # matplotlib is imported lazily: only rendering a report pays for it
     from matplotlib.axes import Axes
@@ -50,17 +51,6 @@ _MAX_POINTS = 900  # per-second points drawn as they are up to this many seconds
 _TARGET_POINTS = 600  # ... beyond, grouped into at most this many points of k seconds
 _ROUND_STEPS = (2, 3, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
-_DIST_LABELS = {
-    "ttft_ms": "TTFT",
-    "ttfc_ms": "Time to first content",
-    "itl_ms": "ITL (per event)",
-    "tpot_ms": "TPOT",
-    "e2e_ms": "E2E",
-    "latency_ms": "Latency",
-    "queue_delay_ms": "Queue delay (open loop)",
-    "ttft_from_intended_ms": "TTFT from intended start",
-    "e2e_from_intended_ms": "E2E from intended start",
-}
 _HISTOGRAMS = {
     "streaming": (
         ("ttft_ms", "TTFT", "requests"),
@@ -537,7 +527,7 @@ def _distributions(summary: dict[str, Any]) -> str:
         f"<th>{h}</th>" for h in ("ms", "count", "mean", *(f"p{p}" for p in PERCENTILES), "max")
     )
     body = []
-    for name, label in _DIST_LABELS.items():
+    for name, label in DIST_LABELS.items():
         d = summary.get(name)
         if not isinstance(d, dict) or not d.get("count"):
             continue

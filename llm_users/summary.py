@@ -15,7 +15,7 @@ from .metrics import RequestResult
 __all__ = ["RunInfo", "request_line", "seed_lines", "summary_dict", "sweep_rows", "table_lines"]
 
 DASHES = "-" * 50
-_DIST_LABELS = {
+DIST_LABELS = {
     "ttft_ms": "TTFT",
     "ttfc_ms": "Time to first content",
     "itl_ms": "ITL (per event)",
@@ -246,7 +246,7 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         s = d.get(name) or _dist(agg, name)
         if not s["count"]:
             continue
-        row = f"  {_DIST_LABELS[name]:<24}{s['count']:>9}{_fmt(s['mean']):>11}"
+        row = f"  {DIST_LABELS[name]:<24}{s['count']:>9}{_fmt(s['mean']):>11}"
         row += "".join(f"{_fmt(s[f'p{p}']):>11}" for p in PERCENTILES) + f"{_fmt(s['max']):>11}"
         lines.append(row)
     tpe = d.get("tokens_per_event")
