@@ -83,6 +83,7 @@ class LLMPlugin:
         self.ssl_context: Any = None
         self.origin: Origin | None = None
         self.prompts: PromptSource | None = None  # shared by the users of this process
+        self._prompts_key: tuple[Any, ...] = ()
         self.total = Aggregate()  # local and master: the whole run
         self.steps: dict[int, Aggregate] = {}  # local and master: per sweep step
         self.delta = d.Delta()  # worker: since the last report to the master
@@ -203,8 +204,25 @@ class LLMPlugin:
         return settings
 
     def _prompt_source(self, s: Settings) -> PromptSource:
-        """Loaded once per process, before users start (files and tokenizers are slow)."""
+        """Loaded once per process, before users start (files and tokenizers are slow);
+        reused across test starts while the options that shape it stay the same."""
         runner = self.runner
+        key = (
+            s.dataset,
+            s.dataset_format,
+            s.dataset_order,
+            s.dataset_output_len,
+            s.input_tokens,
+            s.input_tokens_spread,
+            s.tokenizer,
+            s.prompt_type,
+            s.prompt_language,
+            getattr(runner, "worker_index", 0),
+            self._workers,
+        )
+        if self.prompts is not None and key == self._prompts_key:
+            return self.prompts
+        self._prompts_key = key
         if s.dataset:
             from .datasets import load_dataset
 
