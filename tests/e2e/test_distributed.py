@@ -286,3 +286,28 @@ def test_a_sequential_dataset_is_split_between_workers(simulator, tmp_path):
     assert code == 0, out[-3000:]
     # worker i of 2 sends prompts i, i+2, ...: together, the file exactly once
     assert sorted(r["prompt_tokens"] for r in sim.records()) == list(range(1, 9))
+
+
+def test_the_masters_api_key_reaches_the_workers(simulator, tmp_path):
+    key = "sk-test-distributed-0123456789"
+    sim = simulator(ttft_ms=2, itl_ms=1, output_tokens=3, api_key=key)
+    c = Cluster(
+        tmp_path,
+        sim.url,
+        [
+            "--headless",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "--stream",
+            "--requests-per-user",
+            "3",
+            "--api-key",
+            key,
+        ],
+    )
+    code, out = c.wait()
+    assert code == 0, out[-3000:]
+    assert c.result()["requests"] == 6 and sim.stats()["by_status"] == {"200": 6}
+    assert key not in out
