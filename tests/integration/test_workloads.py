@@ -172,3 +172,81 @@ def test_goodput_and_records(simulator, tmp_path):
         "failure",
         "worker",
     } <= set(lines[0])
+
+
+def test_rate_sweep_steps_the_open_loop_rate(simulator):
+    sim = simulator(ttft_ms=2, itl_ms=1, output_tokens=3)
+    s = run_in_process(
+        sim.url,
+        "--stream",
+        "--request-rate",
+        "10",
+        "--sweep",
+        "10,40",
+        "--sweep-of",
+        "rate",
+        "--sweep-step-time",
+        "2",
+        users=8,
+    ).last_summary
+    rows = s["sweep"]
+    assert [r["rate"] for r in rows] == [10.0, 40.0]
+    # each step's measured request rate follows the asked one (Poisson: loose bounds)
+    assert 4 <= rows[0]["requests_per_s"] <= 18
+    assert 25 <= rows[1]["requests_per_s"] <= 55
+
+
+def test_headers_system_prompt_and_extra_body_reach_the_server():
+    import gevent
+    from gevent.server import StreamServer
+
+    seen: list[bytes] = []
+    body = (
+        b'{"choices":[{"message":{"content":"hi"},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}'
+    )
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (
+            len(body),
+            body,
+        )
+    )
+
+    def handle(sock, _addr):
+        buf = b""
+        while b"\r\n\r\n" not in buf or not buf.rstrip().endswith(b"}"):
+            buf += sock.recv(65536)
+        seen.append(buf)
+        sock.sendall(answer)
+        gevent.sleep(0.01)
+        sock.close()
+
+    server = StreamServer(("127.0.0.1", 0), handle)
+    server.start()
+    try:
+        s = run_in_process(
+            f"http://127.0.0.1:{server.server_port}",
+            "--header",
+            "X-Tenant: blue",
+            "--header",
+            "X-Trace: 7",
+            "--system-prompt",
+            "Be brief.",
+            "--extra-body",
+            '{"ignore_eos": true, "top_p": 0.9}',
+            "--preflight",
+            "off",
+            "--requests-per-user",
+            "1",
+            users=1,
+        )
+    finally:
+        server.stop()
+    assert s.last_summary["requests"] == 1, s.last_summary
+    head, _, body = seen[0].partition(b"\r\n\r\n")
+    assert b"\r\nX-Tenant: blue\r\n" in head and b"\r\nX-Trace: 7\r\n" in head
+    req = json.loads(body)
+    assert req["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert req["ignore_eos"] is True and req["top_p"] == 0.9  # --extra-body wins over --sampling
+    assert req["temperature"] == 0.01
