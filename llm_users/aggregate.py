@@ -15,7 +15,9 @@ from typing import Any
 from .histogram import CoarseHistogram, Histogram
 from .metrics import RequestResult
 
-__all__ = ["Aggregate", "HISTOGRAMS", "TimeBucket"]
+__all__ = ["Aggregate", "HISTOGRAMS", "MAX_BUCKETS", "TimeBucket"]
+
+MAX_BUCKETS = 3600  # time-series buckets kept: one per second for an hour, then coarser
 
 # name -> what is recorded (see the README's "Metrics")
 HISTOGRAMS = (
@@ -108,16 +110,14 @@ class Aggregate:
         self.tokens_per_event = Counter[int]()  # tokens -> events (tokenizer runs only)
         self.first_start: float | None = None  # wall clock of the measured period
         self.last_end: float | None = None
-        self.timeline: dict[int, TimeBucket] = {}  # wall-clock second -> bucket
+        self.timeline: dict[int, TimeBucket] = {}  # first second of a bucket -> bucket
+        self.timeline_step = 1  # seconds per bucket: doubles past MAX_BUCKETS (long runs)
 
     # -- recording -------------------------------------------------------------------------
     def add(self, r: RequestResult) -> None:
         end = r.start_wall + (r.e2e_ms or 0.0) / 1000.0
         self._period(r.start_wall, end)
-        second = int(end)
-        bucket = self.timeline.get(second)
-        if bucket is None:
-            bucket = self.timeline[second] = TimeBucket()
+        bucket = self._bucket(int(end))
         if r.slo_met is not None:
             self.counts["slo_checked"] += 1
             self.counts["slo_met"] += r.slo_met
@@ -206,10 +206,31 @@ class Aggregate:
         if other.first_start is not None:
             self._period(other.first_start, other.last_end or other.first_start)
         for sec, b in other.timeline.items():
-            mine = self.timeline.get(sec)
+            self._bucket(sec).merge(b)
+        while other.timeline_step > self.timeline_step:
+            self._coarsen()
+
+    def _bucket(self, second: int) -> TimeBucket:
+        key = second - second % self.timeline_step
+        bucket = self.timeline.get(key)
+        if bucket is None:
+            bucket = self.timeline[key] = TimeBucket()
+            if len(self.timeline) > MAX_BUCKETS:
+                self._coarsen()
+                return self._bucket(second)
+        return bucket
+
+    def _coarsen(self) -> None:
+        """Twice as many seconds per bucket: memory stays bounded however long the run."""
+        self.timeline_step *= 2
+        old, self.timeline = self.timeline, {}
+        for sec, b in old.items():
+            key = sec - sec % self.timeline_step
+            mine = self.timeline.get(key)
             if mine is None:
-                self.timeline[sec] = mine = TimeBucket()
-            mine.merge(b)
+                self.timeline[key] = b
+            else:
+                mine.merge(b)
 
     @property
     def empty(self) -> bool:
@@ -239,6 +260,7 @@ class Aggregate:
             "first_start": self.first_start,
             "last_end": self.last_end,
             "timeline": {str(k): b.to_dict() for k, b in self.timeline.items()},
+            "timeline_step": self.timeline_step,
         }
 
     @classmethod
@@ -256,25 +278,29 @@ class Aggregate:
         a.tokens_per_event.update({int(k): v for k, v in d.get("tokens_per_event", {}).items()})
         a.first_start, a.last_end = d["first_start"], d["last_end"]
         a.timeline = {int(k): TimeBucket.from_dict(b) for k, b in d.get("timeline", {}).items()}
+        a.timeline_step = int(d.get("timeline_step", 1))
         return a
 
     def timeseries(self) -> list[dict[str, Any]]:
-        """Per second of the run: requests, failures, output tokens/s, TTFT and E2E p50/p99."""
-        rows = []
-        for sec in sorted(self.timeline):
-            b = self.timeline[sec]
-            rows.append(
-                {
-                    "t": sec,
-                    "requests": b.ok,
-                    "failures": b.failed,
-                    "output_tokens_per_s": b.tokens,
-                    "ttft_p50_ms": b.ttft.percentile(50),
-                    "ttft_p99_ms": b.ttft.percentile(99),
-                    "e2e_p50_ms": b.e2e.percentile(50),
-                    "e2e_p99_ms": b.e2e.percentile(99),
-                }
-            )
+        """Per second of the run: requests, failures, output tokens/s, TTFT and E2E p50/p99.
+
+        A bucket of several seconds (long runs) gives each of its seconds its mean rates and
+        its percentiles.
+        """
+        rows: list[dict[str, Any]] = []
+        step = self.timeline_step
+        for start in sorted(self.timeline):
+            b = self.timeline[start]
+            row = {
+                "requests": b.ok / step,
+                "failures": b.failed / step,
+                "output_tokens_per_s": b.tokens / step,
+                "ttft_p50_ms": b.ttft.percentile(50),
+                "ttft_p99_ms": b.ttft.percentile(99),
+                "e2e_p50_ms": b.e2e.percentile(50),
+                "e2e_p99_ms": b.e2e.percentile(99),
+            }
+            rows.extend({"t": start + i, **row} for i in range(step))
         return rows
 
     def mean(self, key: str, count_key: str) -> float | None:

@@ -263,3 +263,33 @@ def test_merging_is_order_independent() -> None:
     ab.merge(agg_of(r2))
     ba.merge(agg_of(r1))
     same_figures(ab, ba, r1 + r2)
+
+
+def test_the_time_series_stays_bounded_and_conserves_counts():
+    from llm_users.aggregate import MAX_BUCKETS
+
+    agg = Aggregate()
+    start = 1_800_000_000.0
+    for second in range(3 * MAX_BUCKETS):  # three hours, one request a second
+        agg.add(
+            RequestResult(
+                endpoint="chat",
+                stream=True,
+                ok=True,
+                start_wall=start + second,
+                e2e_ms=100.0,
+                ttft_ms=10.0,
+                output_tokens=7,
+                token_events=7,
+            )
+        )
+    assert len(agg.timeline) <= MAX_BUCKETS and agg.timeline_step == 4
+    rows = agg.timeseries()
+    assert len(rows) == 3 * MAX_BUCKETS  # still one row per second for the charts
+    assert sum(r["output_tokens_per_s"] for r in rows) == 7 * 3 * MAX_BUCKETS
+    assert sum(r["requests"] for r in rows) == 3 * MAX_BUCKETS
+    merged = Aggregate()
+    merged.merge(Aggregate.from_dict(agg.to_dict()))
+    assert (
+        merged.timeline_step == 4 and sum(b.ok for b in merged.timeline.values()) == 3 * MAX_BUCKETS
+    )
