@@ -55,12 +55,26 @@ def main() -> int:
                 "--loglevel",
                 "WARNING",
             ]
-            print("$ locust " + " ".join(cmd[4:]), flush=True)
+            print("$ locust " + " ".join(cmd[3:]), flush=True)
             env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-            code = subprocess.call(cmd, env=env, timeout=120)
+            proc = subprocess.run(cmd, env=env, timeout=120, capture_output=True, text=True)
+            print(_summary_block(proc.stdout) or proc.stdout, flush=True)
+            if proc.returncode:
+                print(proc.stderr[-3000:], file=sys.stderr)
             stats = sim.stats()
             print(f"simulator's own count: {stats['completed']} completed requests", flush=True)
+            code = proc.returncode
     return code
+
+
+def _summary_block(out: str) -> str:
+    """The plugin's summary (the seed's lines and the table), without Locust's own tables."""
+    lines = out.splitlines()
+    if "-" * 50 not in lines:
+        return ""
+    start = lines.index("-" * 50)
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("Type ")), len(lines))
+    return "\n".join(lines[start:end]).rstrip()
 
 
 if __name__ == "__main__":
