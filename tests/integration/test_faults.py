@@ -32,12 +32,6 @@ LATE_MS = 25.0  # how late a timeout may fire on a busy 2-core machine, plus the
 Pair = tuple[RequestRecord, RequestResult]
 
 
-@pytest.fixture(scope="module")
-def shared_sim() -> Iterator[SimulatorProcess]:
-    with SimulatorProcess() as sim:
-        yield sim
-
-
 @pytest.fixture
 def sim_with(shared_sim):
     """``sim_with(**knobs)``: the module's simulator reconfigured, with fresh records/ids."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -154,12 +153,6 @@ def check_run(s: dict[str, Any], rows: list[Any], timing: bool = True) -> list[f
     ttft = mean([r.ttft_ms for _, r, _ in rows])
     assert s["average_first_token_latency_ms"] == pytest.approx(ttft)
     return late or []
-
-
-@pytest.fixture(scope="module")
-def shared_sim() -> Iterator[SimulatorProcess]:
-    with SimulatorProcess() as sim:
-        yield sim
 
 
 @pytest.fixture
