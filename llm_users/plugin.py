@@ -187,10 +187,10 @@ class LLMPlugin:
             if settings.insecure:
                 log.warning("llm-users: --insecure: TLS certificates are NOT verified")
         # The tokenizer is local to each process that sends requests (not the master).
-        counter = (
-            load_counter(settings.tokenizer) if settings.tokenizer and not self.is_master else None
-        )
-        self.counter = counter
+        if settings.tokenizer and not self.is_master:
+            self.counter = load_counter(settings.tokenizer)  # ShareGPT output lengths use it too
+        else:
+            self.counter = None
         prompts = self._prompt_source(settings)
         if check_server and settings.preflight and not self.is_worker:
             model = preflight(origin, settings, ssl_context)
@@ -200,7 +200,7 @@ class LLMPlugin:
                     opts, master_key=self._master_key or self._startup_key
                 )
         self.settings, self.origin, self.ssl_context = settings, origin, ssl_context
-        self.counter, self.prompts = counter, prompts
+        self.prompts = prompts
         return settings
 
     def _prompt_source(self, s: Settings) -> PromptSource:
