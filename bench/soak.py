@@ -21,19 +21,11 @@ from typing import Any
 import psutil
 
 from llm_users.simulator import SimulatorProcess
+from llm_users.simulator.config import FAULTS as SIM_FAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every failure the simulator can produce, mixed at random into 20 % of the requests.
-FAULTS = [
-    "http_error",
-    "rate_limit",
-    "error_event",
-    "bad_json",
-    "drop",
-    "truncate",
-    "stall",
-    "reset",
-]
+FAULTS = list(SIM_FAULTS)
 
 
 def _rss_mib(proc: psutil.Process) -> float:
