@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.event import Event
 
 __all__ = ["ArrivalSchedule", "SweepController"]
 
@@ -31,10 +32,14 @@ class ArrivalSchedule:
         self._rng = random.Random(seed)
         self.rate = rate
         self._next = time.perf_counter()
+        self._changed = Event()  # set (then replaced) when the rate changes
 
     def set_rate(self, rate: float) -> None:
+        """A new rate from now on. Users waiting on slots drawn at the old rate draw again."""
         self.rate = rate
-        self._next = max(self._next, time.perf_counter())
+        self._next = time.perf_counter()
+        changed, self._changed = self._changed, Event()
+        changed.set()
 
     def take(self) -> float:
         due = self._next
@@ -45,11 +50,12 @@ class ArrivalSchedule:
 
     def wait(self) -> float:
         """Take the next due time and sleep until it; returns it (the intended start)."""
-        due = self.take()
-        delay = due - time.perf_counter()
-        if delay > 0:
-            gevent.sleep(delay)
-        return due
+        while True:
+            changed = self._changed
+            due = self.take()
+            delay = due - time.perf_counter()
+            if delay <= 0 or not changed.wait(delay):
+                return due
 
 
 class SweepController:
