@@ -41,6 +41,11 @@ def run_locust(
     )
 
 
+def run_headless(host: str, users: int, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """`locust --headless -u USERS -r USERS --host HOST ARGS...` (all users start at once)."""
+    return run_locust("--headless", "-u", str(users), "-r", str(users), "--host", host, *args, **kw)
+
+
 def parse_options(*args: str) -> Any:
     """Locust's own parser with the plugin's options, as the CLI would build them."""
     parser = get_empty_argument_parser()

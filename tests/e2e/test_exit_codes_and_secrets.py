@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import run_locust
+from tests.helpers import run_headless, run_locust
 
 pytestmark = pytest.mark.e2e
 
@@ -17,14 +17,9 @@ KEY = "sk-test-SECRET-0123456789abcdef"
 def test_slo_target_sets_the_exit_code(simulator, limit, code, tmp_path):
     sim = simulator(ttft_ms=20, itl_ms=2, output_tokens=5)
     out = tmp_path / "s.json"
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "--host",
+    proc = run_headless(
         sim.url,
+        2,
         "--stream",
         "--requests-per-user",
         "3",
@@ -42,14 +37,9 @@ def test_slo_target_sets_the_exit_code(simulator, limit, code, tmp_path):
 
 def test_every_request_failing_stops_the_test(simulator):
     sim = simulator(fault="http_error", error_status=503)
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "--host",
+    proc = run_headless(
         sim.url,
+        2,
         "-t",
         "60s",
         "--max-failing-seconds",
@@ -69,14 +59,9 @@ def test_the_key_never_appears_in_any_output(simulator, tmp_path):
         "locust_html": tmp_path / "locust.html",
         "log": tmp_path / "locust.log",
     }
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "--host",
+    proc = run_headless(
         sim.url,
+        2,
         "--stream",
         "--print-requests",
         "--requests-per-user",

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.helpers import mean, run_locust, server_e2e_ms, server_ttft_ms
+from tests.helpers import mean, run_headless, server_e2e_ms, server_ttft_ms
 
 pytestmark = pytest.mark.e2e
 
@@ -38,14 +38,9 @@ def _seed_block(stdout: str, patterns: list[str]) -> list[str]:
 def test_streaming_run_matches_the_server(simulator, tokenizer_dir, tmp_path):
     sim = simulator(ttft_ms=120, itl_ms=15)
     out = tmp_path / "summary.json"
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "4",
-        "-r",
-        "4",
-        "--host",
+    proc = run_headless(
         sim.url,
+        4,
         "--stream",
         "--tokenizer",
         str(tokenizer_dir),
@@ -79,14 +74,9 @@ def test_streaming_run_matches_the_server(simulator, tokenizer_dir, tmp_path):
 def test_non_streaming_run_matches_the_server(simulator, tmp_path):
     sim = simulator(ttft_ms=120, itl_ms=15)
     out = tmp_path / "summary.json"
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "4",
-        "-r",
-        "4",
-        "--host",
+    proc = run_headless(
         sim.url,
+        4,
         "--max-tokens",
         "50",
         "--requests-per-user",
@@ -109,14 +99,9 @@ def test_non_streaming_run_matches_the_server(simulator, tmp_path):
 def test_run_time_ends_the_test_and_summary_prints(simulator, tmp_path):
     sim = simulator(ttft_ms=20, itl_ms=5, output_tokens=10)
     out = tmp_path / "s.json"
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "--host",
+    proc = run_headless(
         sim.url,
+        2,
         "--stream",
         "-t",
         "3s",

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.helpers import run_locust
+from tests.helpers import run_headless, run_locust
 from tests.realserver.server import TransformersServe, ensure_tiny_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realserver]
@@ -30,14 +30,9 @@ def server():
 
 def _run(srv, tmp_path, *args: str) -> dict:
     out = tmp_path / "summary.json"
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "3",
-        "-r",
-        "3",
-        "--host",
+    proc = run_headless(
         srv.base_url,
+        3,
         "--requests-per-user",
         "3",
         "--max-tokens",

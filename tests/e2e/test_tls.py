@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from llm_users.simulator import SimulatorProcess
-from tests.helpers import run_locust
+from tests.helpers import run_headless, run_locust
 
 pytestmark = pytest.mark.e2e
 
@@ -53,14 +53,9 @@ def test_unverified_certificate_is_refused(https_sim):
 def test_ca_bundle_verifies(https_sim, tmp_path):
     sim, cert = https_sim
     out = tmp_path / "s.json"
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "--host",
+    proc = run_headless(
         sim.url,
+        2,
         "--stream",
         "--requests-per-user",
         "2",
