@@ -25,6 +25,17 @@ _READY = b"listening on "
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 5.0) -> None:
+    """Terminate a child, kill it if it lingers past ``timeout``, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class SimulatorError(RuntimeError):
     """The simulator failed to start, or a /sim call failed."""
 
@@ -133,13 +144,7 @@ class SimulatorProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         for pipe in (proc.stdin, proc.stdout, self._stderr):
             if pipe is not None:
                 pipe.close()

@@ -24,6 +24,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _headless(users: int) -> list[str]:
+    return ["--headless", "-u", str(users), "-r", str(users)]
+
+
 class Cluster:
     """`locust --master` plus N `--worker` processes on loopback."""
 
@@ -116,7 +120,7 @@ def test_requests_per_user_end(slow_sim, tmp_path):
     c = Cluster(
         tmp_path,
         slow_sim.url,
-        ["--headless", "-u", "6", "-r", "6", "--stream", "--requests-per-user", "4"],
+        [*_headless(6), "--stream", "--requests-per-user", "4"],
     )
     code, out = c.wait()
     assert code == 0, out[-3000:]
@@ -128,7 +132,7 @@ def test_requests_per_user_end(slow_sim, tmp_path):
 
 @pytest.mark.parametrize("how", ["run_time", "sigterm", "sigint"])
 def test_other_ends_lose_nothing(slow_sim, tmp_path, how):
-    args = ["--headless", "-u", "6", "-r", "6", "--stream", "--stop-timeout", "10"]
+    args = [*_headless(6), "--stream", "--stop-timeout", "10"]
     if how == "run_time":
         args += ["-t", "4s"]
     c = Cluster(tmp_path, slow_sim.url, args)
@@ -151,7 +155,7 @@ def test_a_dead_worker_is_reported_not_hidden(simulator, tmp_path):
     c = Cluster(
         tmp_path,
         sim.url,
-        ["--headless", "-u", "4", "-r", "4", "--stream", "-t", "12s", "--stop-timeout", "5"],
+        [*_headless(4), "--stream", "-t", "12s", "--stop-timeout", "5"],
     )
     time.sleep(7)  # both workers have sent periodic reports (every 3 s)
     c.workers[0].kill()
@@ -170,11 +174,7 @@ def test_open_loop_rate_is_for_the_whole_test_and_poisson(simulator, tmp_path):
         tmp_path,
         sim.url,
         [
-            "--headless",
-            "-u",
-            "16",
-            "-r",
-            "16",
+            *_headless(16),
             "--stream",
             "--request-rate",
             "60",
@@ -269,11 +269,7 @@ def test_a_sequential_dataset_is_split_between_workers(simulator, tmp_path):
         tmp_path,
         sim.url,
         [
-            "--headless",
-            "-u",
-            "2",
-            "-r",
-            "2",
+            *_headless(2),
             "--endpoint",
             "completions",
             "--dataset",
@@ -295,11 +291,7 @@ def test_the_masters_api_key_reaches_the_workers(simulator, tmp_path):
         tmp_path,
         sim.url,
         [
-            "--headless",
-            "-u",
-            "2",
-            "-r",
-            "2",
+            *_headless(2),
             "--stream",
             "--requests-per-user",
             "3",

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from llm_users.simulator import SimulatorProcess
+from llm_users.simulator.process import stop_process
 from tests.helpers import ROOT, locust_cmd
 
 pytestmark = pytest.mark.browser
@@ -104,16 +105,6 @@ def _tab_rows(page: Any) -> dict[str, str]:
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.mark.timeout(60)
 def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
     if not os.access(CHROMIUM, os.X_OK):
@@ -154,7 +145,7 @@ def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
             print(log.read_text(errors="replace")[-4000:])  # shown by pytest on failure
             raise
         finally:
-            _stop(proc)
+            stop_process(proc, timeout=10)
 
 
 def _drive(ctx: Any, base: str, sim: SimulatorProcess) -> None:
