@@ -8,6 +8,7 @@ at import; :meth:`Settings.from_options` checks everything once and raises
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass, field
@@ -243,6 +244,13 @@ def add_arguments(parser: Any) -> None:
         help="Open loop arrival process",
     )
     add(
+        "--seed",
+        default="",
+        include_in_web_ui=False,
+        help="Make random draws repeatable: arrival times, shuffled dataset order, synthetic "
+        "and random prompts (each worker its own stream, from this seed and its index)",
+    )
+    add(
         "--sweep",
         default="",
         help="Step through these user counts (or rates with --sweep-of rate), e.g. 1,2,4,8; "
@@ -308,6 +316,12 @@ def _bool(name: str, value: Any) -> bool:
     if text in ("", "0", "false", "no", "off", "none"):
         return False
     raise ConfigError(f"--{name} must be true or false, got {value!r}")
+
+
+def _seed(value: Any) -> int | None:
+    if value is None or str(value).strip() == "":
+        return None
+    return _int("seed", value)
 
 
 def _int(name: str, value: Any, minimum: int = 0) -> int:
@@ -439,6 +453,7 @@ class Settings:
     input_tokens_spread: float = 0.0
     request_rate: float = 0.0
     arrivals: str = "poisson"
+    seed: int | None = None
     sweep: tuple[float, ...] = ()
     sweep_of: str = "users"
     sweep_step_time: float = 30.0
@@ -501,6 +516,7 @@ class Settings:
             ),
             request_rate=_float("request-rate", g("request_rate", 0.0), positive=False),
             arrivals=_choice("arrivals", g("arrivals", "poisson"), ("poisson", "constant")),
+            seed=_seed(g("seed", "")),
             sweep=_sweep(g("sweep", "")),
             sweep_of=_choice("sweep-of", g("sweep_of", "users"), ("users", "rate")),
             sweep_step_time=_float("sweep-step-time", g("sweep_step_time", 30.0)),
@@ -543,6 +559,14 @@ class Settings:
             object.__setattr__(self, "request_rate", self.sweep[0])
         if self.sweep_of == "users" and any(x != int(x) for x in self.sweep):
             raise ConfigError(f"--sweep user counts must be whole numbers, got {self.sweep}")
+
+    def seed_for(self, purpose: str, index: int = 0) -> int | None:
+        """A seed of its own for each random stream (``purpose``) of each worker (``index``),
+        all derived from --seed; None (a fresh draw) without --seed."""
+        if self.seed is None:
+            return None
+        digest = hashlib.sha256(f"{self.seed}/{purpose}/{index}".encode()).digest()
+        return int.from_bytes(digest[:8], "big")
 
     @property
     def mode(self) -> str:

@@ -9,6 +9,7 @@ summary is printed, and the JSON and HTML reports written, at test stop.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import time
 from typing import Any
@@ -207,6 +208,7 @@ class LLMPlugin:
         """Loaded once per process, before users start (files and tokenizers are slow);
         reused across test starts while the options that shape it stay the same."""
         runner = self.runner
+        index = getattr(runner, "worker_index", 0) if self.is_worker else 0
         key = (
             s.dataset,
             s.dataset_format,
@@ -217,6 +219,7 @@ class LLMPlugin:
             s.tokenizer,
             s.prompt_type,
             s.prompt_language,
+            s.seed,
             getattr(runner, "worker_index", 0),
             self._workers,
         )
@@ -228,7 +231,6 @@ class LLMPlugin:
 
             # Sequential: worker i of n sends prompts i, i+n, ... (together: the file once per
             # pass). Shuffle: every worker the whole file, in an order seeded by its index.
-            index = getattr(runner, "worker_index", 0) if self.is_worker else 0
             n = self._workers if self.is_worker and s.dataset_order == "sequential" else 1
             counter = self.counter if s.dataset_output_len else None
             return load_dataset(
@@ -237,7 +239,7 @@ class LLMPlugin:
                 use_output_len=s.dataset_output_len,
                 counter=counter,
                 order=s.dataset_order,
-                seed=index,
+                seed=index if s.seed is None else s.seed_for("dataset", index),
                 partition=(index % n, n),
             )
         if s.input_tokens:
@@ -246,9 +248,14 @@ class LLMPlugin:
             from .datasets import SyntheticPrompts
 
             return SyntheticPrompts(
-                s.input_tokens, s.input_tokens_spread, tokenizer_name=s.tokenizer
+                s.input_tokens,
+                s.input_tokens_spread,
+                tokenizer_name=s.tokenizer,
+                seed=s.seed_for("synthetic", index),
             )
-        return SeedPrompts(s.prompt_type, s.prompt_language)
+        return SeedPrompts(
+            s.prompt_type, s.prompt_language, rng=random.Random(s.seed_for("prompts", index))
+        )
 
     def _apply_sweep_start(self, s: Settings) -> None:
         """A headless user sweep starts at its first step's user count, whatever -u says."""
@@ -295,7 +302,8 @@ class LLMPlugin:
             self.lag.start()
             if s.request_rate:
                 rate = self._rate_share if self.is_worker and self._rate_share else s.request_rate
-                self.schedule = ArrivalSchedule(rate, s.arrivals)
+                index = getattr(runner, "worker_index", 0) if self.is_worker else 0
+                self.schedule = ArrivalSchedule(rate, s.arrivals, s.seed_for("arrivals", index))
             else:
                 self.schedule = None
             if s.records:
@@ -593,6 +601,8 @@ class LLMPlugin:
                     f"the load generator's event loop lagged (p99 {summ['p99']:.1f} ms): "
                     "timings carry that much uncertainty; add workers to fix it"
                 )
+        if s.seed is not None:
+            extra["seed"] = s.seed
         if s.request_rate:
             extra["request_rate"] = s.request_rate
             extra["arrivals"] = s.arrivals

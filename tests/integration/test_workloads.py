@@ -175,12 +175,15 @@ def test_goodput_and_records(simulator, tmp_path):
 
 
 def test_rate_sweep_steps_the_open_loop_rate(simulator):
+    # constant arrivals: each step's count is fixed by its rate and length, not by chance
     sim = simulator(ttft_ms=2, itl_ms=1, output_tokens=3)
     s = run_in_process(
         sim.url,
         "--stream",
         "--request-rate",
         "10",
+        "--arrivals",
+        "constant",
         "--sweep",
         "10,40",
         "--sweep-of",
@@ -191,9 +194,52 @@ def test_rate_sweep_steps_the_open_loop_rate(simulator):
     ).last_summary
     rows = s["sweep"]
     assert [r["rate"] for r in rows] == [10.0, 40.0]
-    # each step's measured request rate follows the asked one (Poisson: loose bounds)
-    assert 4 <= rows[0]["requests_per_s"] <= 18
-    assert 25 <= rows[1]["requests_per_s"] <= 55
+    assert all(abs(r["duration_s"] - 2) < 0.3 for r in rows)
+    # 10/s then 40/s for 2 s each: 20 then 80 requests, give or take the edges
+    assert 18 <= rows[0]["requests"] <= 22, rows[0]
+    assert 76 <= rows[1]["requests"] <= 82, rows[1]
+    assert 9 <= rows[0]["requests_per_s"] <= 11
+    assert 38 <= rows[1]["requests_per_s"] <= 41
+
+
+def test_seed_repeats_the_random_prompts_and_the_arrival_times(simulator):
+    sim = simulator(ttft_ms=1, itl_ms=1, output_tokens=2)
+    plugin_summary: dict = {}
+
+    def run(seed: str) -> tuple[list[int], list[float]]:
+        sim.reset()
+        plugin = run_in_process(
+            sim.url,
+            "--prompt-type",
+            "random",
+            "--request-rate",
+            "40",
+            "--seed",
+            seed,
+            "--requests-per-user",
+            "30",
+            users=1,
+        )
+        recs = sorted(sim.records(), key=lambda r: r["received_at"])
+        times = [r["received_at"] for r in recs]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        plugin_summary.update(plugin.last_summary)
+        return [r["prompt_tokens"] for r in recs], gaps
+
+    prompts_a, gaps_a = run("7")
+    assert plugin_summary["seed"] == 7
+    prompts_b, gaps_b = run("7")
+    prompts_c, gaps_c = run("8")
+    assert len(prompts_a) == len(prompts_b) == 30
+    assert prompts_a == prompts_b and len(set(prompts_a)) > 1
+    # the same Poisson gaps, up to the scheduling jitter of two runs
+    same = sorted(abs(a - b) for a, b in zip(gaps_a, gaps_b, strict=True))
+    assert same[len(same) * 9 // 10] < 0.003, same
+    assert statistics.pstdev(gaps_a) > 0.01  # and they are random gaps, not constant ones
+    # another seed, other draws
+    assert prompts_c != prompts_a
+    other = sorted(abs(a - c) for a, c in zip(gaps_a, gaps_c, strict=True))
+    assert other[len(other) // 2] > 0.005, other
 
 
 def test_headers_system_prompt_and_extra_body_reach_the_server():

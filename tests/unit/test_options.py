@@ -150,6 +150,8 @@ INVALID = [
     ("input_tokens", "-10", "--input-tokens", "-10"),
     ("input_tokens_spread", "1.5", "--input-tokens-spread", "1.5"),
     ("dataset", "/nonexistent/prompts.jsonl", "--dataset", "/nonexistent/prompts.jsonl"),
+    ("seed", "x1", "--seed", "'x1'"),
+    ("seed", "-3", "--seed", "-3"),
 ]
 
 
@@ -253,3 +255,25 @@ def test_secret_value_keeps_it() -> None:
     assert Secret("sk-x").value == "sk-x"
     assert Secret(Secret("sk-x")).value == "sk-x"  # argparse may convert a default again
     assert Secret().value == "" and Secret(None).value == ""
+
+
+def test_seed_gives_each_stream_and_worker_its_own_repeatable_seed(
+    defaults: argparse.Namespace,
+) -> None:
+    s = Settings.from_options(opts(defaults, seed="7"), environ={})
+    again = Settings.from_options(opts(defaults, seed=" 7 "), environ={})
+    other = Settings.from_options(opts(defaults, seed="8"), environ={})
+    assert s.seed == 7
+    assert s.seed_for("arrivals", 0) == again.seed_for("arrivals", 0)
+    seeds = {
+        s.seed_for("arrivals", 0),
+        s.seed_for("arrivals", 1),
+        s.seed_for("prompts", 0),
+        other.seed_for("arrivals", 0),
+    }
+    assert len(seeds) == 4 and None not in seeds
+
+
+def test_without_seed_every_draw_is_fresh(defaults: argparse.Namespace) -> None:
+    s = Settings.from_options(defaults, environ={})
+    assert s.seed is None and s.seed_for("arrivals", 3) is None
