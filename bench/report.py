@@ -76,8 +76,9 @@ def fidelity_lines(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "Per request, paired exactly (each request's `max_tokens` carries a tag that both the "
         "client's `--records` and the simulator's records keep), mean / p99 in ms. TTFT Δ = "
-        "request delivery (client start to the simulator's `received_at`: kernel plus the "
-        "simulator's accept/parse) + first-token read delay (the simulator's write to the "
+        "request delivery (client start to the simulator's `received_at`, stamped when the "
+        "request's first bytes come off its socket: the kernel, and the simulator's event loop "
+        "getting round to reading them) + first-token read delay (the simulator's write to the "
         "client's stamp: the client's own lateness). Follow Δ = end read delay - first-token "
         "read delay. (Each user opens its connection before its first request, so every "
         "request's wall-clock start is its timed start.)",

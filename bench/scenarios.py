@@ -313,8 +313,9 @@ def _paired(ok: list[dict[str, Any]], srv: list[dict[str, Any]], offset: float) 
     The client's times map onto the simulator's clock with ``offset`` (time.time() minus
     perf_counter; ``start_wall`` is taken a few microseconds before the request is sent):
 
-    * request delivery = received_at - client start: the kernel, and the simulator's
-      accept/parse/dispatch before it stamps ``received_at``;
+    * request delivery = received_at - client start: the kernel, and the simulator's event
+      loop getting round to reading the request's first bytes (it stamps ``received_at``
+      there, before parsing and dispatch);
     * first-token read delay = client first-token stamp - first_token_at: loopback and the
       client's lateness in reading (its event loop busy elsewhere);
     * end read delay = client end stamp - done_at.

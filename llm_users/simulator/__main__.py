@@ -38,13 +38,17 @@ async def serve(
     """Serve until SIGINT/SIGTERM (or stdin EOF); announce the bound URL on stdout."""
     from aiohttp import web
 
+    from .arrival import stamping
     from .server import build_app
 
     runner = web.AppRunner(build_app(cfg), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=4096, ssl_context=ssl_context)
-    await site.start()
-    bound = runner.addresses[0][1]
+    assert runner.server is not None
+    # Our own listener instead of a TCPSite: its protocols stamp each request's arrival.
+    listener = await asyncio.get_running_loop().create_server(
+        stamping(runner.server), host, port, backlog=4096, ssl=ssl_context, reuse_address=True
+    )
+    bound = listener.sockets[0].getsockname()[1]
     scheme = "https" if ssl_context is not None else "http"
     print(f"listening on {scheme}://{host}:{bound}", flush=True)
     loop = asyncio.get_running_loop()
@@ -63,6 +67,7 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        listener.close()
         await runner.cleanup()
 
 

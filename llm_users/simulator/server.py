@@ -13,19 +13,21 @@ import orjson
 from aiohttp import web
 
 from . import payloads as p
+from .arrival import take_arrival
 from .config import SimConfig
 from .parse import BadRequest, make_job, max_tokens
 from .state import SimState
 from .stream import BAD_JSON, build_plan, first_token_delay, keepalive_bytes, token_events
 
 STATE = web.AppKey("state", SimState)
+RECEIVED_AT = "llm_sim_received_at"  # request key: when its first bytes arrived
 MAX_BODY = 256 * 1024 * 1024  # benchmark prompts can be long
 JSON = "application/json"
 
 
 def build_app(config: SimConfig) -> web.Application:
     """A fresh application serving ``config`` (changeable at runtime via /sim/config)."""
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_auth])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_arrival, _auth])
     app[STATE] = SimState(config)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
@@ -37,6 +39,14 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_get("/sim/config", sim_config)
     app.router.add_post("/sim/config", sim_config)
     return app
+
+
+@web.middleware
+async def _arrival(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every request takes its arrival stamp (see arrival.py), once its body is in."""
+    await request.read()
+    request[RECEIVED_AT] = take_arrival(request.transport, perf_counter())
+    return await handler(request)
 
 
 @web.middleware
@@ -106,8 +116,9 @@ async def completions(request: web.Request) -> web.StreamResponse:
 async def _complete(request: web.Request, chat: bool) -> web.StreamResponse:
     state = request.app[STATE]
     cfg = state.config  # one snapshot per request: runtime changes apply to later ones
-    body = await request.read()
-    rec = state.open_record(request.path, perf_counter(), cfg)
+    body = await request.read()  # already read: the arrival middleware did
+    rec = state.open_record(request.path, request[RECEIVED_AT], cfg)
+    rec["dispatched_at"] = perf_counter()
     try:
         return await _answer(request, state, cfg, body, chat, rec)
     finally:

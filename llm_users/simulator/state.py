@@ -48,7 +48,8 @@ class SimState:
             "stream": False,
             "model": None,
             "max_tokens": None,
-            "received_at": received_at,
+            "received_at": received_at,  # the request's first bytes (see arrival.py)
+            "dispatched_at": None,  # when the handler started: received_at + intake backlog
             "headers_sent_at": None,
             "first_token_at": None,
             "token_times": [] if cfg.record_tokens else None,

@@ -509,6 +509,66 @@ def test_record_timestamps_match_config(sim):
     assert abs(statistics.mean(gaps) - 0.010) < 0.002
 
 
+def _read_response(s: socket.socket) -> Raw:
+    """One keep-alive response (Content-Length framing) off ``s``."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        raw += s.recv(65536)
+    head = raw.split(b"\r\n\r\n", 1)[0].decode().lower()
+    length = int(head.split("content-length:")[1].split("\r\n")[0])
+    while len(raw.split(b"\r\n\r\n", 1)[1]) < length:
+        raw += s.recv(65536)
+    out = Raw()
+    _parse(out, raw)
+    return out
+
+
+def test_the_clock_starts_when_the_first_bytes_arrive(sim):
+    """received_at is the request's arrival at the socket, not its handler's start: a request
+    whose body comes 150 ms after its head is stamped at the head, and its first token is due
+    ttft_ms after that."""
+    sim.configure(ttft_ms=300, itl_ms=1)
+    payload = json.dumps(chat(max_tokens=3)).encode()
+    head = (
+        f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as s:
+        sent_at = time.perf_counter()
+        s.sendall(head)
+        time.sleep(0.15)
+        s.sendall(payload)
+        while s.recv(65536):
+            pass
+    rec = sim.records()[-1]
+    assert rec["status"] == 200
+    assert 0 <= rec["received_at"] - sent_at < 0.01
+    assert rec["dispatched_at"] - rec["received_at"] >= 0.14
+    assert 0.3 <= rec["first_token_at"] - rec["received_at"] < 0.31
+
+
+def test_each_request_on_a_kept_alive_connection_gets_its_own_arrival(sim):
+    """A GET in between, then a second POST after a pause: each is stamped when it was sent,
+    never with a stamp left over from an earlier request on the connection."""
+    sim.configure(ttft_ms=1, itl_ms=1)
+    payload = json.dumps(chat(max_tokens=2, stream=False)).encode()
+    post = (
+        f"POST {CHAT} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+    get = b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    sent = []
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as s:
+        for data in (post, get, post):
+            time.sleep(0.1)
+            sent.append(time.perf_counter())
+            s.sendall(data)
+            assert _read_response(s).status == 200
+    first, second = [r for r in sim.records() if r["path"] == CHAT][-2:]
+    assert 0 <= first["received_at"] - sent[0] < 0.01
+    assert 0 <= second["received_at"] - sent[2] < 0.01
+
+
 def test_records_ring_buffer_keeps_counters_exact(sim):
     sim.configure(max_records=3, record_tokens=False)
     for _ in range(5):
