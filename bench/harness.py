@@ -327,10 +327,12 @@ def run_locust(
     # With a wrapper the locust process is the wrapper's child: find it once it exists.
     target = proc.pid
     rusage = None
+    exited_at = None
     try:
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
+                exited_at = time.perf_counter()
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 rusage = ru
                 break
@@ -378,6 +380,10 @@ def run_locust(
         # Whether or not locust reaps its forked workers, the larger figure is the complete one.
         sampled = (run.main_cpu_s or 0.0) + sum(run.child_cpu_s.values())
         run.cpu_s = max(rusage.ru_utime + rusage.ru_stime, sampled)
+        if exited_at is not None:
+            # A last point at the exit (seen within one sampling interval of it), so a window
+            # that ends after the last periodic sample still has CPU figures.
+            run.samples.append({"t": exited_at - t0, "perf": exited_at, "cpu_s": run.cpu_s})
     out_f.seek(0)
     err_f.seek(0)
     run.stdout, run.stderr = out_f.read(), err_f.read()
