@@ -38,6 +38,17 @@ INGEST_USERS = 16
 QUIET = ["--only-summary", "--loglevel", "WARNING"]
 
 
+def _stream_args(
+    host: str, users: int, per_user: int, *more: str, spawn_rate: int = 1000
+) -> list[str]:
+    """A streaming run's locust arguments: USERS started at SPAWN_RATE/s, PER_USER requests
+    each, then MORE, with only the summary printed."""
+    return [
+        *("-u", str(users), "-r", str(spawn_rate), "--host", host, "--stream"),
+        *("--requests-per-user", str(per_user), *more, *QUIET),
+    ]
+
+
 @dataclass
 class Context:
     cores: Cores
@@ -173,18 +184,7 @@ def _fidelity_run(
 ) -> dict[str, Any]:
     sim.reset()
     ctx.log(f"fidelity: {streams} streams x {per_user} requests, started {start}")
-    args = [
-        "-u",
-        str(streams),
-        "-r",
-        str(streams),
-        "--host",
-        sim.url,
-        "--stream",
-        "--requests-per-user",
-        str(per_user),
-        *QUIET,
-    ]
+    args = _stream_args(sim.url, streams, per_user, spawn_rate=streams)
     env = {"LLM_BENCH_USERS": str(streams)}
     if start == "staggered":
         env["LLM_BENCH_STAGGER_S"] = str(STREAM_S)
@@ -382,20 +382,7 @@ def _ingest_run(ctx: Context, processes: int, label: str, cores: Cores | None) -
             f"{name}: {INGEST_USERS} users x {per_user} streams of {INGEST_TOKENS} tokens, "
             f"{processes} worker process(es), locust cores {cores.locust or 'any'}"
         )
-        args = [
-            "-u",
-            str(INGEST_USERS),
-            "-r",
-            "1000",
-            "--host",
-            sim.url,
-            "--stream",
-            "--max-tokens",
-            str(INGEST_TOKENS),
-            "--requests-per-user",
-            str(per_user),
-            *QUIET,
-        ]
+        args = _stream_args(sim.url, INGEST_USERS, per_user, "--max-tokens", str(INGEST_TOKENS))
         if processes > 1:
             args += ["--processes", str(processes)]
         _quiet(ctx)
@@ -460,20 +447,7 @@ def memory(ctx: Context) -> dict[str, Any]:
         def on_sample(sample: dict[str, Any]) -> None:
             sample["completed"] = sim.stats()["completed"]
 
-        args = [
-            "-u",
-            str(users),
-            "-r",
-            "1000",
-            "--host",
-            sim.url,
-            "--stream",
-            "--max-tokens",
-            "2",
-            "--requests-per-user",
-            str(per_user),
-            *QUIET,
-        ]
+        args = _stream_args(sim.url, users, per_user, "--max-tokens", "2")
         _quiet(ctx)
         run = run_locust(
             args, ctx.cores, ctx.dir("memory"), timeout=900, sample_every=0.5, on_sample=on_sample

@@ -129,6 +129,11 @@ class LLMPlugin:
         return isinstance(self.env.runner, WorkerRunner)
 
     @property
+    def worker_index(self) -> int:
+        """This worker's index (0 in a local run or on the master)."""
+        return int(getattr(self.runner, "worker_index", 0)) if self.is_worker else 0
+
+    @property
     def is_master(self) -> bool:
         return isinstance(self.env.runner, MasterRunner)
 
@@ -207,8 +212,7 @@ class LLMPlugin:
     def _prompt_source(self, s: Settings) -> PromptSource:
         """Loaded once per process, before users start (files and tokenizers are slow);
         reused across test starts while the options that shape it stay the same."""
-        runner = self.runner
-        index = getattr(runner, "worker_index", 0) if self.is_worker else 0
+        index = self.worker_index
         key = (
             s.dataset,
             s.dataset_format,
@@ -220,7 +224,7 @@ class LLMPlugin:
             s.prompt_type,
             s.prompt_language,
             s.seed,
-            getattr(runner, "worker_index", 0),
+            index,
             self._workers,
         )
         if self.prompts is not None and key == self._prompts_key:
@@ -302,14 +306,14 @@ class LLMPlugin:
             self.lag.start()
             if s.request_rate:
                 rate = self._rate_share if self.is_worker and self._rate_share else s.request_rate
-                index = getattr(runner, "worker_index", 0) if self.is_worker else 0
-                self.schedule = ArrivalSchedule(rate, s.arrivals, s.seed_for("arrivals", index))
+                seed = s.seed_for("arrivals", self.worker_index)
+                self.schedule = ArrivalSchedule(rate, s.arrivals, seed)
             else:
                 self.schedule = None
             if s.records:
                 path = s.records
                 if self.is_worker:
-                    path = f"{path}.worker{getattr(runner, 'worker_index', 0)}"
+                    path = f"{path}.worker{self.worker_index}"
                 self.records = RecordsWriter(path)
         if s.sweep and not self.is_worker:
             self.sweep = SweepController(
@@ -460,7 +464,7 @@ class LLMPlugin:
         gevent.spawn(runner.quit if self.headless else runner.stop)
 
     def _worker_name(self) -> str | None:
-        return str(getattr(self.runner, "worker_index", "")) if self.is_worker else None
+        return str(self.worker_index) if self.is_worker else None
 
     # -- open loop and sweeps ------------------------------------------------------------
     def _send_rate(self, rate: float) -> None:

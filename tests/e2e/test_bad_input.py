@@ -7,25 +7,13 @@ import threading
 
 import pytest
 
-from tests.helpers import run_locust
+from tests.helpers import run_headless
 
 pytestmark = pytest.mark.e2e
 
 
 def _refused(*args: str, host: str) -> str:
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "1",
-        "-r",
-        "1",
-        "--requests-per-user",
-        "1",
-        "--host",
-        host,
-        *args,
-        timeout=60,
-    )
+    proc = run_headless(host, 1, "--requests-per-user", "1", *args, timeout=60)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr + proc.stdout
     errors = [ln for ln in proc.stderr.splitlines() if "error:" in ln]

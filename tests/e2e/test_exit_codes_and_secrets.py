@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.helpers import run_headless, run_locust
+from tests.helpers import run_headless
 
 pytestmark = pytest.mark.e2e
 
@@ -96,12 +96,9 @@ def test_the_key_never_appears_in_any_output(simulator, tmp_path):
 
 def test_wrong_key_is_refused_before_the_test(simulator):
     sim = simulator(api_key=KEY)
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "1",
-        "--host",
+    proc = run_headless(
         sim.url,
+        1,
         "--requests-per-user",
         "1",
         env={"OPENAI_API_KEY": "sk-wrong"},

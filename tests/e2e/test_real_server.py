@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from tests.helpers import run_headless, run_locust
+from tests.helpers import run_headless
 from tests.realserver.server import TransformersServe, ensure_tiny_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.realserver]
@@ -82,12 +82,9 @@ def test_non_streaming_total_tokens_from_usage(server, tmp_path, endpoint):
 
 def test_unknown_model_is_refused_before_the_test(server):
     srv, _ = server
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "1",
-        "--host",
+    proc = run_headless(
         srv.base_url,
+        1,
         "--model",
         "no-such-model",
         "--requests-per-user",

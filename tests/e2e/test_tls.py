@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from llm_users.simulator import SimulatorProcess
-from tests.helpers import run_headless, run_locust
+from tests.helpers import run_headless
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +45,7 @@ def https_sim(tmp_path_factory):
 
 def test_unverified_certificate_is_refused(https_sim):
     sim, _ = https_sim
-    proc = run_locust("--headless", "-u", "1", "--host", sim.url, "--requests-per-user", "1")
+    proc = run_headless(sim.url, 1, "--requests-per-user", "1")
     assert proc.returncode == 2
     assert "cannot reach the server" in proc.stderr and "CERTIFICATE_VERIFY_FAILED" in proc.stderr
 
@@ -71,12 +71,9 @@ def test_ca_bundle_verifies(https_sim, tmp_path):
 def test_insecure_warns_and_works(https_sim, tmp_path):
     sim, _ = https_sim
     out = tmp_path / "s.json"
-    proc = run_locust(
-        "--headless",
-        "-u",
-        "1",
-        "--host",
+    proc = run_headless(
         sim.url,
+        1,
         "--requests-per-user",
         "2",
         "--insecure",
