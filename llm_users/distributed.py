@@ -1,54 +1,125 @@
-"""Worker <-> master: message names, the aggregate payload, and the end-of-run handshake.
+"""Worker <-> master: the messages, each side's part, and the end-of-run handshake.
 
-Workers send *deltas* (what finished since their last report) inside Locust's periodic
-report, and one final delta from their ``test_stop``; the master adds them up. Deltas never
-overlap, so nothing is counted twice and nothing is lost as long as the final one arrives.
+Workers send *deltas* (a :class:`~llm_users.tally.Tally` of what finished since their last
+report) inside Locust's periodic report, and one final delta from their ``test_stop``; the
+master adds them up. Deltas never overlap, so nothing is counted twice and nothing is lost
+as long as the final one arrives.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner
 
-from .aggregate import Aggregate
+from .control import RunControl
+from .tally import Tally
 
-__all__ = ["Delta", "close_stop_window"]
+__all__ = ["MasterLink", "WorkerLink", "close_stop_window"]
 
 # Message names share one namespace with every other plugin: prefixed.
-MSG_DONE = "llm_users:done"  # worker -> master: users that finished --requests-per-user
-MSG_FINAL = "llm_users:final"  # worker -> master: the last delta, from the worker's test_stop
-MSG_ABORT = "llm_users:abort"  # worker -> master: every request failing, stop the test
-MSG_SETUP = "llm_users:setup"  # master -> workers at test start: API key (Locust's option sync
-#   blanks it), number of workers, each worker's share of --request-rate
-MSG_RATE = "llm_users:rate"  # master -> workers: this worker's share of the open-loop rate
-MSG_STEP = "llm_users:step"  # master -> workers: the sweep step now running
+PREFIX = "llm_users:"
+MSG_DONE = PREFIX + "done"  # worker -> master: users that finished --requests-per-user
+MSG_FINAL = PREFIX + "final"  # worker -> master: the last delta, from the worker's test_stop
+MSG_ABORT = PREFIX + "abort"  # worker -> master: every request failing, stop the test
+MSG_SETUP = PREFIX + "setup"  # master -> workers at test start: API key (Locust's option sync
+#   blanks it), the preflight's model, number of workers, each worker's share of the rate
+MSG_RATE = PREFIX + "rate"  # master -> workers: this worker's share of the open-loop rate
+MSG_STEP = PREFIX + "step"  # master -> workers: the sweep step now running
 REPORT_KEY = "llm_users"  # key of the delta in Locust's periodic worker report
 
 
-class Delta:
-    """What a process finished since its last report: the whole, and per sweep step."""
+class WorkerLink:
+    """A worker's side: takes the master's setup, rate and step; sends deltas and the final one."""
 
-    def __init__(self) -> None:
-        self.total = Aggregate()
-        self.steps: dict[int, Aggregate] = {}
+    def __init__(self, runner: Any, control: RunControl, take_delta: Callable[[], Tally]) -> None:
+        self.runner = runner
+        self.control = control
+        self.take_delta = take_delta
+        self.api_key = ""  # the master's (Locust's option sync blanks the secret)
+        self.model = ""  # the model the master's preflight resolved
+        self.workers = 1
+        control.to_master = lambda name, data: runner.send_message(PREFIX + name, data)
+        runner.register_message(MSG_SETUP, self._on_setup)
+        runner.register_message(MSG_RATE, self._on_rate)
+        runner.register_message(MSG_STEP, self._on_step)
 
-    def step(self, index: int) -> Aggregate:
-        agg = self.steps.get(index)
-        if agg is None:
-            agg = self.steps[index] = Aggregate()
-        return agg
+    def _on_setup(self, environment: Any, msg: Any, **_kw: Any) -> None:
+        data = msg.data or {}
+        self.api_key = str(data.get("api_key") or "")
+        self.model = str(data.get("model") or "")
+        self.workers = max(1, int(data.get("workers") or 1))
+        self.control.rate_share = float(data.get("rate") or 0.0) or None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total.to_dict(),
-            "steps": {str(i): a.to_dict() for i, a in self.steps.items()},
-        }
+    def _on_rate(self, environment: Any, msg: Any, **_kw: Any) -> None:
+        self.control.set_rate(float(msg.data["rate"]))
 
-    def merge_dict(self, data: dict[str, Any]) -> None:
-        self.total.merge(Aggregate.from_dict(data["total"]))
-        for i, a in data.get("steps", {}).items():
-            self.step(int(i)).merge(Aggregate.from_dict(a))
+    def _on_step(self, environment: Any, msg: Any, **_kw: Any) -> None:
+        self.control.step = int(msg.data["index"])
+
+    def report(self, data: dict[str, Any]) -> None:
+        """Locust's periodic report: add our delta."""
+        data[REPORT_KEY] = self.take_delta().to_dict()
+
+    def send_final(self) -> None:
+        self.runner.send_message(MSG_FINAL, self.take_delta().to_dict())
+
+
+class MasterLink:
+    """The master's side: merges the workers' deltas, knows which sent their final one."""
+
+    def __init__(
+        self, runner: MasterRunner, control: RunControl, tally: Callable[[], Tally]
+    ) -> None:
+        self.runner = runner
+        self.control = control
+        self.tally = tally
+        self.reports: dict[str, dict[str, Any]] = {}  # client id -> {final, last}
+        control.to_workers = lambda name, data: runner.send_message(PREFIX + name, data)
+        runner.register_message(MSG_DONE, self._on_done)
+        runner.register_message(MSG_FINAL, self._on_final)
+        runner.register_message(MSG_ABORT, self._on_abort)
+        close_stop_window(runner)
+
+    def _on_done(self, environment: Any, msg: Any, **_kw: Any) -> None:
+        self.control.count_done(int(msg.data.get("n", 1)))
+
+    def _on_final(self, environment: Any, msg: Any, **_kw: Any) -> None:
+        self.merge(msg.node_id, msg.data, final=True)
+
+    def _on_abort(self, environment: Any, msg: Any, **_kw: Any) -> None:
+        self.control.abort(f"{msg.data.get('reason')} (worker {msg.node_id})")
+
+    def start(self, api_key: str, model: str, rate: float) -> None:
+        """Sent before the spawn messages (test_start fires first): workers have it in time."""
+        self.reports.clear()
+        workers = max(1, self.runner.worker_count)
+        data = {"api_key": api_key, "model": model, "workers": workers, "rate": rate / workers}
+        self.runner.send_message(MSG_SETUP, data)
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        payload = data.get(REPORT_KEY)
+        if payload is not None:
+            self.merge(client_id, payload, final=False)
+
+    def merge(self, client_id: str, payload: dict[str, Any], final: bool) -> None:
+        self.tally().merge(Tally.from_dict(payload))
+        state = self.reports.setdefault(client_id, {"final": False, "last": None})
+        state["last"] = time.time()
+        state["final"] = state["final"] or final
+
+    def summary(self) -> tuple[dict[str, Any], list[str]]:
+        """Per worker: did its final report arrive; a note for each that did not."""
+        out: dict[str, Any] = {}
+        notes: list[str] = []
+        for cid, st in sorted(self.reports.items()):
+            out[cid] = {"final_report": st["final"], "last_report_at": st["last"]}
+            if not st["final"]:
+                when = time.strftime("%H:%M:%S", time.localtime(st["last"])) if st["last"] else "?"
+                notes.append(f"worker {cid} sent no final report: its data after {when} is missing")
+        return out, notes
 
 
 def close_stop_window(runner: MasterRunner) -> None:

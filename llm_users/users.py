@@ -10,6 +10,7 @@ from typing import Any
 from locust import User, task
 
 from .client import LLMClient
+from .errors import LLMUsersError
 from .plugin import plugin_of
 from .prompts import PromptSource
 
@@ -37,8 +38,11 @@ class BaseLLMUser(User):
         return _FOREVER if self.done else 0.0
 
     def on_start(self) -> None:
-        self.llm = self.plugin.new_client()
-        self.prompts = self.plugin.new_prompts()
+        ctx = self.plugin.ctx
+        if ctx is None:
+            raise LLMUsersError("llm_users: a user started before the plugin was configured")
+        self.llm = ctx.new_client()
+        self.prompts = ctx.prompts
 
     def on_stop(self) -> None:
         if self.llm is not None:
@@ -48,26 +52,27 @@ class BaseLLMUser(User):
         """The JSON body of the next request."""
         assert self.prompts is not None
         prompt, max_tokens = self.prompts.next()
-        return self.plugin.body(prompt, max_tokens)
+        assert self.plugin.ctx is not None
+        return self.plugin.ctx.body(prompt, max_tokens)
 
     @task
     def generate(self) -> None:
         if self.done:
             return
         assert self.llm is not None
-        plugin = self.plugin
+        plugin, control = self.plugin, self.plugin.control
         body = self.next_request()
         # Open loop: wait for the next due arrival; a late start is the queue delay.
-        intended = plugin.schedule.wait() if plugin.schedule is not None else None
-        step = plugin.step  # a sweep step owns the requests that start in it
+        intended = control.schedule.wait() if control.schedule is not None else None
+        step = control.step  # a sweep step owns the requests that start in it
         record = self.llm.request(body, intended_start=intended)
         self.sent += 1
         plugin.complete(record, step)
-        limit = self.plugin.settings.requests_per_user if self.plugin.settings else 0
+        limit = plugin.settings.requests_per_user if plugin.settings else 0
         if limit and self.sent >= limit:
             self.done = True
             self.llm.close()
-            self.plugin.user_done()
+            control.user_done()
 
 
 class LLMUser(BaseLLMUser):

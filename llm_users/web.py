@@ -12,17 +12,15 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 from flask import Blueprint, Response, jsonify, request, send_file
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
 
 from .histogram import PERCENTILES
+from .live import LiveView
 from .summary import seed_lines, summary_dict
-
-if TYPE_CHECKING:
-    from .plugin import LLMPlugin
 
 __all__ = ["LLMWebView", "install_web_ui"]
 
@@ -65,9 +63,9 @@ COLUMNS = [("figure", "Figure"), ("value", "Value / count"), ("mean", "Mean")]
 COLUMNS += [(f"p{p}", f"p{p}") for p in PERCENTILES] + [("max", "Max")]
 
 
-def install_web_ui(plugin: LLMPlugin) -> LLMWebView:
+def install_web_ui(env: Any, view: LiveView) -> LLMWebView:
     """Add the LLM tab, the /llm page and its routes to this Environment's web UI."""
-    return LLMWebView(plugin).install()
+    return LLMWebView(env, view).install()
 
 
 def _fmt(x: Any) -> str:
@@ -115,9 +113,9 @@ def csv_rows(s: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 class LLMWebView:
     """Live and final LLM figures for the web UI, plus a bounded time series for charts."""
 
-    def __init__(self, plugin: LLMPlugin) -> None:
-        self.plugin = plugin
-        self.env = plugin.env
+    def __init__(self, env: Any, view: LiveView) -> None:
+        self.view = view
+        self.env = env
         # (wall time, output tokens, TTFT sum, TTFT n, latency sum, latency n), cumulative
         self.points: deque[tuple[float, float, float, int, float, int]] = deque(maxlen=MAX_POINTS)
         self._cached: tuple[float, dict[str, Any]] = (0.0, {})
@@ -159,27 +157,26 @@ class LLMWebView:
         return getattr(runner, "state", "") or ""
 
     def status(self) -> str:
-        if self.plugin.last_summary is not None:
+        if self.view.final() is not None:
             return "final"
-        return "live" if self.active and self.plugin.settings is not None else "idle"
+        return "live" if self.active and self.view.configured() else "idle"
 
     def summary(self) -> dict[str, Any]:
         """The final summary after a test, the live one during it; {} before any."""
-        p = self.plugin
-        if p.last_summary is not None:
-            return p.last_summary
+        final = self.view.final()
+        if final is not None:
+            return final
         if self.status() != "live":
             return {}
         now = time.monotonic()
         if now - self._cached[0] > 1.0:  # several pollers share one computation
-            self._cached = (now, summary_dict(p.total, p.run_info(final=False)))
+            self._cached = (now, summary_dict(self.view.aggregate(), self.view.info()))
         return self._cached[1]
 
     def seed_text(self) -> list[str]:
-        p = self.plugin
-        if self.status() == "idle" or p.settings is None:
+        if self.status() == "idle" or not self.view.configured():
             return []
-        return seed_lines(p.total, p.run_info(final=False))
+        return seed_lines(self.view.aggregate(), self.view.info())
 
     def series(self) -> dict[str, list[Any]]:
         """Per-window TTFT (or latency) mean and output tokens/s, from cumulative samples."""
@@ -198,7 +195,7 @@ class LLMWebView:
         return out
 
     def _sample(self) -> None:
-        agg = self.plugin.total
+        agg = self.view.aggregate()
         s, c = agg.sums, agg.counts
         self.points.append((time.time(), s["output_tokens"], s["ttft_ms"], c["stream_ok"],
                             s["latency_ms"], c["nonstream_ok"]))  # fmt: skip
@@ -280,6 +277,5 @@ class LLMWebView:
         opts = self.env.parsed_options
         keys = {getattr(getattr(opts, "api_key", None), "value", "") or ""}
         keys |= {os.environ.get("OPENAI_API_KEY", ""), os.environ.get("LOCUST_API_KEY", "")}
-        if self.plugin.settings is not None:
-            keys.add(self.plugin.settings.api_key)
+        keys.add(self.view.api_key())
         return {k for k in keys if len(k) >= 8}  # a shorter one would mangle the page

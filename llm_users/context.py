@@ -1,0 +1,186 @@
+"""The run context: everything a process needs to send requests, resolved once per test.
+
+Built from Locust's parsed options (never written back into them): validated settings with
+the preflight's model, the server's origin and TLS context, the tokenizer counter and the
+prompt source. Slow things (tokenizer, dataset files) load here, before users start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from .client import ClientConfig, LLMClient
+from .errors import ConfigError
+from .http import Origin, make_ssl_context
+from .options import Settings
+from .preflight import preflight
+from .prompts import PromptSource, SeedPrompts
+from .protocol import ENDPOINTS
+from .tokens import load_counter
+
+__all__ = ["Role", "RunContext", "build_context", "startup_key"]
+
+log = logging.getLogger("llm_users")
+
+
+@dataclass(frozen=True)
+class Role:
+    """Which part this process plays: ``local``, ``master`` or ``worker`` (index of ``workers``)."""
+
+    kind: str = "local"
+    index: int = 0
+    workers: int = 1
+
+    @property
+    def is_master(self) -> bool:
+        return self.kind == "master"
+
+    @property
+    def is_worker(self) -> bool:
+        return self.kind == "worker"
+
+    @property
+    def sends_requests(self) -> bool:
+        return self.kind != "master"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    settings: Settings
+    origin: Origin
+    role: Role
+    ssl_context: Any = None
+    counter: Any = None  # text -> tokens, when --tokenizer is given (not on the master)
+    prompts: PromptSource | None = None
+    prompts_key: tuple[Any, ...] = ()
+
+    def new_client(self) -> LLMClient:
+        s = self.settings
+        cfg = ClientConfig(
+            origin=self.origin,
+            endpoint=ENDPOINTS[s.endpoint],
+            headers=s.request_headers(),
+            connect_timeout=s.connect_timeout,
+            first_token_timeout=s.first_token_timeout,
+            request_timeout=s.request_timeout,
+        )
+        return LLMClient(cfg, self.ssl_context)
+
+    def body(self, prompt: Any, max_tokens: int | None) -> dict[str, Any]:
+        s = self.settings
+        return ENDPOINTS[s.endpoint].body(
+            prompt,
+            model=s.model,
+            max_tokens=max_tokens if max_tokens is not None else s.max_tokens,
+            stream=s.stream,
+            stream_usage=s.stream_usage,
+            system_prompt=s.system_prompt,
+            extra=s.extra_body,
+        )
+
+
+def startup_key(opts: Any, environ: Any = None) -> str:
+    """The API key of the command line, config or environment (the web form posts it empty)."""
+    env = os.environ if environ is None else environ
+    raw = getattr(opts, "api_key", "") if opts is not None else ""
+    key = getattr(raw, "value", None) or str(raw or "")
+    return (key or env.get("OPENAI_API_KEY", "")).strip()
+
+
+def build_context(
+    opts: Any,
+    host: str | None,
+    role: Role,
+    *,
+    api_key: str = "",
+    model: str = "",
+    check_server: bool = False,
+    previous: RunContext | None = None,
+) -> RunContext:
+    """Validate the options and load what the hot path needs; raises ConfigError.
+
+    ``api_key`` is the key the process got at start-up or from the master; ``model`` the
+    model the master's preflight resolved. ``previous`` lends its prompt source and counter
+    when the options that shape them did not change (a web UI run started again).
+    """
+    settings = Settings.from_options(opts, master_key=api_key)
+    if model and not settings.model:
+        settings = dataclasses.replace(settings, model=model)
+    host = host or (getattr(opts, "host", None) if opts is not None else None)
+    if not host:
+        raise ConfigError("no --host given (the server's base URL, e.g. http://127.0.0.1:8000)")
+    origin = Origin.parse(host)
+    ssl_context = None
+    if origin.scheme == "https":
+        ssl_context = make_ssl_context(settings.insecure, settings.ca_bundle or None)
+        if settings.insecure:
+            log.warning("llm-users: --insecure: TLS certificates are NOT verified")
+    key = _prompts_key(settings, role)
+    if previous is not None and previous.prompts_key == key:
+        counter, prompts = previous.counter, previous.prompts
+    else:
+        # The tokenizer is local to each process that sends requests (not the master).
+        counter = (
+            load_counter(settings.tokenizer) if settings.tokenizer and role.sends_requests else None
+        )
+        prompts = _prompt_source(settings, role, counter)
+    if check_server and settings.preflight and not role.is_worker:
+        resolved = preflight(origin, settings, ssl_context)
+        if resolved != settings.model:
+            settings = dataclasses.replace(settings, model=resolved)
+    return RunContext(settings, origin, role, ssl_context, counter, prompts, key)
+
+
+def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
+    return (
+        s.dataset,
+        s.dataset_format,
+        s.dataset_order,
+        s.dataset_output_len,
+        s.input_tokens,
+        s.input_tokens_spread,
+        s.tokenizer,
+        s.prompt_type,
+        s.prompt_language,
+        s.seed,
+        role,
+    )
+
+
+def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
+    """Loaded once per process, before users start (files and tokenizers are slow)."""
+    index = role.index
+    if s.dataset:
+        from .datasets import load_dataset
+
+        # Sequential: worker i of n sends prompts i, i+n, ... (together: the file once per
+        # pass). Shuffle: every worker the whole file, in an order seeded by its index.
+        n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
+        return load_dataset(
+            s.dataset,
+            fmt=None if s.dataset_format == "auto" else s.dataset_format,
+            use_output_len=s.dataset_output_len,
+            counter=counter if s.dataset_output_len else None,
+            order=s.dataset_order,
+            seed=index if s.seed is None else s.seed_for("dataset", index),
+            partition=(index % n, n),
+        )
+    if s.input_tokens:
+        if role.is_master:  # the master sends nothing; workers build their own
+            return SeedPrompts(s.prompt_type, s.prompt_language)
+        from .datasets import SyntheticPrompts
+
+        return SyntheticPrompts(
+            s.input_tokens,
+            s.input_tokens_spread,
+            tokenizer_name=s.tokenizer,
+            seed=s.seed_for("synthetic", index),
+        )
+    return SeedPrompts(
+        s.prompt_type, s.prompt_language, rng=random.Random(s.seed_for("prompts", index))
+    )

@@ -1,0 +1,115 @@
+"""The end of a run: facts -> :class:`RunInfo`, the summary printed and written, the exit code.
+
+Reads only the run context, the tally and the run control's outcome; writes nothing back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import RunContext
+from .control import RunControl
+from .reporters import write_json
+from .summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
+from .tally import Tally
+
+__all__ = ["EXIT_ABORTED", "EXIT_SLO", "exit_code", "print_and_write", "run_info"]
+
+LAG_WARN_MS = 5.0  # p99 loop lag above this makes timings uncertain: say so
+LATE_START_MS = 10.0  # open loop: a request started this late means the users could not keep up
+EXIT_SLO = 3  # --slo-target missed
+EXIT_ABORTED = 4  # stopped because every request failed for --max-failing-seconds
+
+
+def run_info(
+    ctx: RunContext,
+    tally: Tally,
+    control: RunControl,
+    concurrency: int,
+    workers: tuple[dict[str, Any], list[str]] | None = None,
+    final: bool = True,
+) -> RunInfo:
+    """Facts for the summary; ``final=False`` for live views (no end-of-run warnings).
+
+    ``workers`` (master only): from :meth:`~llm_users.distributed.MasterLink.summary`.
+    """
+    s = ctx.settings
+    agg = tally.total
+    notes: list[str] = []
+    extra: dict[str, Any] = {"notes": notes}
+    if tally.lag.count:
+        summ = tally.lag.summary()
+        extra["client_loop_lag_ms"] = {k: summ[k] for k in ("p50", "p99", "max", "count")}
+        if (summ["p99"] or 0) > LAG_WARN_MS:
+            notes.append(
+                f"the load generator's event loop lagged (p99 {summ['p99']:.1f} ms): "
+                "timings carry that much uncertainty; add workers to fix it"
+            )
+    if s.seed is not None:
+        extra["seed"] = s.seed
+    if s.request_rate:
+        extra["request_rate"] = s.request_rate
+        extra["arrivals"] = s.arrivals
+        q = agg.hist["queue_delay_ms"]
+        late = q.count - q.rank_below(LATE_START_MS) if q.count else 0
+        if late:
+            notes.append(
+                f"the users could not keep up with {s.request_rate:g} requests/s: {late} "
+                f"requests started more than {LATE_START_MS:g} ms late (max {q.max:.0f} ms); "
+                "add users (-u); latency from the intended start is reported too"
+            )
+    if control.abort_reason:
+        extra["aborted"] = control.abort_reason
+        notes.append(f"the test was stopped: {control.abort_reason}")
+    if workers is not None:
+        extra["workers"] = workers[0]
+        if final:
+            notes.extend(workers[1])
+    if s.slo:
+        extra["slo"] = dict(s.slo)
+        extra["slo_target"] = s.slo_target or None
+    if s.sweep and control.sweep is not None:
+        sw = control.sweep
+        extra["sweep"] = sweep_rows(tally.steps, s, sw.started_at, sw.ended_at)
+    return RunInfo(
+        mode=s.mode,
+        concurrency=concurrency,
+        endpoint=s.endpoint,
+        model=s.model,
+        host=str(ctx.origin),
+        max_tokens=s.max_tokens,
+        tokenizer=s.tokenizer,
+        extra=extra,
+    )
+
+
+def print_and_write(ctx: RunContext, tally: Tally, info: RunInfo) -> dict[str, Any]:
+    """The seed's lines and the table on stdout; the JSON and HTML reports; returns the JSON."""
+    summary = summary_dict(tally.total, info)
+    lines = seed_lines(tally.total, info) + table_lines(tally.total, info)
+    print("\n".join(lines), flush=True)
+    s = ctx.settings
+    if s.summary_json:
+        write_json(s.summary_json, summary)
+    if s.html_report:
+        from .report_html import write_html_report
+
+        write_html_report(
+            s.html_report,
+            summary,
+            tally.total.hist,
+            tally.total.timeseries(),
+            summary.get("sweep"),
+        )
+    return summary
+
+
+def exit_code(summary: dict[str, Any], slo_target: float, aborted: bool) -> int | None:
+    """3 when --slo-target was missed, 4 when the run was aborted, else None (Locust decides)."""
+    if aborted:
+        return EXIT_ABORTED
+    goodput = summary.get("goodput")
+    if goodput and slo_target:
+        met = goodput["percent"] is not None and goodput["percent"] >= slo_target
+        return 0 if met else EXIT_SLO
+    return None

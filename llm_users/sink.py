@@ -1,0 +1,111 @@
+"""Where a finished request goes: record -> figures -> tally, Locust's stats, records file.
+
+Everything here runs once per request, after its stream has been read; nothing runs per
+token. The SLO check is a pure function of the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from locust.env import Environment
+
+from .metrics import RequestResult, result_of
+from .protocol import ENDPOINTS
+from .record import RequestRecord
+from .reporters import RecordsWriter
+from .summary import request_line
+from .tally import Tally
+
+__all__ = ["LLMRequestError", "ResultSink", "slo_met", "tell_locust"]
+
+
+class LLMRequestError(Exception):
+    """What Locust's failure table shows for a failed LLM request."""
+
+
+def slo_met(res: RequestResult, slo: Mapping[str, float]) -> bool:
+    """A request meets the SLO when it succeeded and every named figure is within its limit."""
+    return res.ok and all(
+        (v := getattr(res, k)) is not None and v <= limit for k, limit in slo.items()
+    )
+
+
+def tell_locust(env: Environment, res: RequestResult) -> None:
+    """One request event for Locust's table; own TTFT/follow rows that stay out of Aggregated."""
+    ev: Any = env.events  # with the plugin's own hooks (llm_first_token, ...)
+    path = ENDPOINTS[res.endpoint].path
+    ev.request.fire(
+        request_type="POST",
+        name=path,
+        response_time=res.e2e_ms or 0.0,
+        response_length=res.output_tokens or 0,
+        exception=None if res.ok else LLMRequestError(f"{res.failure}: {res.message}"),
+        context={"llm": True},
+        response=None,
+        url=path,
+        start_time=res.start_wall,
+    )
+    if res.ok and res.stream and res.ttft_ms is not None:
+        # Logged straight into their entries: they show in every Locust report without
+        # counting as requests in "Aggregated" or RPS. StatsEntry.log takes float ms.
+        stats: Any = env.stats
+        stats.get("TTFT", "LLM").log(res.ttft_ms, 0)
+        if res.follow_latency_ms is not None:
+            stats.get("Follow latency", "LLM").log(res.follow_latency_ms, res.follow_tokens or 0)
+        ev.llm_first_token.fire(ttft_ms=res.ttft_ms, result=res)
+        ev.llm_follow_tokens.fire(
+            follow_tokens=res.follow_tokens, follow_latency_ms=res.follow_latency_ms, result=res
+        )
+    ev.llm_request.fire(result=res)
+
+
+class ResultSink:
+    """Turns records into results and sends them everywhere they are counted or written."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.counter: Any = None
+        self.slo: Mapping[str, float] = {}
+        self.sweep = False
+        self.print_requests = False
+        self.worker: str | None = None  # this worker's name in the records file
+        self.records: RecordsWriter | None = None
+        self.tally = Tally()
+        self.observers: list[Callable[[RequestResult], None]] = []
+
+    def configure(self, settings: Any, counter: Any, worker: str | None) -> None:
+        self.counter = counter
+        self.slo = settings.slo
+        self.sweep = bool(settings.sweep)
+        self.print_requests = settings.print_requests
+        self.worker = worker
+
+    def open_records(self, path: str) -> None:
+        self.close_records()
+        self.records = RecordsWriter(path)
+
+    def close_records(self) -> None:
+        if self.records is not None:
+            self.records.close()
+            self.records = None
+
+    def take(self) -> Tally:
+        """The tally so far, replaced by a fresh one (a worker's delta)."""
+        tally, self.tally = self.tally, Tally()
+        return tally
+
+    def complete(self, rec: RequestRecord, step: int = 0) -> RequestResult:
+        res = result_of(rec, self.counter)
+        if self.slo:
+            res.slo_met = slo_met(res, self.slo)
+        self.tally.add(res, step if self.sweep else None)
+        tell_locust(self.env, res)
+        if self.print_requests:
+            print(request_line(res), flush=True)
+        if self.records is not None:
+            self.records.write(res, worker=self.worker)
+        for observe in self.observers:
+            observe(res)
+        return res

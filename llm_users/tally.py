@@ -1,0 +1,57 @@
+"""The figures of a run as one mergeable unit: the whole run, each sweep step, the loop lag.
+
+A local or master process keeps one :class:`Tally` for the whole test; a worker keeps one of
+what finished since its last report to the master (a delta). Deltas never overlap, so adding
+them gives the whole run exactly. Loop lag is a field of its own, not a request figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .aggregate import Aggregate
+from .histogram import Histogram
+from .metrics import RequestResult
+
+__all__ = ["Tally"]
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.total = Aggregate()
+        self.steps: dict[int, Aggregate] = {}
+        self.lag = Histogram()  # how late the client's event loop woke (timing uncertainty)
+
+    def add(self, res: RequestResult, step: int | None = None) -> None:
+        """Count one result; with ``step`` (a sweep), in that step too."""
+        self.total.add(res)
+        if step is not None:
+            self.step(step).add(res)
+
+    def step(self, index: int) -> Aggregate:
+        agg = self.steps.get(index)
+        if agg is None:
+            agg = self.steps[index] = Aggregate()
+        return agg
+
+    def merge(self, other: Tally) -> None:
+        self.total.merge(other.total)
+        for i, agg in other.steps.items():
+            self.step(i).merge(agg)
+        self.lag.merge(other.lag)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total.to_dict(),
+            "steps": {str(i): a.to_dict() for i, a in self.steps.items()},
+            "loop_lag_ms": self.lag.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tally:
+        t = cls()
+        t.total = Aggregate.from_dict(data["total"])
+        t.steps = {int(i): Aggregate.from_dict(a) for i, a in data.get("steps", {}).items()}
+        if "loop_lag_ms" in data:
+            t.lag = Histogram.from_dict(data["loop_lag_ms"])
+        return t
