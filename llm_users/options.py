@@ -9,6 +9,7 @@ them all once, raising :class:`~llm_users.errors.ConfigError` naming the option 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -157,6 +158,28 @@ def _sweep(value: Any) -> tuple[float, ...]:
     if not steps or any(not x > 0 for x in steps):
         raise Invalid(f"steps must all be > 0, got {given!r}")
     return steps
+
+
+def _seconds_or_range(value: Any) -> tuple[float, float]:
+    """ "2" -> (2, 2); "1-3" -> (1, 3): the bounds of a uniform draw."""
+    given = stripped(value) or "0"
+    try:
+        low = high = float(given)
+    except ValueError:
+        low_text, _, high_text = given.partition("-")
+        try:
+            low, high = float(low_text), float(high_text)
+        except ValueError:
+            raise Invalid(
+                f"must be seconds (2) or a range of seconds (1-3), got {value!r}"
+            ) from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise Invalid(f"must be a finite number of seconds, got {value!r}")
+    if low < 0:
+        raise Invalid(f"must be >= 0, got {value!r}")
+    if high < low:
+        raise Invalid(f"range must go from low to high, got {value!r}")
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -394,6 +417,13 @@ class Settings:
         parse=whole,
         group="load",
         help="End a sweep step once this many requests of it have finished (0: by time)",
+    )
+    think_time: tuple[float, float] = opt(
+        "0",
+        parse=_seconds_or_range,
+        group="load",
+        help="Seconds each user waits between its requests: a number (2) or a range (1-3) "
+        "drawn uniformly, seeded by --seed",
     )
     max_failing_seconds: float = opt(
         10.0,

@@ -8,6 +8,7 @@ summary is printed, and the JSON and HTML reports written, at test stop.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import sys
@@ -105,6 +106,7 @@ class LLMPlugin:
         self._workers = 1  # worker: how many workers the master had at test start
         self._rate_share: float | None = None  # worker: its share of --request-rate
         self._failing_since: float | None = None  # first failure since the last success
+        self._users_made = itertools.count()  # numbers this process's users, for their seeds
         ev = env.events
         for name in ("llm_first_token", "llm_follow_tokens", "llm_request"):
             if not hasattr(ev, name):
@@ -344,6 +346,12 @@ class LLMPlugin:
     def new_prompts(self) -> PromptSource:
         assert self.prompts is not None
         return self.prompts
+
+    def user_rng(self, purpose: str) -> random.Random:
+        """A random stream of a new user's own, repeatable with --seed (each user of each
+        worker its own seed: the n-th user made in this process, and the worker's index)."""
+        n, s = next(self._users_made), self.settings
+        return random.Random(s.seed_for(f"{purpose}/user{n}", self.worker_index) if s else None)
 
     def body(self, prompt: Any, max_tokens: int | None) -> dict[str, Any]:
         s = self.settings

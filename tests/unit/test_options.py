@@ -241,6 +241,10 @@ INVALID = [
     ("dataset", "/nonexistent/prompts.jsonl", "--dataset", "/nonexistent/prompts.jsonl"),
     ("seed", "x1", "--seed", "'x1'"),
     ("seed", "-3", "--seed", "-3"),
+    ("think_time", "-1", "--think-time must be >= 0", "'-1'"),
+    ("think_time", "3-1", "--think-time range must go from low to high", "'3-1'"),
+    ("think_time", "x", "--think-time must be seconds (2) or a range of seconds (1-3)", "'x'"),
+    ("think_time", "1-inf", "--think-time must be a finite number", "'1-inf'"),
 ]
 
 
@@ -254,6 +258,18 @@ def test_invalid_value_names_option_and_value(
     message = str(info.value)
     assert option in message
     assert shown in message
+
+
+@pytest.mark.parametrize(("given", "bounds"), [("0", (0.0, 0.0)), ("2", (2.0, 2.0)),
+                                              ("1-3", (1.0, 3.0)), (" 0.5 - 1.5 ", (0.5, 1.5)),
+                                              ("1e-3", (0.001, 0.001))])  # fmt: skip
+def test_think_time_is_seconds_or_a_range(
+    defaults: argparse.Namespace, given: str, bounds: tuple[float, float]
+) -> None:
+    assert Settings().think_time == (0.0, 0.0)
+    s = Settings.from_options(opts(defaults, think_time=given), environ={})
+    assert s.think_time == bounds
+    assert Settings.from_options(parse("--think-time", given), environ={}).think_time == bounds
 
 
 def test_header_value_on_two_lines_names_the_option_and_the_header(
