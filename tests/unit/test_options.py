@@ -60,10 +60,26 @@ def _help_sections(text: str) -> dict[str, str]:
     return sections
 
 
-def test_help_shows_every_option_once_under_its_groups_title() -> None:
-    p = parser()
-    add_arguments(p)  # twice on one parser (the web UI's hook): nothing doubled
-    text = p.format_help()
+def test_help_shows_every_option_once_under_its_groups_title(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Locust's own --help path, with the plugin's parser hook registered (as a locustfile
+    or a wrapper registers it); the hook fires twice: nothing doubled."""
+    import locust
+    from locust.argument_parser import parse_locustfile_option
+
+    monkeypatch.chdir(tmp_path)  # no locust.conf / pyproject.toml of the repository
+    hook = locust.events.init_command_line_parser
+    hook.add_listener(add_arguments)
+    hook.add_listener(add_arguments)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            parse_locustfile_option(["--help"])
+    finally:
+        hook.remove_listener(add_arguments)
+        hook.remove_listener(add_arguments)
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
     sections = _help_sections(text)
     options = list(declared(Settings))
     assert {o.group for _, o in options} == set(GROUPS)
@@ -73,6 +89,9 @@ def test_help_shows_every_option_once_under_its_groups_title() -> None:
     # Moved out of the parser's own list (Locust titles it "Common options"), which keeps its own
     assert "--max-tokens" not in sections["Common options"].split()
     assert "--headless" in sections["Common options"].split()
+    titles = list(sections)
+    assert titles.index("User classes") < titles.index("LLM requests")  # after Locust's own
+    assert [t for t in titles if t.startswith("LLM ")] == list(GROUPS.values())
 
 
 def test_one_declaration_makes_flag_env_var_form_and_secret(
