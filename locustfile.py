@@ -1,4 +1,4 @@
-"""Load-test an OpenAI-compatible LLM server: see README.md, or `locust -f locustfile.py --help`."""
+"""Load-test an OpenAI-compatible LLM server: every option is in README.md (Options)."""
 
 from locust import events
 

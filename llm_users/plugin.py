@@ -8,7 +8,9 @@ and the web UI's read-only view (live.py, web.py).
 
 from __future__ import annotations
 
+import itertools
 import logging
+import random
 import sys
 from typing import Any
 
@@ -73,6 +75,7 @@ class LLMPlugin:
         self.last_summary: dict[str, Any] | None = None
         self._startup_key = ""  # master/local: the key of the command line or environment
         self._init_done = False
+        self._users_made = itertools.count()  # numbers this process's users, for their seeds
         ev = env.events
         for name in ("llm_first_token", "llm_follow_tokens", "llm_request"):
             if not hasattr(ev, name):
@@ -102,6 +105,12 @@ class LLMPlugin:
     @property
     def users_done(self) -> int:
         return self.control.users_done
+
+    def user_rng(self, purpose: str) -> random.Random:
+        """A new user's own random stream, repeatable with --seed (the n-th user made in this
+        process, and the worker's index)."""
+        n, s = next(self._users_made), self.settings
+        return random.Random(s.seed_for(f"{purpose}/user{n}", self.role.index) if s else None)
 
     @property
     def role(self) -> Role:

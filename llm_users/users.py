@@ -1,6 +1,7 @@
 """The Locust users: thin; settings come from the plugin, the work is done by the client.
 
-One request in flight per user, back to back (no wait), so ``-u`` is the concurrency.
+One request in flight per user, back to back (or --think-time apart), so ``-u`` is the
+concurrency.
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ class BaseLLMUser(User):
         self.done = False
         self.llm: LLMClient | None = None
         self.prompts: PromptSource | None = None
+        self.think_rng = self.plugin.user_rng("think")
 
     def wait_time(self) -> float:
         # A user that has sent its --requests-per-user waits "forever": Locust kills a
         # waiting user at once when the test stops (a user inside a task would delay it).
-        return _FOREVER if self.done else 0.0
+        if self.done:
+            return _FOREVER
+        s = self.plugin.settings
+        return self.think_rng.uniform(*s.think_time) if s is not None else 0.0
 
     def on_start(self) -> None:
         ctx = self.plugin.ctx

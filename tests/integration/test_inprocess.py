@@ -100,3 +100,22 @@ def test_custom_events_fire_once_per_request(simulator):
     stats = plugin.env.stats
     assert stats.get("TTFT", "LLM").num_requests == 6
     assert stats.total.num_requests == 6  # the TTFT/Follow rows do not inflate Aggregated
+
+
+def test_think_time_spaces_one_users_requests_by_its_seeded_draws(simulator):
+    import random
+
+    sim = simulator(ttft_ms=5, itl_ms=1, output_tokens=5)
+    plugin = run_in_process(
+        sim.url, "--think-time", "0.2-0.3", "--seed", "11", "--requests-per-user", "3", users=1
+    )
+    starts = sorted(r["received_at"] for r in sim.records())  # the server's clock
+    assert len(starts) == 3 and plugin.last_summary["failures"] == 0
+    # The one user's stream: its draws are known, so each gap is checked against its own.
+    rng = random.Random(plugin.settings.seed_for("think/user0", 0))
+    draws = [rng.uniform(0.2, 0.3) for _ in range(2)]
+    assert draws[0] != draws[1]
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    for gap, think in zip(gaps, draws, strict=True):
+        # The next request leaves after the answer arrived and the draw slept: no sooner.
+        assert gap >= think, (gaps, draws)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ import orjson
 import pytest
 from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
 
+from llm_users.declare import GROUPS, declared
 from llm_users.errors import ConfigError
 from llm_users.options import SEED_SAMPLING, SEED_SYSTEM_PROMPT, Secret, Settings, add_arguments
 
@@ -43,6 +45,112 @@ def test_add_arguments_is_idempotent() -> None:
     p = parser()
     add_arguments(p)  # the web UI calls the hook again: no "conflicting option" error
     assert p.parse_args(["--max-tokens", "7"]).max_tokens == 7
+
+
+def _help_sections(text: str) -> dict[str, str]:
+    """--help text cut at its section titles (unindented lines ending with ':')."""
+    sections: dict[str, str] = {}
+    title = ""
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            title = line[:-1]
+            sections[title] = ""
+        elif title:
+            sections[title] += line + "\n"
+    return sections
+
+
+def test_help_shows_every_option_once_under_its_groups_title(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Locust's own --help path, with the plugin's parser hook registered (as a locustfile
+    or a wrapper registers it); the hook fires twice: nothing doubled."""
+    import locust
+    from locust.argument_parser import parse_locustfile_option
+
+    monkeypatch.chdir(tmp_path)  # no locust.conf / pyproject.toml of the repository
+    hook = locust.events.init_command_line_parser
+    hook.add_listener(add_arguments)
+    hook.add_listener(add_arguments)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            parse_locustfile_option(["--help"])
+    finally:
+        hook.remove_listener(add_arguments)
+        hook.remove_listener(add_arguments)
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    sections = _help_sections(text)
+    options = list(declared(Settings))
+    assert {o.group for _, o in options} == set(GROUPS)
+    for _, o in options:
+        assert o.flag in sections[GROUPS[o.group]].split(), (o.flag, GROUPS[o.group])
+        assert text.count(f"  {o.flag} ") + text.count(f"  {o.flag}\n") == 1, o.flag
+    # Moved out of the parser's own list (Locust titles it "Common options"), which keeps its own
+    assert "--max-tokens" not in sections["Common options"].split()
+    assert "--headless" in sections["Common options"].split()
+    titles = list(sections)
+    assert titles.index("User classes") < titles.index("LLM requests")  # after Locust's own
+    assert [t for t in titles if t.startswith("LLM ")] == list(GROUPS.values())
+
+
+def test_one_declaration_makes_flag_env_var_form_and_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    options = dict(declared(Settings))
+    assert options["headers"].flag == "--header" and options["headers"].dest == "header"
+    assert options["max_tokens"].env_var == "LOCUST_MAX_TOKENS"
+    monkeypatch.setenv("LOCUST_MAX_TOKENS", "9")
+    monkeypatch.setenv("LOCUST_STREAM_USAGE", "off")
+    s = Settings.from_options(parse(), environ={})
+    assert (s.max_tokens, s.stream_usage) == (9, False)
+    web = {name for name, o in options.items() if o.web}
+    assert "api_key" in web and "headers" not in web and "seed" not in web
+    assert [name for name, o in options.items() if o.secret] == ["api_key"]
+    assert "api_key" not in {f.name for f in dataclasses.fields(Settings) if f.repr}
+
+
+def test_web_form_lists_every_web_option_with_the_key_masked_on_each_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """What Locust's `/` computes for the start form (it fires the parser hook each time)."""
+    import locust
+    from locust.env import Environment
+
+    monkeypatch.chdir(tmp_path)  # no locust.conf / pyproject.toml of the repository
+    monkeypatch.setattr("sys.argv", ["locust", "--api-key", KEY, "--max-tokens", "33"])
+    locust.events.init_command_line_parser.add_listener(add_arguments)
+    try:
+        env = Environment(events=locust.events)
+        env.create_local_runner()
+        web_ui = env.create_web_ui("127.0.0.1", 0)
+        client = web_ui.app.test_client()
+        want = {o.dest for _, o in declared(Settings) if o.web}
+        for _ in range(2):
+            page = client.get("/")
+            assert page.status_code == 200
+            form = web_ui.template_args["extra_options"]
+            ours = {k for k in form if k in {o.dest for _, o in declared(Settings)}}
+            assert ours == want
+            assert form["max_tokens"]["default_value"] == 33
+            assert form["api_key"]["is_secret"] is True
+            assert form["prompt_type"]["choices"] == sorted(["0", "1", "2", "short", "long",
+                                                             "random"])  # fmt: skip
+            assert KEY not in json.dumps(form) and KEY.encode() not in page.data
+            assert b"max_tokens" in page.data and b"api_key" in page.data
+    finally:
+        locust.events.init_command_line_parser.remove_listener(add_arguments)
+
+
+def test_settings_are_frozen_and_replace_sets_a_resolved_model(
+    defaults: argparse.Namespace,
+) -> None:
+    s = Settings.from_options(defaults, environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.model = "m"  # type: ignore[misc]
+    resolved = dataclasses.replace(s, model="m")
+    assert resolved.model == "m" and s.model == "" and resolved.extra_body == s.extra_body
+    assert defaults.model == ""  # nothing written back into the parsed options
 
 
 def test_defaults_give_the_seeds_settings(defaults: argparse.Namespace) -> None:
@@ -152,6 +260,10 @@ INVALID = [
     ("dataset", "/nonexistent/prompts.jsonl", "--dataset", "/nonexistent/prompts.jsonl"),
     ("seed", "x1", "--seed", "'x1'"),
     ("seed", "-3", "--seed", "-3"),
+    ("think_time", "-1", "--think-time must be >= 0", "'-1'"),
+    ("think_time", "3-1", "--think-time range must go from low to high", "'3-1'"),
+    ("think_time", "x", "--think-time must be seconds (2) or a range of seconds (1-3)", "'x'"),
+    ("think_time", "1-inf", "--think-time must be a finite number", "'1-inf'"),
 ]
 
 
@@ -165,6 +277,18 @@ def test_invalid_value_names_option_and_value(
     message = str(info.value)
     assert option in message
     assert shown in message
+
+
+@pytest.mark.parametrize(("given", "bounds"), [("0", (0.0, 0.0)), ("2", (2.0, 2.0)),
+                                              ("1-3", (1.0, 3.0)), (" 0.5 - 1.5 ", (0.5, 1.5)),
+                                              ("1e-3", (0.001, 0.001))])  # fmt: skip
+def test_think_time_is_seconds_or_a_range(
+    defaults: argparse.Namespace, given: str, bounds: tuple[float, float]
+) -> None:
+    assert Settings().think_time == (0.0, 0.0)
+    s = Settings.from_options(opts(defaults, think_time=given), environ={})
+    assert s.think_time == bounds
+    assert Settings.from_options(parse("--think-time", given), environ={}).think_time == bounds
 
 
 def test_header_value_on_two_lines_names_the_option_and_the_header(
@@ -277,3 +401,25 @@ def test_seed_gives_each_stream_and_worker_its_own_repeatable_seed(
 def test_without_seed_every_draw_is_fresh(defaults: argparse.Namespace) -> None:
     s = Settings.from_options(defaults, environ={})
     assert s.seed is None and s.seed_for("arrivals", 3) is None
+
+
+def test_readme_has_every_option_under_its_group_with_an_example() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    options_part = readme.split("\n## Options\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, list[list[str]]] = {}
+    for section in options_part.split("\n### ")[1:]:
+        heading, _, body = section.partition("\n")
+        rows[heading] = [
+            [c.strip() for c in line.strip("|").split(" | ")]
+            for line in body.splitlines()
+            if line.startswith("| `-")
+        ]
+    want = [title.removeprefix("LLM ").capitalize() for title in GROUPS.values()]
+    assert list(rows) == want
+    for _, o in declared(Settings):
+        heading = GROUPS[o.group].removeprefix("LLM ").capitalize()
+        mine = [r for r in rows[heading] if r[0].split("`")[1].split()[0] == o.flag]
+        assert len(mine) == 1, (o.flag, heading)
+        assert mine[0][-1].startswith("`"), (o.flag, "no example")
