@@ -284,6 +284,7 @@ async def _unary(
             return clock.tick_time(k0 + i)
         return first + cfg.itl_ms / 1000.0 * i
 
+    rec["first_token_due"] = token_time(0)
     if fault in ("drop", "error_event"):
         # Strike when the fault_after-th token would have been generated.
         at = min(math.ceil(cfg.fault_after / cfg.tokens_per_chunk), events)
@@ -346,6 +347,7 @@ async def _stream(
         await resp.prepare(request)
         rec["headers_sent_at"] = perf_counter()
         pacer = _Pacer(resp, cfg)
+        rec["first_token_due"] = start + first_token_delay(cfg, fault, job)
         if cfg.decode_clock == "global":
             await _on_global_clock(state, resp, cfg, job, fault, rec, plan, pacer)
         else:
@@ -388,6 +390,7 @@ async def _on_global_clock(
     t0 = first_token_delay(cfg, fault, job)
     itl = cfg.itl_ms / 1000.0
     k0 = clock.first_tick(rec["started_at"] + t0)
+    rec["first_token_due"] = clock.tick_time(k0)
     ticked = []
     for w in plan.writes:
         if w.due < t0 - 1e-9:

@@ -80,6 +80,7 @@ class SimState:
             "tokens_per_event": [] if cfg.record_tokens else None,
             "done_at": None,
             "started_at": None,  # left the admission queue (max_running): generation began
+            "first_token_due": None,  # when the first token was scheduled (prefill included)
             "last_token_at": None,
             "prompt_tokens": None,
             "cached_tokens": 0,
