@@ -76,24 +76,31 @@ class DecodeClock:
                 await self._serve(entry, k)
 
     async def _serve(self, entry: _Entry, k: int) -> None:
+        """Everything of ``entry`` due by tick ``k``, in one write (one send, not several)."""
         writes = entry.writes
-        try:
-            while writes and writes[0][0] <= k:
-                tick, data, tokens = writes.popleft()
-                if data:
-                    now = perf_counter()
-                    await entry.resp.write(data)
-                    late = now - self.tick_time(tick)
-                    self.writes += 1
-                    self.late_sum += late
-                    self.late_max = max(self.late_max, late)
-                    if tokens:
-                        self._note(entry.rec, now, tokens)
-        except ConnectionError as exc:
-            self._entries.discard(entry)
-            if not entry.done.done():
-                entry.done.set_exception(exc)
-            return
+        parts: list[bytes] = []
+        tokens: list[int] = []
+        first_tick = writes[0][0] if writes else k
+        while writes and writes[0][0] <= k:
+            _, data, events = writes.popleft()
+            parts.append(data)
+            tokens.extend(events)
+        data = b"".join(parts)
+        if data:
+            now = perf_counter()
+            try:
+                await entry.resp.write(data)
+            except ConnectionError as exc:
+                self._entries.discard(entry)
+                if not entry.done.done():
+                    entry.done.set_exception(exc)
+                return
+            late = now - self.tick_time(first_tick)
+            self.writes += 1
+            self.late_sum += late
+            self.late_max = max(self.late_max, late)
+            if tokens:
+                self._note(entry.rec, now, tuple(tokens))
         if not writes:
             self._entries.discard(entry)
             if not entry.done.done():
