@@ -28,7 +28,7 @@ def simulator_class() -> Any:
     """``SimulatorProcess`` without running ``llm_users/__init__`` (locust -> gevent patching).
 
     The simulator's process wrapper is standard library only; a bare namespace module stands
-    for the package, as ``llm_users/simulator/standalone.py`` does for the server itself.
+    for the package.
     """
     if "llm_users" not in sys.modules:
         stub = types.ModuleType("llm_users")

@@ -71,20 +71,7 @@ async def serve(
         await runner.cleanup()
 
 
-def _gevent_patched() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and monkey.is_anything_patched()
-
-
 def main(argv: list[str] | None = None) -> int:
-    if _gevent_patched():
-        # ``-m llm_users.simulator`` ran llm_users/__init__, which imports locust and so
-        # gevent-patches sockets and selectors under asyncio: restart without it.
-        from .standalone import HERE
-
-        script = str(HERE / "standalone.py")
-        rest = sys.argv[1:] if argv is None else argv
-        os.execv(sys.executable, [sys.executable, script, *rest])
     args = parse_args(argv)
     if args.write_tokenizer:
         from .tokenizer import save_tokenizer

@@ -13,7 +13,15 @@ from typing import Any
 
 from .vocab import VOCABS
 
-__all__ = ["FAULTS", "FIELD_NAMES", "SimConfig", "add_arguments", "from_namespace"]
+__all__ = [
+    "DECODE_CLOCKS",
+    "FAULTS",
+    "FIELD_NAMES",
+    "METRICS_MODES",
+    "SimConfig",
+    "add_arguments",
+    "from_namespace",
+]
 
 FAULTS = (
     "http_error",
@@ -27,6 +35,8 @@ FAULTS = (
 )
 LINE_ENDINGS = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
 ERROR_BODIES = ("json", "html", "empty")
+METRICS_MODES = ("on", "off", "garbage", "huge", "slow")
+DECODE_CLOCKS = ("per-stream", "global")
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
@@ -39,12 +49,24 @@ class SimConfig:
     # Generation timing and length.
     ttft_ms: float = 50.0
     itl_ms: float = 10.0
+    prefill_ms_per_1k_tokens: float = 0.0
+    decode_clock: str = "per-stream"
     tokens_per_chunk: int = 1
     output_tokens: int = 0  # 0: follow the request's max_tokens (else 64)
     vocab: str = "en"
     role_chunk: bool = True
     reasoning_tokens: int = 0
     reasoning_field: str = "reasoning_content"
+    # Prefix cache (in the simulator's tokens, whole blocks).
+    prefix_cache: bool = False
+    cache_block_tokens: int = 16
+    cached_prefill_ms_per_1k_tokens: float = 0.0
+    prefix_cache_blocks: int = 65_536
+    # Scheduling and the /metrics page.
+    max_running: int = 0
+    kv_cache_tokens: int = 1_000_000
+    metrics: str = "on"
+    metrics_slow_ms: float = 5000.0
     # Stream shape.
     line_ending: str = "lf"
     no_space: bool = False
@@ -137,15 +159,22 @@ def _check(cond: bool, message: str) -> None:
 
 
 def _validate(c: SimConfig) -> None:
-    for name in ("ttft_ms", "itl_ms", "keepalive_ms", "split_delay_ms", "stall_ms"):
+    timings = ("ttft_ms", "itl_ms", "keepalive_ms", "split_delay_ms", "stall_ms")
+    costs = ("prefill_ms_per_1k_tokens", "cached_prefill_ms_per_1k_tokens", "metrics_slow_ms")
+    for name in (*timings, *costs):
         value = getattr(c, name)
         _check(math.isfinite(value) and value >= 0, f"{name} must be >= 0")
-    for name in ("output_tokens", "reasoning_tokens", "split_bytes", "merge_events"):
+    for name in ("output_tokens", "reasoning_tokens", "split_bytes", "merge_events", "max_running"):
         _check(getattr(c, name) >= 0, f"{name} must be >= 0")
     _check(c.fault_first >= 0 and c.fault_after >= 0, "fault_first/fault_after must be >= 0")
     _check(c.tokens_per_chunk >= 1, "tokens_per_chunk must be >= 1")
     _check(c.fault_every >= 1, "fault_every must be >= 1")
     _check(c.max_records >= 1, "max_records must be >= 1")
+    for name in ("cache_block_tokens", "prefix_cache_blocks", "kv_cache_tokens"):
+        _check(getattr(c, name) >= 1, f"{name} must be >= 1")
+    _check(c.metrics in METRICS_MODES, f"metrics must be one of {list(METRICS_MODES)}")
+    _check(c.decode_clock in DECODE_CLOCKS, f"decode_clock must be one of {list(DECODE_CLOCKS)}")
+    _check(c.decode_clock == "per-stream" or c.itl_ms > 0, "decode_clock global needs itl_ms > 0")
     _check(0.0 <= c.fault_rate <= 1.0, "fault_rate must be within [0, 1]")
     _check(100 <= c.error_status <= 599, "error_status must be an HTTP status")
     _check(bool(c.model_name), "model_name must not be empty")
@@ -163,6 +192,26 @@ _CHOICES = {
     "error_body": list(ERROR_BODIES),
     "reasoning_field": list(REASONING_FIELDS),
     "fault": list(FAULTS),
+    "metrics": list(METRICS_MODES),
+    "decode_clock": list(DECODE_CLOCKS),
+}
+
+_HELP = {
+    "ttft_ms": "time to first token, from the request's first bytes",
+    "itl_ms": "time between token events (the global clock's period with --decode-clock global)",
+    "prefill_ms_per_1k_tokens": "extra TTFT per 1,000 uncached prompt tokens",
+    "decode_clock": "per-stream: each stream paces itself; global: every stream writes its next "
+    "token on the ticks of one clock (start + k * itl_ms), as a batched decode step does",
+    "prefix_cache": "cache prompts in whole blocks of tokens; cached tokens skip the prefill cost "
+    "and are reported as usage.prompt_tokens_details.cached_tokens",
+    "cache_block_tokens": "prefix cache block size in tokens (vLLM's default: 16)",
+    "cached_prefill_ms_per_1k_tokens": "extra TTFT per 1,000 cached prompt tokens",
+    "prefix_cache_blocks": "prefix cache capacity in blocks (least recently used ones go)",
+    "max_running": "requests generating at once; more wait in a FIFO queue (0: no cap)",
+    "kv_cache_tokens": "KV-cache capacity in tokens (kv_cache_usage_perc = running tokens / it)",
+    "metrics": "GET /metrics: on (vLLM names), off (404), garbage (200, not Prometheus), "
+    "huge (a valid ~50 MB page), slow (answers after --metrics-slow-ms)",
+    "metrics_slow_ms": "delay of GET /metrics with --metrics slow",
 }
 
 
@@ -174,7 +223,9 @@ def add_arguments(parser: argparse._ActionsContainer) -> None:
         common: dict[str, Any] = {
             "dest": f.name,
             "default": argparse.SUPPRESS,
-            "help": f"default: {f.default!r}",
+            "help": f"{_HELP[f.name]} (default: {f.default!r})"
+            if f.name in _HELP
+            else f"default: {f.default!r}",
         }
         if f.name in _CHOICES:
             common["choices"] = _CHOICES[f.name]

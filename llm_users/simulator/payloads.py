@@ -27,17 +27,33 @@ class Job:
     finish_reason: str
     include_usage: bool = False
     reasoning_field: str = "reasoning_content"
+    cached_tokens: int = 0  # prompt tokens found in the prefix cache
+    cache_details: bool = False  # report them (usage.prompt_tokens_details)
+    responses: bool = False  # a Responses API request (/v1/responses)
 
     @property
     def completion_tokens(self) -> int:
         return self.reasoning_tokens + self.content_tokens
 
-    def usage(self, completion_tokens: int | None = None) -> dict[str, int]:
+    def usage(self, completion_tokens: int | None = None) -> dict[str, Any]:
         done = self.completion_tokens if completion_tokens is None else completion_tokens
-        return {
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": done,
             "total_tokens": self.prompt_tokens + done,
+        }
+        if self.cache_details:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return usage
+
+    def responses_usage(self) -> dict[str, Any]:
+        """Usage in the Responses API's names."""
+        return {
+            "input_tokens": self.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": self.cached_tokens},
+            "output_tokens": self.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
 
 
@@ -118,3 +134,71 @@ def full_response(job: Job, reasoning: str, content: str) -> bytes:
 def error_json(message: str, kind: str, code: int) -> bytes:
     """An OpenAI-style error object."""
     return orjson.dumps({"error": {"message": message, "type": kind, "code": code}})
+
+
+# --- the Responses API (/v1/responses) ---------------------------------------------------------
+
+
+def _item_ids(job: Job) -> tuple[str, str]:
+    """The ids of the reasoning and the message output items of ``job``."""
+    tail = job.response_id.split("_", 1)[-1]
+    return "rs_" + tail, "msg_" + tail
+
+
+def reasoning_item(job: Job, text: str | None) -> dict[str, Any]:
+    """The reasoning output item; ``text`` None while it is still being generated."""
+    item: dict[str, Any] = {"id": _item_ids(job)[0], "type": "reasoning", "summary": []}
+    if text is None:
+        item["status"] = "in_progress"
+        item["content"] = []
+    else:
+        item["status"] = "completed"
+        item["content"] = [{"type": "reasoning_text", "text": text}]
+    return item
+
+
+def message_item(job: Job, text: str | None) -> dict[str, Any]:
+    """The assistant message output item; ``text`` None while it is in progress."""
+    done = text is not None
+    content = [output_text_part(text)] if done else []
+    return {
+        "id": _item_ids(job)[1],
+        "type": "message",
+        "status": "completed" if done else "in_progress",
+        "role": "assistant",
+        "content": content,
+    }
+
+
+def output_text_part(text: str | None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text or "", "annotations": [], "logprobs": []}
+
+
+def response_object(
+    job: Job, status: str, output: list[dict[str, Any]], usage: bool = True
+) -> dict[str, Any]:
+    """A Responses API response object (``status``: in_progress, completed, failed)."""
+    incomplete = status == "completed" and job.finish_reason == "length"
+    return {
+        "id": job.response_id,
+        "object": "response",
+        "created_at": job.created,
+        "status": "incomplete" if incomplete else status,
+        "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+        "error": None,
+        "model": job.model,
+        "output": output,
+        "usage": job.responses_usage() if usage else None,
+    }
+
+
+def responses_body(job: Job, reasoning: str, content: str) -> bytes:
+    """A whole non-streaming Responses API answer."""
+    output = [reasoning_item(job, reasoning)] if job.reasoning_tokens else []
+    output.append(message_item(job, content))
+    return orjson.dumps(response_object(job, "completed", output))
+
+
+def responses_event(kind: str, seq: int, **fields: Any) -> bytes:
+    """One Responses stream event's data: its type, sequence number and fields."""
+    return orjson.dumps({"type": kind, "sequence_number": seq, **fields})

@@ -80,8 +80,8 @@ class SimulatorProcess:
         return self._proc.pid if self._proc else None
 
     def command(self) -> list[str]:
-        # The script form skips llm_users/__init__ (locust, gevent): see standalone.py.
-        cmd = [sys.executable, str(Path(__file__).with_name("standalone.py")), "--host", self.host]
+        # llm_users/__init__ imports nothing eagerly, so ``-m`` runs on plain asyncio.
+        cmd = [sys.executable, "-m", "llm_users.simulator", "--host", self.host]
         cmd += ["--port", str(self._requested_port), "--config-json", json.dumps(self.knobs)]
         cmd.append("--watch-stdin")  # the child exits if we die without stopping it
         if self._cpu is not None:
@@ -95,6 +95,9 @@ class SimulatorProcess:
         if self._proc is not None:
             raise SimulatorError("already started")
         env = dict(os.environ if self._env is None else self._env)
+        # The child runs this very copy of the package, wherever it was imported from.
+        root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - outlives this method
         self._proc = subprocess.Popen(
             self.command(),

@@ -15,7 +15,8 @@ from aiohttp import web
 from . import payloads as p
 from .arrival import take_arrival
 from .config import SimConfig
-from .parse import BadRequest, make_job, max_tokens
+from .metrics import CONTENT_TYPE, GARBAGE, huge_page
+from .parse import BadRequest, make_job, max_tokens, read_prompt
 from .state import SimState
 from .stream import BAD_JSON, build_plan, first_token_delay, keepalive_bytes, token_events
 
@@ -23,6 +24,7 @@ STATE = web.AppKey("state", SimState)
 RECEIVED_AT = "llm_sim_received_at"  # request key: when its first bytes arrived
 MAX_BODY = 256 * 1024 * 1024  # benchmark prompts can be long
 JSON = "application/json"
+HUGE_METRICS_BYTES = 50 * 1024 * 1024
 
 
 def build_app(config: SimConfig) -> web.Application:
@@ -33,6 +35,8 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/responses", responses)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/sim/records", sim_records)
     app.router.add_get("/sim/stats", sim_stats)
     app.router.add_post("/sim/reset", sim_reset)
@@ -105,23 +109,45 @@ def _error_obj(message: str, kind: str, code: int) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code}}
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """vLLM's metrics (or, by the ``metrics`` knob, none, garbage, a huge or a slow page)."""
+    state = request.app[STATE]
+    state.counts["metrics_scrapes"] += 1
+    mode = state.config.metrics
+    if mode == "off":
+        return web.Response(status=404, text="404: Not Found")
+    if mode == "garbage":
+        return web.Response(body=GARBAGE, content_type="text/plain")
+    if mode == "slow":
+        await asyncio.sleep(state.config.metrics_slow_ms / 1000.0)
+    page = state.metrics_page()
+    if mode == "huge":
+        page = huge_page(page, HUGE_METRICS_BYTES)
+    return web.Response(body=page, headers={"Content-Type": CONTENT_TYPE})
+
+
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    return await _complete(request, chat=True)
+    return await _complete(request, "chat")
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
-    return await _complete(request, chat=False)
+    return await _complete(request, "completion")
 
 
-async def _complete(request: web.Request, chat: bool) -> web.StreamResponse:
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await _complete(request, "responses")
+
+
+async def _complete(request: web.Request, api: str) -> web.StreamResponse:
     state = request.app[STATE]
     cfg = state.config  # one snapshot per request: runtime changes apply to later ones
     body = await request.read()  # already read: the arrival middleware did
     rec = state.open_record(request.path, request[RECEIVED_AT], cfg)
     rec["dispatched_at"] = perf_counter()
     try:
-        return await _answer(request, state, cfg, body, chat, rec)
+        return await _answer(request, state, cfg, body, api, rec)
     finally:
+        state.release(rec)
         state.close_record(rec)
 
 
@@ -130,7 +156,7 @@ async def _answer(
     state: SimState,
     cfg: SimConfig,
     body: bytes,
-    chat: bool,
+    api: str,
     rec: dict[str, Any],
 ) -> web.StreamResponse:
     try:
@@ -146,12 +172,21 @@ async def _answer(
         msg = f"The model `{model}` does not exist."
         return await _send_error(request, rec, 404, msg, "NotFoundError")
     try:
-        job = make_job(cfg, req, chat, rec["id"])
+        prompt = read_prompt(req, api, want_ids=cfg.prefix_cache)
+        cached = 0
+        if cfg.prefix_cache and prompt.ids is not None:
+            cached = state.prefix.lookup_and_insert(prompt.ids)
+            state.note_cache(prompt.tokens, cached)
+        job = make_job(cfg, req, api, rec["id"], prompt, cached)
     except BadRequest as exc:
         return await _send_error(request, rec, 400, str(exc), "BadRequestError")
     rec["max_tokens"] = max_tokens(req)
     rec["response_id"] = job.response_id
     rec["prompt_tokens"] = job.prompt_tokens
+    rec["cached_tokens"] = job.cached_tokens
+    if prompt.roles is not None:
+        rec["messages"] = list(prompt.roles)
+        rec["num_messages"] = len(prompt.roles)
     fault = rec["fault"] = state.choose_fault(cfg, rec["id"])
     if fault == "reset":
         _reset_connection(request)
@@ -163,6 +198,7 @@ async def _answer(
         msg = "Rate limit reached (simulated)."
         body = p.error_json(msg, "rate_limit_error", 429)
         return await _send(request, rec, 429, body, JSON, {"Retry-After": "1"})
+    await state.admit(rec, cfg)
     if rec["stream"]:
         return await _stream(request, cfg, job, fault, rec)
     return await _unary(request, cfg, job, fault, rec)
@@ -219,23 +255,12 @@ async def _send(
             await resp.write(body)
         await resp.write_eof()
         if tokens:
-            _note_tokens(rec, now, (tokens,))
+            request.app[STATE].note_tokens(rec, now, (tokens,))
         rec["completed"] = status == 200
     except ConnectionError:
         rec["client_disconnected"] = True
     rec["done_at"] = perf_counter()
     return resp
-
-
-def _note_tokens(rec: dict[str, Any], at: float, token_events: tuple[int, ...]) -> None:
-    """Record token-carrying events written at ``at``."""
-    if rec["first_token_at"] is None:
-        rec["first_token_at"] = at
-    if rec["token_times"] is not None:
-        rec["token_times"].extend([at] * len(token_events))
-        rec["tokens_per_event"].extend(token_events)
-    rec["events"] += len(token_events)
-    rec["completion_tokens"] += sum(token_events)
 
 
 async def _sleep_until(deadline: float) -> None:
@@ -248,14 +273,22 @@ async def _unary(
     request: web.Request, cfg: SimConfig, job: p.Job, fault: str | None, rec: dict[str, Any]
 ) -> web.StreamResponse:
     """A non-streaming answer, sent whole when its last token would have been generated."""
-    start = rec["received_at"]
+    clock = request.app[STATE].clock
     events = len(token_events(cfg, job))
-    t0 = first_token_delay(cfg, fault)
-    itl = cfg.itl_ms / 1000.0
+    t0 = first_token_delay(cfg, fault, job)
+    first = rec["started_at"] + t0  # the first token's time (its tick, on the global clock)
+    k0 = clock.first_tick(first) if cfg.decode_clock == "global" else 0
+
+    def token_time(i: int) -> float:
+        if cfg.decode_clock == "global":
+            return clock.tick_time(k0 + i)
+        return first + cfg.itl_ms / 1000.0 * i
+
+    rec["first_token_due"] = token_time(0)
     if fault in ("drop", "error_event"):
         # Strike when the fault_after-th token would have been generated.
         at = min(math.ceil(cfg.fault_after / cfg.tokens_per_chunk), events)
-        await _sleep_until(start + t0 + itl * max(at - 1, 0))
+        await _sleep_until(token_time(max(at - 1, 0)))
         if fault == "error_event":
             msg, kind = "simulated failure", "server_error"
             return await _send_error(request, rec, 500, msg, kind)
@@ -263,13 +296,16 @@ async def _unary(
             request.transport.abort()
         rec["done_at"] = perf_counter()
         return web.Response()  # never reaches the client
-    await _sleep_until(start + t0 + itl * max(events - 1, 0))
+    await _sleep_until(token_time(max(events - 1, 0)))
     if fault == "bad_json":
         resp = await _send(request, rec, 200, BAD_JSON, JSON)
         rec["completed"] = False
         return resp
     reasoning, content = _texts(cfg, job)
-    body = p.full_response(job, reasoning, content)
+    if job.responses:
+        body = p.responses_body(job, reasoning, content)
+    else:
+        body = p.full_response(job, reasoning, content)
     if fault == "truncate":
         return await _truncated(request, rec, body)
     rec["finish_reason"] = job.finish_reason
@@ -301,22 +337,27 @@ async def _stream(
     request: web.Request, cfg: SimConfig, job: p.Job, fault: str | None, rec: dict[str, Any]
 ) -> web.StreamResponse:
     """An SSE stream following the plan: events at their due times, then the planned end."""
+    state = request.app[STATE]
     plan = build_plan(cfg, job, fault)
     resp = web.StreamResponse(headers={"Cache-Control": "no-cache"})
     resp.content_type = "text/event-stream"
     rec["status"] = 200
-    start = rec["received_at"]
+    start = rec["started_at"]
     try:
         await resp.prepare(request)
         rec["headers_sent_at"] = perf_counter()
         pacer = _Pacer(resp, cfg)
-        for w in plan.writes:
-            await pacer.wait(start + w.due, rec["first_token_at"] is None)
-            now = perf_counter()
-            await _write(resp, w.data, cfg)
-            if w.token_events:
-                _note_tokens(rec, now, w.token_events)
-        await pacer.wait(start + plan.end_due, rec["first_token_at"] is None)
+        rec["first_token_due"] = start + first_token_delay(cfg, fault, job)
+        if cfg.decode_clock == "global":
+            await _on_global_clock(state, resp, cfg, job, fault, rec, plan, pacer)
+        else:
+            for w in plan.writes:
+                await pacer.wait(start + w.due, rec["first_token_at"] is None)
+                now = perf_counter()
+                await _write(resp, w.data, cfg)
+                if w.token_events:
+                    state.note_tokens(rec, now, w.token_events)
+            await pacer.wait(start + plan.end_due, rec["first_token_at"] is None)
         if plan.abort:
             if request.transport is not None:
                 request.transport.abort()
@@ -330,6 +371,36 @@ async def _stream(
         rec["client_disconnected"] = True
     rec["done_at"] = perf_counter()
     return resp
+
+
+async def _on_global_clock(
+    state: SimState,
+    resp: web.StreamResponse,
+    cfg: SimConfig,
+    job: p.Job,
+    fault: str | None,
+    rec: dict[str, Any],
+    plan: Any,
+    pacer: _Pacer,
+) -> None:
+    """The plan's writes on the global decode clock: what is due before the first token at
+    once, then write i (due t0 + i * itl) on tick k0 + i, k0 the first tick at or after
+    start + t0. The clock's loop does the writing (``split_bytes`` does not apply)."""
+    clock = state.clock
+    t0 = first_token_delay(cfg, fault, job)
+    itl = cfg.itl_ms / 1000.0
+    k0 = clock.first_tick(rec["started_at"] + t0)
+    rec["first_token_due"] = clock.tick_time(k0)
+    ticked = []
+    for w in plan.writes:
+        if w.due < t0 - 1e-9:
+            await resp.write(w.data)  # the role chunk, Responses' opening events
+        else:
+            ticked.append((k0 + round((w.due - t0) / itl), w.data, w.token_events))
+    ticked.append((k0 + round(max(plan.end_due - t0, 0.0) / itl), b"", ()))  # the body's end
+    if cfg.keepalive_ms > 0:
+        await pacer.wait(clock.tick_time(k0) - itl / 2, True)
+    await clock.run(resp, rec, ticked)
 
 
 async def _write(resp: web.StreamResponse, data: bytes, cfg: SimConfig) -> None:

@@ -1,12 +1,18 @@
-"""Server-side ground truth: live config, request ids, fault choice, records and counters."""
+"""Server-side ground truth: live config, request ids, fault choice, records and counters,
+the admission queue, the prefix cache and the /metrics registry."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter, deque
+from time import perf_counter
 from typing import Any
 
 from .config import SimConfig
+from .decode_clock import DecodeClock
+from .metrics import Metrics
+from .prefix_cache import PrefixCache
 
 
 class SimState:
@@ -15,7 +21,15 @@ class SimState:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.records: deque[dict[str, Any]] = deque(maxlen=config.max_records)
+        # Admission (max_running): generating requests by id(record), and a FIFO of waiters.
+        # They outlive resets: requests in flight still leave the queue.
+        self.running: dict[int, dict[str, Any]] = {}
+        self.waiters: deque[tuple[asyncio.Future[None], dict[str, Any]]] = deque()
+        self.clock = DecodeClock(perf_counter(), self._itl_seconds, self.note_tokens)
         self.reset()
+
+    def _itl_seconds(self) -> float:
+        return self.config.itl_ms / 1000.0
 
     def reset(self) -> None:
         """Forget records and counters; request ids restart at 1."""
@@ -26,6 +40,9 @@ class SimState:
         self.by_fault: Counter[str] = Counter()
         self.by_status: Counter[str] = Counter()
         self.rng = random.Random(self.config.seed)
+        self.prefix = PrefixCache(self.config.cache_block_tokens, self.config.prefix_cache_blocks)
+        self.metrics = Metrics()
+        self.metrics.bind(self.config.model_name)
 
     def configure(self, changes: dict[str, Any]) -> SimConfig:
         """Apply runtime config changes (``ValueError`` on a bad key or value)."""
@@ -34,7 +51,14 @@ class SimState:
             self.records = deque(self.records, maxlen=new.max_records)
         if "seed" in changes:
             self.rng = random.Random(new.seed)
+        if (new.cache_block_tokens, new.prefix_cache_blocks) != (
+            self.config.cache_block_tokens,
+            self.config.prefix_cache_blocks,
+        ):
+            self.prefix = PrefixCache(new.cache_block_tokens, new.prefix_cache_blocks)
+        self.metrics.bind(new.model_name)
         self.config = new
+        self._admit_waiters()
         return new
 
     def open_record(self, path: str, received_at: float, cfg: SimConfig) -> dict[str, Any]:
@@ -55,7 +79,13 @@ class SimState:
             "token_times": [] if cfg.record_tokens else None,
             "tokens_per_event": [] if cfg.record_tokens else None,
             "done_at": None,
+            "started_at": None,  # left the admission queue (max_running): generation began
+            "first_token_due": None,  # when the first token was scheduled (prefill included)
+            "last_token_at": None,
             "prompt_tokens": None,
+            "cached_tokens": 0,
+            "messages": None,  # chat and Responses: the role of each message, in order
+            "num_messages": None,
             "completion_tokens": 0,
             "events": 0,
             "finish_reason": None,
@@ -73,12 +103,76 @@ class SimState:
         if id(rec) not in self._open:
             return  # it started before a reset
         self._open.discard(id(rec))
+        if rec["completed"] and rec["finish_reason"] in ("stop", "length"):
+            self.metrics.succeeded(rec["finish_reason"], rec["done_at"] - rec["received_at"])
         self.counts["completed"] += rec["completed"]
         self.counts["client_disconnected"] += rec["client_disconnected"]
         if rec["fault"]:
             self.counts["faulted"] += 1
             self.by_fault[rec["fault"]] += 1
         self.by_status[str(rec["status"])] += 1
+
+    def release(self, rec: dict[str, Any]) -> None:
+        """``rec`` stops generating (or queueing): the next waiters may start."""
+        if self.running.pop(id(rec), None) is None:
+            for i, (fut, waiting) in enumerate(self.waiters):
+                if waiting is rec:
+                    del self.waiters[i]
+                    fut.cancel()
+                    break
+        self._admit_waiters()
+
+    async def admit(self, rec: dict[str, Any], cfg: SimConfig) -> None:
+        """Wait for a running slot (FIFO) when ``max_running`` requests are generating."""
+        cap = cfg.max_running
+        if cap and (len(self.running) >= cap or self.waiters):
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.waiters.append((fut, rec))
+            await fut  # the slot was taken for us by _admit_waiters
+            rec["started_at"] = perf_counter()
+        else:
+            self.running[id(rec)] = rec
+            rec["started_at"] = rec["received_at"]  # never queued
+        self.counts["prompt_tokens"] += rec["prompt_tokens"]
+        self.metrics.started(rec["prompt_tokens"], rec["started_at"] - rec["received_at"])
+
+    def _admit_waiters(self) -> None:
+        cap = self.config.max_running
+        while self.waiters and (cap == 0 or len(self.running) < cap):
+            fut, rec = self.waiters.popleft()
+            if not fut.done():
+                self.running[id(rec)] = rec
+                fut.set_result(None)
+
+    def note_cache(self, queried: int, hits: int) -> None:
+        self.counts["prefix_cache_queries"] += queried
+        self.counts["prefix_cache_hits"] += hits
+        self.metrics.cache_lookup(queried, hits)
+
+    def note_tokens(self, rec: dict[str, Any], at: float, token_events: tuple[int, ...]) -> None:
+        """Record token-carrying events written at ``at`` (and observe TTFT or ITL)."""
+        if rec["first_token_at"] is None:
+            rec["first_token_at"] = at
+            self.metrics.observe_ttft(at - rec["received_at"])
+        else:
+            self.metrics.observe_itl(at - rec["last_token_at"])
+        rec["last_token_at"] = at
+        if rec["token_times"] is not None:
+            rec["token_times"].extend([at] * len(token_events))
+            rec["tokens_per_event"].extend(token_events)
+        rec["events"] += len(token_events)
+        tokens = sum(token_events)
+        rec["completion_tokens"] += tokens
+        self.counts["generation_tokens"] += tokens
+        self.metrics.generated(tokens)
+
+    def kv_cache_usage(self) -> float:
+        """Tokens of the running requests (prompt + generated so far) over the capacity."""
+        used = sum(r["prompt_tokens"] + r["completion_tokens"] for r in self.running.values())
+        return used / self.config.kv_cache_tokens
+
+    def metrics_page(self) -> bytes:
+        return self.metrics.page(len(self.running), len(self.waiters), self.kv_cache_usage())
 
     def choose_fault(self, cfg: SimConfig, rid: int) -> str | None:
         """The fault for request ``rid``, or None (by rate, first-N or every-Nth)."""
@@ -104,4 +198,12 @@ class SimState:
             "client_disconnected": self.counts["client_disconnected"],
             "by_status": dict(self.by_status),
             "in_flight": len(self._open),
+            "running": len(self.running),
+            "waiting": len(self.waiters),
+            "prompt_tokens": self.counts["prompt_tokens"],
+            "generation_tokens": self.counts["generation_tokens"],
+            "prefix_cache_queries": self.counts["prefix_cache_queries"],
+            "prefix_cache_hits": self.counts["prefix_cache_hits"],
+            "metrics_scrapes": self.counts["metrics_scrapes"],
+            "decode_clock": self.clock.stats(),
         }

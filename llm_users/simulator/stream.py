@@ -35,12 +35,16 @@ class Framer:
         self._fields = cfg.fields
         self._count = 0
 
-    def event(self, data: bytes) -> bytes:
+    def event(self, data: bytes, kind: str | None = None) -> bytes:
+        """One event; ``kind`` names it on an ``event:`` line (the Responses API's type)."""
         self._count += 1
         eol, sep = self._eol, self._sep
         head = self._comment
-        if self._fields:
-            head += b"event" + sep + b"message" + eol + b"id" + sep + b"%d" % self._count + eol
+        if kind is not None and not self._fields:
+            head += b"event" + sep + kind.encode() + eol
+        elif self._fields:
+            name = b"message" if kind is None else kind.encode()
+            head += b"event" + sep + name + eol + b"id" + sep + b"%d" % self._count + eol
             if self._count == 1:
                 head += b"retry" + sep + b"3000" + eol
         return head + b"data" + sep + data + eol + eol
@@ -84,13 +88,21 @@ def token_events(cfg: SimConfig, job: p.Job) -> list[tuple[bool, str, int]]:
     return out
 
 
-def first_token_delay(cfg: SimConfig, fault: str | None) -> float:
-    """Seconds from arrival to the first token, stall included."""
-    return (cfg.ttft_ms + (cfg.stall_ms if fault == "stall" else 0.0)) / 1000.0
+def first_token_delay(cfg: SimConfig, fault: str | None, job: p.Job | None = None) -> float:
+    """Seconds from arrival (or leaving the queue) to the first token: ttft_ms, the prefill of
+    ``job``'s uncached and cached prompt tokens, and a stall."""
+    ms = cfg.ttft_ms + (cfg.stall_ms if fault == "stall" else 0.0)
+    if job is not None:
+        uncached = job.prompt_tokens - job.cached_tokens
+        ms += cfg.prefill_ms_per_1k_tokens * uncached / 1000.0
+        ms += cfg.cached_prefill_ms_per_1k_tokens * job.cached_tokens / 1000.0
+    return ms / 1000.0
 
 
 def build_plan(cfg: SimConfig, job: p.Job, fault: str | None) -> Plan:
     """The plan of ``job``: a cached plan of the same shape with this request's id and time."""
+    if job.responses:  # its ids appear in many places: built afresh
+        return make_plan(cfg, job, fault)
     # Requests differ only by id, creation time and where the vocabulary walk starts.
     rid = job.rid % len(VOCABS[cfg.vocab])
     generic = dataclasses.replace(job, rid=rid, response_id=_ID_MARK, created=0)
@@ -115,10 +127,14 @@ def make_plan(cfg: SimConfig, job: p.Job, fault: str | None) -> Plan:
     """The writes of a streamed response, with shape knobs and an in-stream fault applied."""
     fr = Framer(cfg)
     plan = Plan()
-    if job.chat and cfg.role_chunk:
-        plan.writes.append(Write(0.0, fr.event(p.role_chunk(job))))
-    items, plan.cut, plan.end_due = _events(cfg, job, fault, fr)
-    t0 = first_token_delay(cfg, fault)
+    if job.responses:
+        head, items, plan.cut, plan.end_due = ResponsesEvents(cfg, job, fr).build(fault)
+        plan.writes += head
+    else:
+        if job.chat and cfg.role_chunk:
+            plan.writes.append(Write(0.0, fr.event(p.role_chunk(job))))
+        items, plan.cut, plan.end_due = _events(cfg, job, fault, fr)
+    t0 = first_token_delay(cfg, fault, job)
     if cfg.burst:
         plan.writes += _group(items, max(len(items), 1), due=t0)
         plan.end_due = t0  # the whole rest went out at once
@@ -134,7 +150,7 @@ def _events(
     cfg: SimConfig, job: p.Job, fault: str | None, fr: Framer
 ) -> tuple[list[Write], bool, float]:
     """Timed events after the role chunk, whether a fault cut the stream, and the end time."""
-    t0 = first_token_delay(cfg, fault)
+    t0 = first_token_delay(cfg, fault, job)
     itl = cfg.itl_ms / 1000.0
     acting = fault if fault in STREAM_FAULTS else None
     items: list[Write] = []
@@ -184,3 +200,116 @@ def _group(items: list[Write], size: int, due: float | None = None) -> list[Writ
             )
         )
     return out
+
+
+class ResponsesEvents:
+    """The events of a streamed Responses API answer, as OpenAI sends them (no ``[DONE]``)."""
+
+    def __init__(self, cfg: SimConfig, job: p.Job, fr: Framer) -> None:
+        self.cfg, self.job, self.fr = cfg, job, fr
+        self.seq = 0
+        self.reasoning_index = 0 if job.reasoning_tokens else -1
+        self.message_index = 1 if job.reasoning_tokens else 0
+
+    def ev(self, kind: str, due: float, tokens: tuple[int, ...] = (), **fields: object) -> Write:
+        data = p.responses_event(kind, self.seq, **fields)
+        self.seq += 1
+        return Write(due, self.fr.event(data, kind), tokens)
+
+    def _open(self, out: list[Write], due: float, reasoning: bool) -> None:
+        """The output_item.added (and content_part.added) events of an output item."""
+        job = self.job
+        if reasoning:
+            item = p.reasoning_item(job, None)
+            out.append(self.ev("response.output_item.added", due, output_index=0, item=item))
+            return
+        item = p.message_item(job, None)
+        index = self.message_index
+        out.append(self.ev("response.output_item.added", due, output_index=index, item=item))
+        part = p.output_text_part("")
+        ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        out.append(self.ev("response.content_part.added", due, **ids, part=part))
+
+    def _close(self, out: list[Write], due: float, reasoning: bool, text: str) -> None:
+        job = self.job
+        if reasoning:
+            item = p.reasoning_item(job, text)
+            ids = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+            out.append(self.ev("response.reasoning_text.done", due, **ids, text=text))
+            out.append(self.ev("response.output_item.done", due, output_index=0, item=item))
+            return
+        item = p.message_item(job, text)
+        ids = {"item_id": item["id"], "output_index": self.message_index, "content_index": 0}
+        out.append(self.ev("response.output_text.done", due, **ids, text=text, logprobs=[]))
+        part = p.output_text_part(text)
+        out.append(self.ev("response.content_part.done", due, **ids, part=part))
+        index = self.message_index
+        out.append(self.ev("response.output_item.done", due, output_index=index, item=item))
+
+    def build(self, fault: str | None) -> tuple[list[Write], list[Write], bool, float]:
+        """(writes at arrival, timed writes, whether a fault cut the stream, end time)."""
+        cfg, job = self.cfg, self.job
+        shell = p.response_object(job, "in_progress", [], usage=False)
+        head = [
+            self.ev("response.created", 0.0, response=shell),
+            self.ev("response.in_progress", 0.0, response=shell),
+        ]
+        self._open(head, 0.0, reasoning=job.reasoning_tokens > 0)
+        t0 = first_token_delay(cfg, fault, job)
+        itl = cfg.itl_ms / 1000.0
+        acting = fault if fault in STREAM_FAULTS else None
+        items: list[Write] = []
+        texts = {True: [], False: []}  # type: dict[bool, list[str]]
+        rs_id, msg_id = p.reasoning_item(job, None)["id"], p.message_item(job, None)["id"]
+        due, sent, current = t0, 0, job.reasoning_tokens > 0
+        for i, (reasoning, text, n) in enumerate(token_events(cfg, job)):
+            if acting and sent >= cfg.fault_after:
+                if self._inject(items, acting, due):
+                    return head, items, True, due
+                acting = None
+            due = t0 + i * itl
+            if current and not reasoning:  # the reasoning item ends, the message begins
+                self._close(items, due, True, "".join(texts[True]))
+                self._open(items, due, reasoning=False)
+                current = False
+            texts[reasoning].append(text)
+            if reasoning:
+                kind, ids = "response.reasoning_text.delta", (rs_id, self.reasoning_index)
+            else:
+                kind, ids = "response.output_text.delta", (msg_id, self.message_index)
+            extra: dict[str, object] = {} if reasoning else {"logprobs": []}
+            items.append(
+                self.ev(
+                    kind,
+                    due,
+                    (n,),
+                    item_id=ids[0],
+                    output_index=ids[1],
+                    content_index=0,
+                    delta=text,
+                    **extra,
+                )
+            )
+            sent += n
+        if acting and self._inject(items, acting, due):
+            return head, items, True, due
+        if current:  # reasoning took the whole budget: an empty message still follows
+            self._close(items, due, True, "".join(texts[True]))
+            self._open(items, due, reasoning=False)
+        self._close(items, due, False, "".join(texts[False]))
+        output = [p.reasoning_item(job, "".join(texts[True]))] if job.reasoning_tokens else []
+        output.append(p.message_item(job, "".join(texts[False])))
+        final = p.response_object(job, "completed", output)
+        items.append(self.ev("response.completed", due, response=final))
+        return head, items, False, due
+
+    def _inject(self, items: list[Write], fault: str, due: float) -> bool:
+        """The fault's event, if any; True when the stream ends here."""
+        if fault == "error_event":
+            failed = p.response_object(self.job, "failed", [], usage=False)
+            failed["error"] = {"code": "server_error", "message": "simulated failure"}
+            items.append(self.ev("response.failed", due, response=failed))
+        elif fault == "bad_json":
+            items.append(Write(due, self.fr.event(BAD_JSON)))
+            return False
+        return True

@@ -38,6 +38,13 @@ def count_tokens(text: str) -> int:
     return len(shared_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
+def token_ids(text: str) -> tuple[int, ...]:
+    """The token ids of ``text`` under the simulator's tokenizer (the prefix cache's keys)."""
+    if not text:
+        return ()
+    return tuple(shared_tokenizer().encode(text, add_special_tokens=False).ids)
+
+
 def save_tokenizer(directory: str | Path) -> Path:
     """Write a Hugging Face tokenizer folder that ``AutoTokenizer`` loads offline."""
     out = Path(directory)
