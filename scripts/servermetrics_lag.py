@@ -21,6 +21,10 @@ from llm_users.servermetrics.scraper import _parse_off_loop  # noqa: E402
 from tests.unit.servermetrics_pages import big_vllm_page  # noqa: E402
 
 
+def _pause() -> None:
+    gevent.sleep(0.001)
+
+
 def lag_while(work: object, repeats: int) -> tuple[Histogram, Histogram]:
     lag, took = Histogram(), Histogram()
     done = False
@@ -52,6 +56,8 @@ def main() -> None:
         ("thread pool", lambda: _parse_off_loop(page, len(page) + 1)),
         ("known, loop", lambda: parse(page, keep=KNOWN_KEYS)),
         ("known, pool", lambda: _parse_off_loop(page, len(page) + 1, KNOWN_KEYS)),
+        ("known, yield", lambda: parse(page, keep=KNOWN_KEYS, pause=_pause)),
+        ("all, yield", lambda: parse(page, pause=_pause)),
     ):
         lag, took = lag_while(work, repeats)
         print(

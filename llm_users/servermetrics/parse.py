@@ -7,6 +7,7 @@ comes back as a note, never as an exception.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.metrics_core import Metric
@@ -29,27 +30,27 @@ def _base(name: str) -> str:
     return name
 
 
+def _wanted(line: str, keep: frozenset[str]) -> bool:
+    """Whether a page line belongs to one of the families in ``keep`` (parser names)."""
+    if line.startswith("#"):
+        parts = line.split(None, 3)
+        return len(parts) > 2 and parts[1] in ("HELP", "TYPE") and _base(parts[2]) in keep
+    end = len(line)
+    for sep in ("{", " "):
+        i = line.find(sep)
+        if 0 <= i < end:
+            end = i
+    name = line[:end]
+    return name in keep or _base(name) in keep
+
+
 def only_families(text: str, keep: frozenset[str]) -> str:
     """The lines of ``text`` that belong to the families named in ``keep`` (parser names).
 
     prometheus_client's parser takes about 0.5 ms per KB; a vLLM page is mostly histograms
     nobody here reads (token counts, prefill and decode times), so they are dropped first.
     """
-    out = []
-    for line in text.splitlines():
-        if line.startswith("#"):
-            parts = line.split(None, 3)
-            if len(parts) > 2 and parts[1] in ("HELP", "TYPE") and _base(parts[2]) in keep:
-                out.append(line)
-            continue
-        end = len(line)
-        for sep in ("{", " "):
-            i = line.find(sep)
-            if 0 <= i < end:
-                end = i
-        name = line[:end]
-        if name in keep or _base(name) in keep:
-            out.append(line)
+    out = [line for line in text.splitlines() if _wanted(line, keep)]
     return "\n".join(out) + "\n" if out else ""
 
 
@@ -65,15 +66,50 @@ class Parsed:
         return self.note is None
 
 
+def _pieces(text: str, lines_per_piece: int, keep: frozenset[str] | None) -> Iterator[str]:
+    """The page in pieces of at most ``lines_per_piece`` samples, each piece repeating its
+    family's HELP/TYPE lines (a family's lines form one group in the text format), so every
+    piece parses on its own and pieces of one family merge by name."""
+    header: list[str] = []
+    body: list[str] = []
+    current = None
+    scanned = 0
+    for line in text.splitlines():
+        scanned += 1
+        if scanned % (lines_per_piece * 4) == 0:
+            yield ""  # a long run of dropped lines: a pause all the same
+        if keep is not None and not _wanted(line, keep):
+            continue
+        if line.startswith(("# HELP ", "# TYPE ")):
+            parts = line.split(None, 3)
+            name = parts[2] if len(parts) > 2 else None
+            if name != current:
+                if body:
+                    yield "\n".join(header + body) + "\n"
+                header, body, current = [], [], name
+            header.append(line)
+            continue
+        body.append(line)
+        if len(body) >= lines_per_piece:
+            yield "\n".join(header + body) + "\n"
+            body = []
+    if body or header:
+        yield "\n".join(header + body) + "\n"
+
+
 def parse(
     text: str | bytes,
     max_bytes: int = MAX_BYTES,
     max_series: int = MAX_SERIES,
     keep: frozenset[str] | None = None,
+    pause: Callable[[], object] | None = None,
+    lines_per_piece: int = 100,
 ) -> Parsed:
     """Parse one scrape; bad, empty or oversized input gives a ``Parsed`` with a note.
 
     Every family is kept (unknown ones raw) unless ``keep`` names the only ones wanted.
+    With ``pause``, the page is parsed in pieces of ``lines_per_piece`` lines (about 1 ms
+    each) and ``pause`` is called between them (a short ``gevent.sleep``: the loop runs).
     """
     if len(text) > max_bytes:
         return Parsed(note=f"page larger than {max_bytes} bytes, not read")
@@ -86,21 +122,30 @@ def parse(
     if head in ("<", "{", "["):  # HTML, JSON: skip the parser, say what it is
         kind = "an HTML page" if head == "<" else "JSON"
         return Parsed(note=f"{NOT_PROMETHEUS} ({kind})")
-    if keep is not None:
+    if keep is not None and pause is None:
         text = only_families(text, keep)
-        if not text:
-            return Parsed(note="none of the known families")
     families: dict[str, Metric] = {}
     series = 0
     try:
-        for fam in text_string_to_metric_families(text):
-            series += len(fam.samples)
-            if series > max_series:
-                return Parsed(note=f"more than {max_series} series, not read")
-            families[fam.name] = fam
+        pieces = _pieces(text, lines_per_piece, keep) if pause is not None else (text,)
+        for piece in pieces:
+            for fam in text_string_to_metric_families(piece):
+                series += len(fam.samples)
+                if series > max_series:
+                    return Parsed(note=f"more than {max_series} series, not read")
+                seen = families.get(fam.name)
+                if seen is not None and seen.type == fam.type:
+                    seen.samples.extend(fam.samples)  # the next piece of the same family
+                else:
+                    families[fam.name] = fam
+            if pause is not None:
+                pause()
     except Exception as exc:  # the parser raises ValueError, IndexError, KeyError...
         line = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
         return Parsed(note=f"{NOT_PROMETHEUS} ({line})")
     if not families:
-        return Parsed(note=f"{NOT_PROMETHEUS} (no metrics)")
+        what = (
+            "none of the known families" if keep is not None else f"{NOT_PROMETHEUS} (no metrics)"
+        )
+        return Parsed(note=what)
     return Parsed(families)

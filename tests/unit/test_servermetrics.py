@@ -19,7 +19,7 @@ from llm_users.servermetrics import (
     parse,
     probe,
 )
-from llm_users.servermetrics.names import FAMILIES, family_key
+from llm_users.servermetrics.names import FAMILIES, KNOWN_KEYS, family_key
 
 from .servermetrics_pages import LLAMACPP, SGLANG, TGI, big_vllm_page, vllm
 
@@ -370,3 +370,18 @@ def test_big_page_parses_off_the_loop() -> None:
     assert 150_000 < len(page) < 250_000
     p = parse(page)
     assert p.ok and p.families["vllm:num_requests_running"].samples
+
+
+def test_parsing_in_pieces_gives_the_same_families() -> None:
+    page = big_vllm_page(50_000)
+    whole = parse(page)
+    pauses: list[int] = []
+    pieces = parse(page, pause=lambda: pauses.append(1), lines_per_piece=7)
+    assert len(pauses) > 50
+    assert {n: f.samples for n, f in whole.families.items()} == {
+        n: f.samples for n, f in pieces.families.items()
+    }
+    known = parse(page, keep=KNOWN_KEYS, pause=lambda: None)
+    assert set(known.families) <= KNOWN_KEYS and "vllm:request_prompt_tokens" not in known.families
+    for name, fam in known.families.items():
+        assert fam.samples == whole.families[name].samples
