@@ -26,8 +26,8 @@ __all__ = ["BUCKETS_S", "METRIC_NAMES", "AggregateCollector", "make_registry", "
 PREFIX = "llm_users"
 # Upper bounds in seconds, for LLM serving: TTFT from 10 ms (cached prefix, small model) to
 # 80 s (long prompts in a full queue); ITL/TPOT from 1 ms to 2.5 s; E2E up to 10 minutes.
-_TOKEN_GAPS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075)
-_TOKEN_GAPS += (0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
+_TOKEN_GAPS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04)
+_TOKEN_GAPS += (0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5)
 BUCKETS_S: dict[str, tuple[float, ...]] = {
     "ttft": (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
     + (5.0, 7.5, 10.0, 20.0, 40.0, 80.0),
