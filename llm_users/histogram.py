@@ -126,6 +126,22 @@ class Histogram:
         limit = self._index(us if us <= _MAX_US else _MAX_US)
         return sum(c for i, c in self.counts.items() if i < limit)
 
+    def ranks_below(self, values_ms: Iterable[float]) -> list[int]:
+        """:meth:`rank_below` of each of ascending ``values_ms``, in one pass over the counts."""
+        limits = []
+        for v in values_ms:
+            us = int(v * 1000.0 + 0.5)
+            limits.append(self._index(us if us <= _MAX_US else _MAX_US))
+        out: list[int] = []
+        items = sorted(self.counts.items())
+        seen = j = 0
+        for limit in limits:
+            while j < len(items) and items[j][0] < limit:
+                seen += items[j][1]
+                j += 1
+            out.append(seen)
+        return out
+
     def summary(self) -> dict[str, float | int | None]:
         """mean, p50, p90, p95, p99, max (ms) and the sample count."""
         out: dict[str, float | int | None] = {"count": self.count, "mean": self.mean}
