@@ -23,6 +23,7 @@ from . import distributed as d
 from .aggregate import Aggregate
 from .client import ClientConfig, LLMClient
 from .errors import ConfigError, LLMUsersError
+from .figures import slo_met
 from .http import Origin, make_ssl_context
 from .load import ArrivalSchedule, SweepController
 from .looplag import LoopLagMonitor
@@ -363,9 +364,7 @@ class LLMPlugin:
         s = self.settings
         res = result_of(rec, self.counter)
         if s is not None and s.slo:
-            res.slo_met = res.ok and all(
-                (v := getattr(res, k)) is not None and v <= limit for k, limit in s.slo.items()
-            )
+            res.slo_met = slo_met(res, s.slo)
         if self.is_worker:
             self.delta.total.add(res)
             if s is not None and s.sweep:

@@ -18,6 +18,7 @@ import gevent
 from flask import Blueprint, Response, jsonify, request, send_file
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
 
+from .figures import FIGURES, fmt
 from .histogram import PERCENTILES
 from .summary import seed_lines, summary_dict
 
@@ -33,34 +34,6 @@ MASTER_WINDOW_S = 6.0  # workers report every ~3 s: a shorter window would alias
 MAX_POINTS = 3600  # two hours at SAMPLE_S; memory stays bounded
 STOP_WAIT_S = 5.0
 TEXT_TYPES = ("application/json", "text/html", "text/csv", "text/plain")
-HEAD = (
-    ("mode", "Mode"),
-    ("model", "Model"),
-    ("concurrency", "Users"),
-    ("requests", "Requests (ok)"),
-    ("failures", "Failures"),
-)
-RATES = (
-    ("output_tokens_per_s", "Output tokens/s"),
-    ("requests_per_s", "Requests/s"),
-    ("duration_s", "Duration (s)"),
-)
-DISTS = (
-    ("ttft_ms", "TTFT (ms)"),
-    ("itl_ms", "ITL (ms)"),
-    ("tpot_ms", "TPOT (ms)"),
-    ("e2e_ms", "E2E (ms)"),
-    ("latency_ms", "Latency (ms)"),
-)
-SEED = (
-    ("average_first_token_latency_ms", "Average first token latency (ms)"),
-    ("average_follow_latency_ms", "Average follow latency (ms)"),
-    ("average_follow_tokens", "Average follow tokens"),
-    ("follow_throughput_tokens_per_s", "Follow throughput (tokens/s)"),
-    ("average_latency_ms", "Average latency (ms)"),
-    ("average_tokens", "Average tokens"),
-    ("throughput_tokens_per_s", "Throughput (tokens/s)"),
-)
 COLUMNS = [("figure", "Figure"), ("value", "Value / count"), ("mean", "Mean")]
 COLUMNS += [(f"p{p}", f"p{p}") for p in PERCENTILES] + [("max", "Max")]
 
@@ -70,31 +43,28 @@ def install_web_ui(plugin: LLMPlugin) -> LLMWebView:
     return LLMWebView(plugin).install()
 
 
-def _fmt(x: Any) -> str:
-    if x is None or x == "":
-        return "-"
-    return f"{x:.2f}" if isinstance(x, float) else str(x)
+def _row(figure: str, value: Any, digits: int | None = 2) -> dict[str, str]:
+    return {"figure": figure, "value": fmt(value, digits)}
 
 
-def _row(figure: str, value: Any) -> dict[str, str]:
-    return {"figure": figure, "value": _fmt(value)}
-
-
-def table_rows(s: dict[str, Any], status: str) -> list[dict[str, str]]:
+def table_rows(s: dict[str, Any], status: str, page: str = "/llm") -> list[dict[str, str]]:
     """The tab's rows (no "name" key: the UI sorts by it, and these have a reading order)."""
     rows = [_row("Status", status)]
     if not s:
         return rows
-    rows += [_row(label, s[key]) for key, label in HEAD]
-    rows += [_row(f"Failures: {kind}", n) for kind, n in s["failures_by_kind"].items()]
-    rows += [_row(label, s[key]) for key, label in RATES]
-    for key, label in DISTS:
-        d = s.get(key)
-        if d:
-            cells = {k: _fmt(d[k]) for k, _ in COLUMNS[2:]}
-            rows.append({"figure": label, "value": _fmt(d["count"]), **cells})
-    rows += [_row(label, s[key]) for key, label in SEED if key in s]
-    rows.append(_row("Charts, final summary", "the /llm page (links under Download Data)"))
+    for f in FIGURES:
+        if not f.tab or f.key not in s:
+            continue
+        if f.kind == "distribution":
+            d = s[f.key]
+            if d:
+                cells = {k: f.fmt(d[k]) for k, _ in COLUMNS[2:]}
+                rows.append({"figure": f.with_unit, "value": fmt(d["count"]), **cells})
+            continue
+        rows.append(_row(f.with_unit, s[f.key], f.digits))
+        if f.key == "failures":
+            rows += [_row(f"Failures: {kind}", n) for kind, n in s["failures_by_kind"].items()]
+    rows.append(_row("Charts over time, final summary", f"open {page} (also under Download Data)"))
     return rows
 
 
@@ -122,6 +92,7 @@ class LLMWebView:
         self.points: deque[tuple[float, float, float, int, float, int]] = deque(maxlen=MAX_POINTS)
         self._cached: tuple[float, dict[str, Any]] = (0.0, {})
         self.active = False  # between our test_start and test_stop listeners
+        self.page_path = "/llm"
 
     def install(self) -> LLMWebView:
         web_ui = self.env.web_ui
@@ -138,7 +109,9 @@ class LLMWebView:
             ],
         )
         opts = self.env.parsed_options
-        bp = Blueprint("llm_users", __name__, url_prefix=getattr(opts, "web_base_path", None))
+        base = getattr(opts, "web_base_path", None)
+        self.page_path = f"{base or ''}/llm"
+        bp = Blueprint("llm_users", __name__, url_prefix=base)
         auth = web_ui.auth_required_if_enabled
         bp.add_url_rule("/llm", "page", auth(self.page))
         bp.add_url_rule("/llm/summary.json", "summary_json", auth(self.summary_json))
@@ -254,7 +227,9 @@ class LLMWebView:
             self._wait_stopped()
             data["state"] = self.state
             data["user_count"] = getattr(self.env.runner, "user_count", 0)
-        data["extended_stats"] = [{"key": TAB, "data": table_rows(self.summary(), self.status())}]
+        data["extended_stats"] = [
+            {"key": TAB, "data": table_rows(self.summary(), self.status(), self.page_path)}
+        ]
         response.set_data(json.dumps(data))
 
     def _wait_stopped(self) -> None:
