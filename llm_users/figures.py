@@ -108,7 +108,7 @@ FIGURES: tuple[Figure, ...] = (
     # -- distributions (ms) -------------------------------------------------------------------
     _dist("ttft_ms", "TTFT", "streaming", slo=True, tab=True, histogram="TTFT",
           about="Time to first token of each successful request."),
-    _dist("ttfc_ms", "Time to first content", "streaming"),
+    _dist("ttfc_ms", "Time to first content", "streaming", slo=True),
     _dist("itl_ms", "ITL", "streaming", slo=True, tab=True, long="ITL (per event)",
           histogram="ITL (gap between token events)", samples="events",
           about="Gap between successive token-carrying events (one per event)."),
