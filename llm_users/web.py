@@ -10,16 +10,16 @@ import io
 import json
 import os
 import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
-from flask import Blueprint, Response, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file, send_from_directory
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
 
-from .figures import FIGURES, fmt
+from .figures import FIGURES, fmt, registry_json
 from .histogram import PERCENTILES
+from .live_series import LiveSeries
 from .summary import seed_lines, summary_dict
 
 if TYPE_CHECKING:
@@ -29,8 +29,9 @@ __all__ = ["LLMWebView", "install_web_ui"]
 
 TAB = "llm"
 PAGE = Path(__file__).with_name("webui") / "llm.html"
+VENDOR = PAGE.parent / "vendor"
 SAMPLE_S = 2.0  # chart resolution
-MASTER_WINDOW_S = 6.0  # workers report every ~3 s: a shorter window would alias
+MASTER_WINDOW_S = 6.0  # workers report every ~3 s
 MAX_POINTS = 3600  # two hours at SAMPLE_S; memory stays bounded
 STOP_WAIT_S = 5.0
 TEXT_TYPES = ("application/json", "text/html", "text/csv", "text/plain")
@@ -88,8 +89,7 @@ class LLMWebView:
     def __init__(self, plugin: LLMPlugin) -> None:
         self.plugin = plugin
         self.env = plugin.env
-        # (wall time, output tokens, TTFT sum, TTFT n, latency sum, latency n), cumulative
-        self.points: deque[tuple[float, float, float, int, float, int]] = deque(maxlen=MAX_POINTS)
+        self.live = LiveSeries(SAMPLE_S, MAX_POINTS)  # the window is set at test start
         self._cached: tuple[float, dict[str, Any]] = (0.0, {})
         self.active = False  # between our test_start and test_stop listeners
         self.page_path = "/llm"
@@ -117,6 +117,8 @@ class LLMWebView:
         bp.add_url_rule("/llm/summary.json", "summary_json", auth(self.summary_json))
         bp.add_url_rule("/llm/summary.csv", "summary_csv", auth(self.summary_csv))
         bp.add_url_rule("/llm/state.json", "state_json", auth(self.state_json))
+        bp.add_url_rule("/llm/figures.json", "figures_json", auth(self.figures_json))
+        bp.add_url_rule("/llm/vendor/<path:name>", "vendor", auth(self.vendor))
         web_ui.app.register_blueprint(bp)
         web_ui.app.after_request(self._after_request)
         ev = self.env.events
@@ -155,26 +157,12 @@ class LLMWebView:
         return seed_lines(p.total, p.run_info(final=False))
 
     def series(self) -> dict[str, list[Any]]:
-        """Per-window TTFT (or latency) mean and output tokens/s, from cumulative samples."""
-        window = MASTER_WINDOW_S if isinstance(self.env.runner, MasterRunner) else SAMPLE_S
-        pts = list(self.points)
-        out: dict[str, list[Any]] = {"t": [], "tokens_per_s": [], "ttft_ms": [], "latency_ms": []}
-        for i in range(1, len(pts)):
-            j = i - 1
-            while j > 0 and pts[i][0] - pts[j][0] < window - 0.1:
-                j -= 1
-            (t, tok, ts, tn, ls, ln), (t0, tok0, ts0, tn0, ls0, ln0) = pts[i], pts[j]
-            out["t"].append(t)
-            out["tokens_per_s"].append((tok - tok0) / (t - t0) if t > t0 else None)
-            out["ttft_ms"].append((ts - ts0) / (tn - tn0) if tn > tn0 else None)
-            out["latency_ms"].append((ls - ls0) / (ln - ln0) if ln > ln0 else None)
-        return out
+        """The charts' points: one list per field of :data:`~llm_users.live_series.FIELDS`."""
+        return self.live.columns()
 
     def _sample(self) -> None:
-        agg = self.plugin.total
-        s, c = agg.sums, agg.counts
-        self.points.append((time.time(), s["output_tokens"], s["ttft_ms"], c["stream_ok"],
-                            s["latency_ms"], c["nonstream_ok"]))  # fmt: skip
+        users = getattr(self.env.runner, "user_count", 0) or 0
+        self.live.sample(self.plugin.total, users, time.time())
 
     def _sampler(self) -> None:
         while True:
@@ -183,7 +171,11 @@ class LLMWebView:
                 self._sample()
 
     def _on_test_start(self, **_kw: Any) -> None:
-        self.points.clear()
+        self.live.clear()
+        # a master hears from workers every ~3 s: a shorter window would alias
+        self.live.window_s = (
+            MASTER_WINDOW_S if isinstance(self.env.runner, MasterRunner) else SAMPLE_S
+        )
         self._cached = (0.0, {})
         self.active = True
         self._sample()
@@ -195,6 +187,13 @@ class LLMWebView:
     # -- routes ----------------------------------------------------------------------------
     def page(self) -> Response:
         return send_file(PAGE, mimetype="text/html", max_age=0)
+
+    def figures_json(self) -> Response:
+        return jsonify(registry_json())
+
+    def vendor(self, name: str) -> Response:
+        """The charting library, served from the package: the page works offline."""
+        return send_from_directory(VENDOR, name, max_age=3600)
 
     def summary_json(self) -> Response:
         return jsonify(self.summary())
