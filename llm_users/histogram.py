@@ -14,9 +14,12 @@ value such that at least p % of the samples are less than or equal to it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.Self is 3.11+: only the type checker imports it
+    from typing import Self
 
 __all__ = ["CoarseHistogram", "Histogram", "PERCENTILES"]
 
@@ -119,6 +122,33 @@ class Histogram:
                 mid_ms = (low + high - 1) / 2000.0 if high - low > 1 else low / 1000.0
                 return min(max(mid_ms, self.min), self.max)
         return self.max
+
+    def copy(self) -> Self:
+        h = type(self)()
+        h.counts = dict(self.counts)
+        h.count, h.total, h.min, h.max = self.count, self.total, self.min, self.max
+        return h
+
+    def since(self, older: Histogram) -> Self:
+        """The samples recorded after ``older``, an earlier :meth:`copy` of this histogram.
+
+        Its min and max are this histogram's (the window's own are not known), so its
+        percentiles are exact to the bucket like any other, clamped to the run's extremes.
+        """
+        h = type(self)()
+        old = older.counts
+        h.counts = {i: c - old.get(i, 0) for i, c in self.counts.items() if c > old.get(i, 0)}
+        h.count, h.total = self.count - older.count, self.total - older.total
+        if h.count:
+            h.min, h.max = self.min, self.max
+        return h
+
+    def buckets(self) -> Iterator[tuple[float, float, int]]:
+        """The recorded buckets in ascending order: (low_ms, high_ms, count), each bucket
+        holding the values in [low_ms, high_ms) (at the 1 us recording resolution)."""
+        for i in sorted(self.counts):
+            low, high = _bounds(i, self._linear, self._half)
+            yield low / 1000.0, high / 1000.0, self.counts[i]
 
     def rank_below(self, value_ms: float) -> int:
         """How many samples fell in buckets below the one holding ``value_ms``."""

@@ -33,8 +33,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .histogram import PERCENTILES, Histogram, _bounds
-from .summary import DIST_LABELS
+from .figures import by_key, of_kind
+from .histogram import PERCENTILES, Histogram
 
 if TYPE_CHECKING:  # matplotlib is imported lazily: only rendering a report pays for it
     from matplotlib.axes import Axes
@@ -51,14 +51,6 @@ _MAX_POINTS = 900  # per-second points drawn as they are up to this many seconds
 _TARGET_POINTS = 600  # ... beyond, grouped into at most this many points of k seconds
 _ROUND_STEPS = (2, 3, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
-_HISTOGRAMS = {
-    "streaming": (
-        ("ttft_ms", "TTFT", "requests"),
-        ("itl_ms", "ITL (gap between token events)", "events"),
-        ("e2e_ms", "E2E", "requests"),
-    ),
-    "non-streaming": (("latency_ms", "Latency (E2E)", "requests"),),
-}
 # sweep table: key, header, decimals (None: integer); present columns only, in this order
 _SWEEP_COLUMNS = (
     ("step", "Step", None),
@@ -180,15 +172,12 @@ def display_bins(
     if not hist.count or not hist.counts:
         return None
     lo, hi = float(hist.min), float(hist.max)
-    linear = getattr(hist, "_linear", 2048)
-    half = getattr(hist, "_half", 1024)
-    idx = sorted(hist.counts)
-    mids = np.empty(len(idx))
-    counts = np.empty(len(idx), dtype=np.int64)
-    for j, i in enumerate(idx):
-        b_lo, b_hi = _bounds(i, linear, half)
-        mids[j] = (b_lo + b_hi - 1) / 2000.0 if b_hi - b_lo > 1 else b_lo / 1000.0
-        counts[j] = hist.counts[i]
+    buckets = list(hist.buckets())
+    mids = np.empty(len(buckets))
+    counts = np.empty(len(buckets), dtype=np.int64)
+    for j, (b_lo, b_hi, n) in enumerate(buckets):  # [b_lo, b_hi) ms, recorded to whole us
+        mids[j] = (b_lo + b_hi - 0.001) / 2.0 if b_hi - b_lo > 0.0015 else b_lo
+        counts[j] = n
     mids = np.clip(mids, lo, hi)
     log_lo = max(lo, _MIN_LOG_MS)
     use_log = hi / log_lo > LOG_SPAN if hi > 0 else False
@@ -472,15 +461,11 @@ def _overview(summary: dict[str, Any], start: int | None) -> str:
         ("host", "Host", summary.get("host")),
         ("started", "First request ended", started),
     ])  # fmt: skip
+    shown = ("concurrency", "duration_s", "requests", "failures", "output_tokens",
+              "output_tokens_per_s", "requests_per_s")  # fmt: skip
     rows: list[tuple[str, str, Any, int | None]] = [
-        ("concurrency", "Users (concurrency)", summary.get("concurrency"), None),
-        ("duration_s", "Duration (s)", summary.get("duration_s"), 1),
-        ("requests", "Requests ok", summary.get("requests"), None),
-        ("failures", "Requests failed", summary.get("failures"), None),
-        ("output_tokens", "Output tokens", summary.get("output_tokens"), None),
-        ("output_tokens_per_s", "Output tokens/s", summary.get("output_tokens_per_s"), 1),
-        ("requests_per_s", "Requests/s", summary.get("requests_per_s"), 3),
-    ]  # fmt: skip
+        (f.key, f.title_with_unit, summary.get(f.key), f.digits) for f in map(by_key, shown)
+    ]
     if _finite(summary.get("request_rate")) is not None:
         rows.insert(1, ("request_rate", "Target rate (req/s)", summary["request_rate"], 3))
     good = summary.get("goodput")
@@ -498,20 +483,10 @@ def _overview(summary: dict[str, Any], start: int | None) -> str:
         target = _finite(summary.get("slo_target"))
         goal = f"; target {target:g} % of requests" if target else ""
         totals += f'<p class="note">SLO: {terms} ms{goal}.</p>'
-    if summary.get("mode") == "streaming":
-        seed_rows = [
-            ("average_first_token_latency_ms", "Average first token latency (ms)", 2),
-            ("average_follow_latency_ms", "Average follow latency (ms)", 2),
-            ("average_follow_tokens", "Average follow tokens", 2),
-            ("follow_throughput_tokens_per_s", "Follow throughput (tokens/s)", 2),
-        ]
-    else:
-        seed_rows = [
-            ("average_latency_ms", "Average latency (ms)", 2),
-            ("average_tokens", "Average tokens", 2),
-            ("throughput_tokens_per_s", "Throughput (tokens/s)", 2),
-        ]
-    seed = _kv_table((k, label, summary.get(k), d) for k, label, d in seed_rows)
+    mode = "streaming" if summary.get("mode") == "streaming" else "non-streaming"
+    seed = _kv_table(
+        (f.key, f.title_with_unit, summary.get(f.key), f.digits) for f in of_kind("seed", mode)
+    )
     return (
         '<section id="overview"><h2>Summary</h2><div class="grid">'
         f"<div><h3>Run</h3>{run}</div><div><h3>Totals</h3>{totals}</div>"
@@ -527,16 +502,14 @@ def _distributions(summary: dict[str, Any]) -> str:
         f"<th>{h}</th>" for h in ("ms", "count", "mean", *(f"p{p}" for p in PERCENTILES), "max")
     )
     body = []
-    for name, label in DIST_LABELS.items():
-        d = summary.get(name)
+    for f in of_kind("distribution"):
+        name, d = f.key, summary.get(f.key)
         if not isinstance(d, dict) or not d.get("count"):
             continue
-        cells = _num_td(d.get("count"), None, f"{name}.count") + _num_td(
-            d.get("mean"), 2, f"{name}.mean"
-        )
-        for k in (*(f"p{p}" for p in PERCENTILES), "max"):
-            cells += _num_td(d.get(k), 2, f"{name}.{k}")
-        body.append(f'<tr data-dist="{_e(name)}"><th>{_e(label)}</th>{cells}</tr>')
+        cells = _num_td(d.get("count"), None, f"{name}.count")
+        for k in ("mean", *(f"p{p}" for p in PERCENTILES), "max"):
+            cells += _num_td(d.get(k), f.digits, f"{name}.{k}")
+        body.append(f'<tr data-dist="{_e(name)}"><th>{_e(f.title)}</th>{cells}</tr>')
     if not body:
         return (
             '<section id="distributions"><h2>Latency distributions</h2>'
@@ -658,13 +631,15 @@ def render_html_report(
     parts = [_overview(summary, start), _distributions(summary), _failures(summary)]
     with matplotlib.rc_context(_RC):
         charts = []
-        for name, label, unit in _HISTOGRAMS[mode]:
-            h = hists.get(name)
-            svg = _histogram_chart(h, label, unit) if h is not None else None
+        for f in of_kind("distribution", mode):
+            if not f.histogram:
+                continue
+            h = hists.get(f.key)
+            svg = _histogram_chart(h, f.histogram, f.samples) if h is not None else None
             if svg:
-                charts.append(_figure_html(f"chart-{name}", svg, _hist_caption(name)))
+                charts.append(_figure_html(f"chart-{f.key}", svg, _hist_caption(f.about)))
             else:
-                charts.append(f'<p class="note">{_e(label)}: no samples.</p>')
+                charts.append(f'<p class="note">{_e(f.histogram)}: no samples.</p>')
         parts.append(
             '<section id="histograms"><h2>Histograms</h2>'
             f'<div class="charts">{"".join(charts)}</div></section>'
@@ -725,13 +700,7 @@ def render_html_report(
     )
 
 
-def _hist_caption(name: str) -> str:
-    what = {
-        "ttft_ms": "Time to first token of each successful request.",
-        "itl_ms": "Gap between successive token-carrying events (one per event).",
-        "e2e_ms": "Request start to stream end.",
-        "latency_ms": "Request start to body read.",
-    }[name]
+def _hist_caption(what: str) -> str:
     return (
         f"{what} Rebinned from the exact histogram: log-spaced bins when the values span "
         f"more than a factor of {LOG_SPAN:g}, else linear."

@@ -11,6 +11,7 @@ from typing import Any
 
 from locust.env import Environment
 
+from .figures import slo_met
 from .metrics import RequestResult, result_of
 from .protocol import ENDPOINTS
 from .record import RequestRecord
@@ -18,18 +19,11 @@ from .reporters import RecordsWriter
 from .summary import request_line
 from .tally import Tally
 
-__all__ = ["LLMRequestError", "ResultSink", "slo_met", "tell_locust"]
+__all__ = ["LLMRequestError", "ResultSink", "tell_locust"]
 
 
 class LLMRequestError(Exception):
     """What Locust's failure table shows for a failed LLM request."""
-
-
-def slo_met(res: RequestResult, slo: Mapping[str, float]) -> bool:
-    """A request meets the SLO when it succeeded and every named figure is within its limit."""
-    return res.ok and all(
-        (v := getattr(res, k)) is not None and v <= limit for k, limit in slo.items()
-    )
 
 
 def tell_locust(env: Environment, res: RequestResult) -> None:

@@ -9,23 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .aggregate import Aggregate
+from .figures import FIGURES, by_key, of_kind
 from .histogram import PERCENTILES
 from .metrics import RequestResult
 
 __all__ = ["RunInfo", "request_line", "seed_lines", "summary_dict", "sweep_rows", "table_lines"]
 
 DASHES = "-" * 50
-DIST_LABELS = {
-    "ttft_ms": "TTFT",
-    "ttfc_ms": "Time to first content",
-    "itl_ms": "ITL (per event)",
-    "tpot_ms": "TPOT",
-    "e2e_ms": "E2E",
-    "latency_ms": "Latency",
-    "queue_delay_ms": "Queue delay (open loop)",
-    "ttft_from_intended_ms": "TTFT from intended start",
-    "e2e_from_intended_ms": "E2E from intended start",
-}
 
 
 @dataclass
@@ -128,13 +118,10 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         "requests_per_s": _rate(agg.requests, duration),
     }
     out.update(_seed_figures(agg, info))
-    if info.mode == "streaming":
-        for name in ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "ttfc_ms"):
-            out[name] = _dist(agg, name)
-        out["follow_tokens_source"] = dict(agg.sources)
-    else:
-        out["latency_ms"] = _dist(agg, "latency_ms")
-        out["tokens_source"] = dict(agg.sources)
+    for f in of_kind("distribution", info.mode):
+        if not f.open_loop:
+            out[f.key] = _dist(agg, f.key)
+    out["follow_tokens_source" if info.mode == "streaming" else "tokens_source"] = dict(agg.sources)
     c = agg.counts
     out["token_count_check"] = {
         "compared": c["token_compared"],
@@ -144,9 +131,9 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         "max_abs_diff": agg.token_diff_max if c["token_compared"] else None,
     }
     out["short_outputs"] = {"requests": c["short_outputs"], "of": c["with_max_tokens"]}
-    for name in ("queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms"):
-        if agg.hist[name].count:
-            out[name] = _dist(agg, name)
+    for f in FIGURES:
+        if f.open_loop and agg.hist[f.key].count:
+            out[f.key] = _dist(agg, f.key)
     tpe = agg.hist["tokens_per_event"]
     if tpe.count:
         out["tokens_per_event"] = {k: v for k, v in tpe.summary().items() if k != "count"}
@@ -192,12 +179,16 @@ def sweep_rows(
     return rows
 
 
-def _fmt(x: Any, digits: int = 2) -> str:
+def _fmt(x: Any, digits: int | None = 2) -> str:
     if x is None:
         return "-"
     if isinstance(x, float):
-        return f"{x:,.{digits}f}"
+        return f"{x:,.{digits or 0}f}"
     return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def _f(d: dict[str, Any], key: str) -> str:
+    return _fmt(d[key], by_key(key).digits)
 
 
 def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
@@ -207,11 +198,11 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         "",
         f"LLM summary ({info.mode}, {info.endpoint}, model {info.model or '-'}, "
         f"{info.concurrency} users)",
-        f"  requests ok {_fmt(d['requests'])}   failed {_fmt(d['failures'])}   "
-        f"duration {_fmt(d['duration_s'], 1)} s",
-        f"  output tokens {_fmt(d['output_tokens'])}   "
-        f"output tokens/s {_fmt(d['output_tokens_per_s'], 1)}   "
-        f"requests/s {_fmt(d['requests_per_s'], 3)}",
+        f"  requests ok {_f(d, 'requests')}   failed {_f(d, 'failures')}   "
+        f"duration {_f(d, 'duration_s')} s",
+        f"  output tokens {_f(d, 'output_tokens')}   "
+        f"output tokens/s {_f(d, 'output_tokens_per_s')}   "
+        f"requests/s {_f(d, 'requests_per_s')}",
     ]
     src = d.get("follow_tokens_source") or d.get("tokens_source") or {}
     if src:
@@ -227,28 +218,23 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
     so = d["short_outputs"]
     if so["requests"]:
         lines.append(f"  {so['requests']} of {so['of']} responses were shorter than max_tokens")
-    names: tuple[str, ...] = ("latency_ms",)
-    if info.mode == "streaming":
-        names = ("ttft_ms", "ttfc_ms", "itl_ms", "tpot_ms", "e2e_ms")
-        ttfc, ttft = agg.hist["ttfc_ms"], agg.hist["ttft_ms"]
-        if ttfc.count == ttft.count and ttfc.total == ttft.total:
-            names = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms")  # no reasoning: the same figure
-    names += tuple(
-        n for n in ("queue_delay_ms", "ttft_from_intended_ms", "e2e_from_intended_ms") if n in d
-    )
+    dists = [f for f in of_kind("distribution", info.mode) if not f.open_loop or f.key in d]
+    ttfc, ttft = agg.hist["ttfc_ms"], agg.hist["ttft_ms"]
+    if ttfc.count == ttft.count and ttfc.total == ttft.total:
+        dists = [f for f in dists if f.key != "ttfc_ms"]  # no reasoning: the same figure
     header = (
         f"  {'ms':<24}{'count':>9}{'mean':>11}"
         + "".join(f"{'p' + str(p):>11}" for p in PERCENTILES)
         + f"{'max':>11}"
     )
     lines.append(header)
-    for name in names:
-        s = d.get(name) or _dist(agg, name)
+    for f in dists:
+        s = d.get(f.key) or _dist(agg, f.key)
         if not s["count"]:
             continue
-        row = f"  {DIST_LABELS[name]:<24}{s['count']:>9}{_fmt(s['mean']):>11}"
-        row += "".join(f"{_fmt(s[f'p{p}']):>11}" for p in PERCENTILES) + f"{_fmt(s['max']):>11}"
-        lines.append(row)
+        row = f"  {f.title:<24}{s['count']:>9}{_fmt(s['mean'], f.digits):>11}"
+        row += "".join(f"{_fmt(s[f'p{p}'], f.digits):>11}" for p in PERCENTILES)
+        lines.append(row + f"{_fmt(s['max'], f.digits):>11}")
     tpe = d.get("tokens_per_event")
     if tpe:
         lines.append(

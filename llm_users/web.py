@@ -10,55 +10,29 @@ import io
 import json
 import os
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import gevent
-from flask import Blueprint, Response, jsonify, request, send_file
+from flask import Blueprint, Response, jsonify, request, send_file, send_from_directory
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
 
+from .figures import FIGURES, fmt, registry_json
 from .histogram import PERCENTILES
 from .live import LiveView
+from .live_series import LiveSeries
 from .summary import seed_lines, summary_dict
 
 __all__ = ["LLMWebView", "install_web_ui"]
 
 TAB = "llm"
 PAGE = Path(__file__).with_name("webui") / "llm.html"
+VENDOR = PAGE.parent / "vendor"
 SAMPLE_S = 2.0  # chart resolution
-MASTER_WINDOW_S = 6.0  # workers report every ~3 s: a shorter window would alias
+MASTER_WINDOW_S = 6.0  # workers report every ~3 s
 MAX_POINTS = 3600  # two hours at SAMPLE_S; memory stays bounded
 STOP_WAIT_S = 5.0
 TEXT_TYPES = ("application/json", "text/html", "text/csv", "text/plain")
-HEAD = (
-    ("mode", "Mode"),
-    ("model", "Model"),
-    ("concurrency", "Users"),
-    ("requests", "Requests (ok)"),
-    ("failures", "Failures"),
-)
-RATES = (
-    ("output_tokens_per_s", "Output tokens/s"),
-    ("requests_per_s", "Requests/s"),
-    ("duration_s", "Duration (s)"),
-)
-DISTS = (
-    ("ttft_ms", "TTFT (ms)"),
-    ("itl_ms", "ITL (ms)"),
-    ("tpot_ms", "TPOT (ms)"),
-    ("e2e_ms", "E2E (ms)"),
-    ("latency_ms", "Latency (ms)"),
-)
-SEED = (
-    ("average_first_token_latency_ms", "Average first token latency (ms)"),
-    ("average_follow_latency_ms", "Average follow latency (ms)"),
-    ("average_follow_tokens", "Average follow tokens"),
-    ("follow_throughput_tokens_per_s", "Follow throughput (tokens/s)"),
-    ("average_latency_ms", "Average latency (ms)"),
-    ("average_tokens", "Average tokens"),
-    ("throughput_tokens_per_s", "Throughput (tokens/s)"),
-)
 COLUMNS = [("figure", "Figure"), ("value", "Value / count"), ("mean", "Mean")]
 COLUMNS += [(f"p{p}", f"p{p}") for p in PERCENTILES] + [("max", "Max")]
 
@@ -68,31 +42,28 @@ def install_web_ui(env: Any, view: LiveView) -> LLMWebView:
     return LLMWebView(env, view).install()
 
 
-def _fmt(x: Any) -> str:
-    if x is None or x == "":
-        return "-"
-    return f"{x:.2f}" if isinstance(x, float) else str(x)
+def _row(figure: str, value: Any, digits: int | None = 2) -> dict[str, str]:
+    return {"figure": figure, "value": fmt(value, digits)}
 
 
-def _row(figure: str, value: Any) -> dict[str, str]:
-    return {"figure": figure, "value": _fmt(value)}
-
-
-def table_rows(s: dict[str, Any], status: str) -> list[dict[str, str]]:
+def table_rows(s: dict[str, Any], status: str, page: str = "/llm") -> list[dict[str, str]]:
     """The tab's rows (no "name" key: the UI sorts by it, and these have a reading order)."""
     rows = [_row("Status", status)]
     if not s:
         return rows
-    rows += [_row(label, s[key]) for key, label in HEAD]
-    rows += [_row(f"Failures: {kind}", n) for kind, n in s["failures_by_kind"].items()]
-    rows += [_row(label, s[key]) for key, label in RATES]
-    for key, label in DISTS:
-        d = s.get(key)
-        if d:
-            cells = {k: _fmt(d[k]) for k, _ in COLUMNS[2:]}
-            rows.append({"figure": label, "value": _fmt(d["count"]), **cells})
-    rows += [_row(label, s[key]) for key, label in SEED if key in s]
-    rows.append(_row("Charts, final summary", "the /llm page (links under Download Data)"))
+    for f in FIGURES:
+        if not f.tab or f.key not in s:
+            continue
+        if f.kind == "distribution":
+            d = s[f.key]
+            if d:
+                cells = {k: f.fmt(d[k]) for k, _ in COLUMNS[2:]}
+                rows.append({"figure": f.with_unit, "value": fmt(d["count"]), **cells})
+            continue
+        rows.append(_row(f.with_unit, s[f.key], f.digits))
+        if f.key == "failures":
+            rows += [_row(f"Failures: {kind}", n) for kind, n in s["failures_by_kind"].items()]
+    rows.append(_row("Charts over time, final summary", f"open {page} (also under Download Data)"))
     return rows
 
 
@@ -116,10 +87,10 @@ class LLMWebView:
     def __init__(self, env: Any, view: LiveView) -> None:
         self.view = view
         self.env = env
-        # (wall time, output tokens, TTFT sum, TTFT n, latency sum, latency n), cumulative
-        self.points: deque[tuple[float, float, float, int, float, int]] = deque(maxlen=MAX_POINTS)
+        self.live = LiveSeries(SAMPLE_S, MAX_POINTS)  # the window is set at test start
         self._cached: tuple[float, dict[str, Any]] = (0.0, {})
         self.active = False  # between our test_start and test_stop listeners
+        self.page_path = "/llm"
 
     def install(self) -> LLMWebView:
         web_ui = self.env.web_ui
@@ -136,12 +107,16 @@ class LLMWebView:
             ],
         )
         opts = self.env.parsed_options
-        bp = Blueprint("llm_users", __name__, url_prefix=getattr(opts, "web_base_path", None))
+        base = getattr(opts, "web_base_path", None)
+        self.page_path = f"{base or ''}/llm"
+        bp = Blueprint("llm_users", __name__, url_prefix=base)
         auth = web_ui.auth_required_if_enabled
         bp.add_url_rule("/llm", "page", auth(self.page))
         bp.add_url_rule("/llm/summary.json", "summary_json", auth(self.summary_json))
         bp.add_url_rule("/llm/summary.csv", "summary_csv", auth(self.summary_csv))
         bp.add_url_rule("/llm/state.json", "state_json", auth(self.state_json))
+        bp.add_url_rule("/llm/figures.json", "figures_json", auth(self.figures_json))
+        bp.add_url_rule("/llm/vendor/<path:name>", "vendor", auth(self.vendor))
         web_ui.app.register_blueprint(bp)
         web_ui.app.after_request(self._after_request)
         ev = self.env.events
@@ -179,26 +154,12 @@ class LLMWebView:
         return seed_lines(self.view.aggregate(), self.view.info())
 
     def series(self) -> dict[str, list[Any]]:
-        """Per-window TTFT (or latency) mean and output tokens/s, from cumulative samples."""
-        window = MASTER_WINDOW_S if isinstance(self.env.runner, MasterRunner) else SAMPLE_S
-        pts = list(self.points)
-        out: dict[str, list[Any]] = {"t": [], "tokens_per_s": [], "ttft_ms": [], "latency_ms": []}
-        for i in range(1, len(pts)):
-            j = i - 1
-            while j > 0 and pts[i][0] - pts[j][0] < window - 0.1:
-                j -= 1
-            (t, tok, ts, tn, ls, ln), (t0, tok0, ts0, tn0, ls0, ln0) = pts[i], pts[j]
-            out["t"].append(t)
-            out["tokens_per_s"].append((tok - tok0) / (t - t0) if t > t0 else None)
-            out["ttft_ms"].append((ts - ts0) / (tn - tn0) if tn > tn0 else None)
-            out["latency_ms"].append((ls - ls0) / (ln - ln0) if ln > ln0 else None)
-        return out
+        """The charts' points: one list per field of :data:`~llm_users.live_series.FIELDS`."""
+        return self.live.columns()
 
     def _sample(self) -> None:
-        agg = self.view.aggregate()
-        s, c = agg.sums, agg.counts
-        self.points.append((time.time(), s["output_tokens"], s["ttft_ms"], c["stream_ok"],
-                            s["latency_ms"], c["nonstream_ok"]))  # fmt: skip
+        users = getattr(self.env.runner, "user_count", 0) or 0
+        self.live.sample(self.view.aggregate(), users, time.time())
 
     def _sampler(self) -> None:
         while True:
@@ -207,7 +168,11 @@ class LLMWebView:
                 self._sample()
 
     def _on_test_start(self, **_kw: Any) -> None:
-        self.points.clear()
+        self.live.clear()
+        # a master hears from workers every ~3 s: a shorter window would alias
+        self.live.window_s = (
+            MASTER_WINDOW_S if isinstance(self.env.runner, MasterRunner) else SAMPLE_S
+        )
         self._cached = (0.0, {})
         self.active = True
         self._sample()
@@ -219,6 +184,13 @@ class LLMWebView:
     # -- routes ----------------------------------------------------------------------------
     def page(self) -> Response:
         return send_file(PAGE, mimetype="text/html", max_age=0)
+
+    def figures_json(self) -> Response:
+        return jsonify(registry_json())
+
+    def vendor(self, name: str) -> Response:
+        """The charting library, served from the package: the page works offline."""
+        return send_from_directory(VENDOR, name, max_age=3600)
 
     def summary_json(self) -> Response:
         return jsonify(self.summary())
@@ -251,7 +223,9 @@ class LLMWebView:
             self._wait_stopped()
             data["state"] = self.state
             data["user_count"] = getattr(self.env.runner, "user_count", 0)
-        data["extended_stats"] = [{"key": TAB, "data": table_rows(self.summary(), self.status())}]
+        data["extended_stats"] = [
+            {"key": TAB, "data": table_rows(self.summary(), self.status(), self.page_path)}
+        ]
         response.set_data(json.dumps(data))
 
     def _wait_stopped(self) -> None:

@@ -52,6 +52,7 @@ ROUTES = (
     "llm/summary.json",
     "llm/summary.csv",
     "llm/state.json",
+    "llm/figures.json",
     "exceptions",
     "tasks",
     "logs",
@@ -206,5 +207,29 @@ def _drive(ctx: Any, base: str, sim: SimulatorProcess) -> None:
     ttft = summary["average_first_token_latency_ms"]
     assert f"Average First token latency: {float(ttft)} ms" in seed
     assert f"Average follow tokens: {float(summary['average_follow_tokens'])}" in seed
-    page.wait_for_selector("#c2 polyline", state="attached")
+    _check_charts(page, summary)
     assert LEAK not in page.content()
+
+
+def _check_charts(page: Any, summary: dict[str, Any]) -> None:
+    """The uPlot charts hold the run's points; latencies lie within the run's own range."""
+    page.wait_for_function(
+        "window.llmCharts.length === 4 && window.llmCharts[0].data[0].length > 0"
+    )
+    charts = page.evaluate(
+        """() => window.llmCharts.map(c => ({title: c.spec.title,
+            fields: c.spec.series.map(s => s[0]), data: c.data,
+            drawn: c.root.querySelectorAll('canvas').length}))"""
+    )
+    assert [c["title"].split()[0] for c in charts] == ["TTFT", "ITL", "Output", "Users,"]
+    for c in charts:
+        assert c["drawn"] == 1, c["title"]
+        n = len(c["data"][0])
+        assert n > 0 and all(len(col) == n for col in c["data"][1:]), c["title"]
+    values = {f: col for c in charts for f, col in zip(c["fields"], c["data"][1:], strict=True)}
+    ttft = [v for v in values["ttft_p50_ms"] + values["ttft_p99_ms"] if v is not None]
+    assert ttft and all(0 < v <= summary["ttft_ms"]["max"] for v in ttft)
+    itl = [v for v in values["itl_p99_ms"] if v is not None]
+    assert itl and all(0 <= v <= summary["itl_ms"]["max"] for v in itl)
+    assert max(values["output_tokens_per_s"]) > 0 and max(values["users"]) == 4
+    assert not any(values["failures_per_s"])  # the run had no failures

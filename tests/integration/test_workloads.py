@@ -296,3 +296,20 @@ def test_headers_system_prompt_and_extra_body_reach_the_server():
     assert req["messages"][0] == {"role": "system", "content": "Be brief."}
     assert req["ignore_eos"] is True and req["top_p"] == 0.9  # --extra-body wins over --sampling
     assert req["temperature"] == 0.01
+
+
+def test_ttfc_is_an_slo_key_checked_per_request(simulator):
+    # 10 of 14 tokens are reasoning, 20 ms apart: the first content token comes >= 205 ms after
+    # the request is sent, whatever the load (the simulator sleeps at least that long).
+    sim = simulator(ttft_ms=5, itl_ms=20, output_tokens=14, reasoning_tokens=10)
+    for limit, met in (("120", 0), ("60000", 6)):
+        rows: list = []
+        s = run_in_process(
+            sim.url, "--stream", "--slo", f"ttfc_ms={limit}", "--requests-per-user", "3",
+            users=2, collect=rows,
+        ).last_summary  # fmt: skip
+        assert s["slo"] == {"ttfc_ms": float(limit)}
+        assert s["goodput"]["of"] == 6 and s["goodput"]["requests_meeting_slo"] == met
+        for _rec, res in rows:  # each request judged by its own time to first content
+            assert res.ttfc_ms >= 5 + 10 * 20 > float(limit) or met
+            assert res.slo_met is (res.ttfc_ms <= float(limit))

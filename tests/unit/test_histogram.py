@@ -230,3 +230,31 @@ def test_huge_values_are_clamped_into_the_last_bucket_without_error() -> None:
     assert h.count == 2 and h.max == 1e15
     p100 = h.percentile(100)
     assert p100 is not None and 1.0 < p100 <= 1e15
+
+
+def test_buckets_hold_every_sample_in_order() -> None:
+    values = lognormal(3, 5_000)
+    h = hist_of(values)
+    buckets = list(h.buckets())
+    assert sum(n for _, _, n in buckets) == h.count == len(values)
+    assert all(a[1] <= b[0] for a, b in zip(buckets, buckets[1:], strict=False))  # ascending
+    for low, high, _ in buckets:
+        assert 0 <= low < high and (high - low <= 0.001 + 1e-12 or high - low <= high / 1024)
+    # each sample (rounded to whole us) lies in exactly one bucket, [low, high)
+    for v in values[:200]:
+        us = round(v * 1000.0) / 1000.0
+        assert sum(1 for lo, hi, _ in buckets if lo <= us < hi) == 1, v
+
+
+def test_since_is_the_histogram_of_the_later_samples(seed: int = 11) -> None:
+    first, later = lognormal(seed, 3_000), lognormal(seed + 1, 2_000)
+    h = hist_of(first)
+    snapshot = h.copy()
+    h.record_many(later)
+    window = h.since(snapshot)
+    alone = hist_of(later)
+    assert window.count == alone.count and window.counts == alone.counts
+    assert window.total == pytest.approx(alone.total)
+    for p in PERCENTILES:  # exact, unless clamped by the run's own extremes
+        assert window.percentile(p) == alone.percentile(p)
+    assert h.since(h.copy()).percentile(50) is None  # nothing new
