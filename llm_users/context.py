@@ -8,11 +8,14 @@ prompt source. Slow things (tokenizer, dataset files) load here, before users st
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from locust.runners import MasterRunner, WorkerRunner
 
 from .client import ClientConfig, LLMClient
 from .errors import ConfigError
@@ -48,6 +51,13 @@ class Role:
     def sends_requests(self) -> bool:
         return self.kind != "master"
 
+    @classmethod
+    def of(cls, runner: Any, workers: int = 1) -> Role:
+        """The role of this process's Locust runner (``workers``: as the master said)."""
+        if isinstance(runner, WorkerRunner):
+            return cls("worker", int(getattr(runner, "worker_index", 0)), workers)
+        return cls("master" if isinstance(runner, MasterRunner) else "local")
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -58,6 +68,13 @@ class RunContext:
     counter: Any = None  # text -> tokens, when --tokenizer is given (not on the master)
     prompts: PromptSource | None = None
     prompts_key: tuple[Any, ...] = ()
+    users_made: Any = field(default_factory=itertools.count)  # numbers users, for their seeds
+
+    def user_rng(self, purpose: str) -> random.Random:
+        """A new user's own random stream, repeatable with --seed (the n-th user made in this
+        process, and the worker's index)."""
+        n = next(self.users_made)
+        return random.Random(self.settings.seed_for(f"{purpose}/user{n}", self.role.index))
 
     def new_client(self) -> LLMClient:
         s = self.settings

@@ -73,6 +73,13 @@ class RunControl:
             self.sweep.start()
         self.running = True
 
+    @staticmethod
+    def initial_users(opts: Any, settings: Settings) -> None:
+        """Locust spawns -u users itself: a user sweep starts at its first step's count."""
+        if settings.sweep and settings.sweep_of == "users" and opts is not None:
+            opts.num_users = int(settings.sweep[0])
+            opts.spawn_rate = max(float(getattr(opts, "spawn_rate", 0) or 0), settings.sweep[0])
+
     def stop(self) -> None:
         self.running = False
         if self.sweep is not None:

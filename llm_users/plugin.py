@@ -8,14 +8,11 @@ and the web UI's read-only view (live.py, web.py).
 
 from __future__ import annotations
 
-import itertools
 import logging
-import random
 import sys
 from typing import Any
 
 from locust.env import Environment
-from locust.event import EventHook
 from locust.runners import MasterRunner, WorkerRunner
 
 from .context import Role, RunContext, build_context, startup_key
@@ -25,7 +22,7 @@ from .errors import ConfigError, LLMUsersError
 from .live import LiveView
 from .looplag import LoopLagMonitor
 from .options import Settings
-from .report import exit_code, print_and_write, run_info
+from .report import finish, live_info
 from .sink import ResultSink
 from .summary import RunInfo
 from .tally import Tally
@@ -68,28 +65,23 @@ class LLMPlugin:
         self.complete = self.sink.complete  # what a user calls with each finished record
         self.control = RunControl(env, lambda: self.headless)
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
-        self.control.step_requests = self._step_requests
+        self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
         self.sink.observers.append(self.control.watch)
         self.worker: WorkerLink | None = None
         self.master: MasterLink | None = None
         self.last_summary: dict[str, Any] | None = None
         self._startup_key = ""  # master/local: the key of the command line or environment
         self._init_done = False
-        self._users_made = itertools.count()  # numbers this process's users, for their seeds
         ev = env.events
-        for name in ("llm_first_token", "llm_follow_tokens", "llm_request"):
-            if not hasattr(ev, name):
-                setattr(ev, name, EventHook())
         ev.test_start.add_listener(self._on_test_start)
         ev.test_stop.add_listener(self._on_test_stop)
         ev.test_stopping.add_listener(lambda **_kw: self.lag.freeze())
-        ev.quitting.add_listener(self._on_quitting)
         ev.spawning_complete.add_listener(
             lambda user_count, **_kw: self.control.spawned(user_count)
         )
-        ev.reset_stats.add_listener(self._on_reset_stats)
+        ev.reset_stats.add_listener(lambda **_kw: self.worker is None and self.sink.take())
         ev.report_to_master.add_listener(
-            lambda client_id, data, **_kw: self.worker and self.worker.report(data)
+            lambda data, **_kw: self.worker and self.worker.report(data)
         )
         ev.worker_report.add_listener(
             lambda client_id, data, **_kw: (
@@ -97,35 +89,18 @@ class LLMPlugin:
             )
         )
 
-    # -- what users and tests read ---------------------------------------------------------
     @property
     def settings(self) -> Settings | None:
         return self.ctx.settings if self.ctx is not None else None
 
     @property
-    def users_done(self) -> int:
-        return self.control.users_done
-
-    def user_rng(self, purpose: str) -> random.Random:
-        """A new user's own random stream, repeatable with --seed (the n-th user made in this
-        process, and the worker's index)."""
-        n, s = next(self._users_made), self.settings
-        return random.Random(s.seed_for(f"{purpose}/user{n}", self.role.index) if s else None)
-
-    @property
     def role(self) -> Role:
-        runner = self.env.runner
-        if isinstance(runner, WorkerRunner):
-            workers = self.worker.workers if self.worker is not None else 1
-            return Role("worker", int(getattr(runner, "worker_index", 0)), workers)
-        return Role("master" if isinstance(runner, MasterRunner) else "local")
+        return Role.of(self.env.runner, self.worker.workers if self.worker is not None else 1)
 
     @property
     def headless(self) -> bool:
         opts = self.env.parsed_options
-        return (
-            bool(opts is not None and getattr(opts, "headless", False)) or self.env.web_ui is None
-        )
+        return bool(getattr(opts, "headless", False)) or self.env.web_ui is None
 
     # -- start-up ----------------------------------------------------------------------------
     def on_init(self) -> None:
@@ -147,15 +122,10 @@ class LLMPlugin:
         self._startup_key = startup_key(opts)
         try:
             self.ctx = self._build(check_server=self.headless)
-            s = self.ctx.settings
-            if s.sweep and s.sweep_of == "users":
-                # Locust spawns -u users itself: a user sweep starts at its first step's count.
-                opts.num_users = int(s.sweep[0])
-                opts.spawn_rate = max(float(getattr(opts, "spawn_rate", 0) or 0), s.sweep[0])
+            self.control.initial_users(opts, self.ctx.settings)
         except ConfigError as exc:
             if self.headless:
                 sys.stderr.write(f"llm-users: error: {exc}\n")
-                sys.stderr.flush()
                 sys.exit(2)
             log.error("llm-users: %s (fix it in the start form)", exc)
         if self.env.web_ui is not None:
@@ -200,15 +170,10 @@ class LLMPlugin:
                 )
         self.control.start(s, role)
 
-    # -- distributed and live ----------------------------------------------------------------
     def _take_delta(self) -> Tally:
         tally = self.sink.take()
         tally.lag = self.lag.take()
         return tally
-
-    def _step_requests(self, index: int) -> int:
-        agg = self.sink.tally.steps.get(index)
-        return agg.requests + agg.failed if agg is not None else 0
 
     def _live_view(self) -> LiveView:
         return LiveView(
@@ -219,12 +184,11 @@ class LLMPlugin:
             api_key=lambda: self.ctx.settings.api_key if self.ctx is not None else "",
         )
 
-    # -- the end -----------------------------------------------------------------------------
-    def _on_reset_stats(self, **_kw: Any) -> None:
-        """Locust's "Reset stats" resets the LLM figures too (workers send deltas: no reset)."""
-        if self.worker is None:
-            self.sink.take()
+    def run_info(self, final: bool = True) -> RunInfo:
+        assert self.ctx is not None
+        return live_info(self.env, self.ctx, self.sink.tally, self.control, self.master, final)
 
+    # -- the end -----------------------------------------------------------------------------
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         self.control.stop()
         if self.master is None:
@@ -232,31 +196,9 @@ class LLMPlugin:
         self.sink.close_records()
         if self.worker is not None:
             self.worker.send_final()
-            return
-        if self.ctx is None:
-            return
-        if self.master is None:
-            self.sink.tally.lag = self.lag.take()
-        self.report()
-
-    def run_info(self, final: bool = True) -> RunInfo:
-        assert self.ctx is not None
-        target = getattr(self.env.runner, "target_user_count", 0) or 0
-        workers = self.master.summary() if self.master is not None else None
-        concurrency = max(self.control.peak_users, target)
-        return run_info(self.ctx, self.sink.tally, self.control, concurrency, workers, final)
-
-    def report(self) -> dict[str, Any]:
-        assert self.ctx is not None
-        self.last_summary = print_and_write(self.ctx, self.sink.tally, self.run_info())
-        return self.last_summary
-
-    def _on_quitting(self, environment: Environment, **_kw: Any) -> None:
-        """The exit code: 3 when --slo-target was missed, 4 when the run was aborted."""
-        if self.worker is not None or self.last_summary is None or self.ctx is None:
-            return
-        code = exit_code(
-            self.last_summary, self.ctx.settings.slo_target, self.control.abort_reason is not None
-        )
-        if code is not None:
-            environment.process_exit_code = code
+        elif self.ctx is not None:
+            if self.master is None:
+                self.sink.tally.lag = self.lag.take()
+            self.last_summary = finish(
+                environment, self.ctx, self.sink.tally, self.control, self.master
+            )

@@ -13,7 +13,15 @@ from .reporters import write_json
 from .summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from .tally import Tally
 
-__all__ = ["EXIT_ABORTED", "EXIT_SLO", "exit_code", "print_and_write", "run_info"]
+__all__ = [
+    "EXIT_ABORTED",
+    "EXIT_SLO",
+    "exit_code",
+    "finish",
+    "live_info",
+    "print_and_write",
+    "run_info",
+]
 
 LAG_WARN_MS = 5.0  # p99 loop lag above this makes timings uncertain: say so
 LATE_START_MS = 10.0  # open loop: a request started this late means the users could not keep up
@@ -81,6 +89,28 @@ def run_info(
         tokenizer=s.tokenizer,
         extra=extra,
     )
+
+
+def finish(
+    env: Any, ctx: RunContext, tally: Tally, control: RunControl, master: Any
+) -> dict[str, Any]:
+    """The end of a local or master run: print and write the summary, set the exit code."""
+    info = live_info(env, ctx, tally, control, master, final=True)
+    summary = print_and_write(ctx, tally, info)
+    code = exit_code(summary, ctx.settings.slo_target, control.abort_reason is not None)
+    if code is not None:
+        env.process_exit_code = code
+    return summary
+
+
+def live_info(
+    env: Any, ctx: RunContext, tally: Tally, control: RunControl, master: Any, final: bool
+) -> RunInfo:
+    """Run facts now (``master``: its MasterLink, or None)."""
+    target = getattr(env.runner, "target_user_count", 0) or 0
+    workers = master.summary() if master is not None else None
+    concurrency = max(control.peak_users, target)
+    return run_info(ctx, tally, control, concurrency, workers, final)
 
 
 def print_and_write(ctx: RunContext, tally: Tally, info: RunInfo) -> dict[str, Any]:

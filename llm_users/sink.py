@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from locust.env import Environment
+from locust.event import EventHook
 
 from .figures import slo_met
 from .metrics import RequestResult, result_of
@@ -60,6 +61,10 @@ class ResultSink:
 
     def __init__(self, env: Environment) -> None:
         self.env = env
+        ev = env.events  # the plugin's own events, for listeners of every result
+        for name in ("llm_first_token", "llm_follow_tokens", "llm_request"):
+            if not hasattr(ev, name):
+                setattr(ev, name, EventHook())
         self.counter: Any = None
         self.slo: Mapping[str, float] = {}
         self.sweep = False

@@ -34,6 +34,11 @@ class Tally:
             agg = self.steps[index] = Aggregate()
         return agg
 
+    def step_requests(self, index: int) -> int:
+        """Requests of a sweep step so far, ok or failed."""
+        agg = self.steps.get(index)
+        return agg.requests + agg.failed if agg is not None else 0
+
     def merge(self, other: Tally) -> None:
         self.total.merge(other.total)
         for i, agg in other.steps.items():

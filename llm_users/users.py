@@ -6,6 +6,7 @@ concurrency.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from locust import User, task
@@ -32,7 +33,8 @@ class BaseLLMUser(User):
         self.done = False
         self.llm: LLMClient | None = None
         self.prompts: PromptSource | None = None
-        self.think_rng = self.plugin.user_rng("think")
+        ctx = self.plugin.ctx
+        self.think_rng = ctx.user_rng("think") if ctx is not None else random.Random()
 
     def wait_time(self) -> float:
         # A user that has sent its --requests-per-user waits "forever": Locust kills a

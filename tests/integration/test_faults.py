@@ -96,7 +96,7 @@ class Run:
         s, total = self.s, self.users * self.requests
         # Nothing raised out of a user; every user sent all its requests.
         assert not self.plugin.env.runner.exceptions
-        assert self.plugin.users_done == self.users
+        assert self.plugin.control.users_done == self.users
         assert len(self.pairs) == total
         assert s["requests"] + s["failures"] == total
         assert s["failures_by_kind"] == ({kind: n_failed} if n_failed else {})
@@ -324,7 +324,7 @@ def test_every_fault_at_random_counted_by_kind(sim_with, stream):
     else:
         assert run.s["latency_ms"]["count"] == ok
     assert run.s["output_tokens"] == ok * TOKENS
-    assert not run.plugin.env.runner.exceptions and run.plugin.users_done == 3
+    assert not run.plugin.env.runner.exceptions and run.plugin.control.users_done == 3
 
 
 # --- an idle keep-alive connection closed by the server ------------------------------------
