@@ -1,5 +1,8 @@
 """Prompt datasets (text, JSONL, ShareGPT files) and synthetic prompts of an exact token length.
 
+Every prompt source that reads a file or counts tokens, with one error style (file and line):
+it reads better whole.
+
 Formats (auto-detected, or forced with ``fmt``):
 
 * ``text``: one prompt per line; blank lines are skipped (use JSONL for multi-line prompts).

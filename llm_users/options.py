@@ -4,6 +4,9 @@ Each option is declared once, as a field of :class:`Settings` (see declare.py); 
 they are added to Locust's own parser (command line, config files, ``LOCUST_*`` environment
 variables, the web UI form, grouped in --help), and :meth:`Settings.from_options` checks
 them all once, raising :class:`~llm_users.errors.ConfigError` naming the option and the value.
+
+Its length is the table of options itself: one declaration each, grouped as in --help, so it
+reads better whole than split by group.
 """
 
 from __future__ import annotations

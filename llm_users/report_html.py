@@ -5,6 +5,9 @@ matplotlib SVG inlined into the page (text kept as ``<text>``, so it stays small
 searchable). A Content-Security-Policy meta tag forbids scripts and network fetches as a
 second line of defence.
 
+One page, rendered top to bottom by the functions below in the order it reads: it reads better
+whole than split between a charts module and a page module.
+
 Every string that comes from the run (model, host, failure messages -- which are server
 output) is HTML-escaped here; no template engine ever sees the data, and no untrusted
 string is drawn in a chart (matplotlib would parse ``$...$`` as mathtext). The inputs carry

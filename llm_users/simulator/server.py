@@ -1,4 +1,7 @@
-"""The aiohttp application: OpenAI-compatible endpoints and the /sim ground-truth endpoints."""
+"""The aiohttp application: OpenAI-compatible endpoints and the /sim ground-truth endpoints.
+
+One handler per route, each short; the routes of one server read better whole in one file.
+"""
 
 from __future__ import annotations
 
