@@ -1,6 +1,6 @@
 """The aiohttp application: OpenAI-compatible endpoints and the /sim ground-truth endpoints.
 
-One handler per route, each short; the routes of one server read better whole in one file.
+One handler per route, each short; the routes of one server: it reads better whole in one file.
 """
 
 from __future__ import annotations
