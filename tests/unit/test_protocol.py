@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llm_users.protocol import CHAT, COMPLETIONS, ENDPOINTS, Chunk, error_message
+from llm_users.protocol import CHAT, COMPLETIONS, ENDPOINTS, RESPONSES, Chunk, error_message
 from llm_users.sse import SSEParser
 
 from .streams import (
@@ -213,7 +213,7 @@ def test_completions_body_flattens_a_messages_prompt() -> None:
 
 
 def test_endpoints() -> None:
-    assert ENDPOINTS == {"chat": CHAT, "completions": COMPLETIONS}
+    assert ENDPOINTS == {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES}
     assert CHAT.path == "/v1/chat/completions"
     assert COMPLETIONS.path == "/v1/completions"
 
