@@ -90,7 +90,8 @@ class LLMClient:
         head = [f"Host: {o.host_header}", "User-Agent: llm-users", "Content-Type: application/json"]
         head += [f"{k}: {v}" for k, v in config.headers]
         self._head = ("\r\n".join(head) + "\r\n").encode("latin-1")
-        self._received: int | None = None  # bytes of the current response; None: not reading
+        self._first_span = min(config.first_token_timeout, config.request_timeout)
+        self._received: int | None = None  # bytes of the response head; None: not reading
         self._loop_now: Callable[[], float] = get_hub().loop.now
         self._slice_loop = 0.0  # the event loop's time when this user's busy slice began
         self._slice_start = 0.0
@@ -161,34 +162,38 @@ class LLMClient:
     # -- reading -------------------------------------------------------------------------
     def _recv(self, rec: RequestRecord) -> bytes:
         """One read, within the current deadline; yields first if this user ran too long."""
+        cfg = self.config
         now = _perf()
-        loop_now = self._loop_now()
-        if loop_now != self._slice_loop:  # the loop has turned since: a new busy slice
+        if now - self._slice_start > cfg.max_busy_s:
+            loop_now = self._loop_now()
+            if loop_now == self._slice_loop:  # the loop has not turned: this user kept it
+                _gsleep(0)  # data keeps coming: let the other users read theirs
+                loop_now = self._loop_now()
+                now = _perf()
             self._slice_loop, self._slice_start = loop_now, now
-        elif now - self._slice_start > self.config.max_busy_s:
-            _gsleep(0)  # data keeps coming: let the other users read theirs
-            now = self._slice_start = _perf()
-        deadline, _ = _deadline(rec, self.config)
+        # The deadline (as _deadline says, inline: this runs once per read).
+        if rec.token_times or not rec.stream:
+            deadline = rec.start + cfg.request_timeout
+        else:
+            deadline = rec.start + self._first_span
         remaining = deadline - now
         if remaining <= 0:
             raise TimeoutError("deadline passed")
-        data = self.conn.recv(remaining)
-        self._received = (self._received or 0) + len(data)
-        return data
+        return self.conn.recv(remaining)
 
     def _read(self, rec: RequestRecord, stream: bool) -> None:
         cfg = self.config
         resp = ResponseHead("POST")
         conn = self.conn
-        self._received = 0
-        head_bytes = 0
+        self._received = head_bytes = 0
         while not resp.headers_complete:
             data = self._recv(rec)
             if not data:
-                if not self._received:
+                if head_bytes == 0:
                     raise EOFError("connection closed before any response")
                 raise HTTPParseError("connection closed before the end of the response headers")
             head_bytes += len(data)
+            self._received = head_bytes
             resp.feed(data)
             if resp.header_count > cfg.max_headers:
                 raise Oversized(f"more than {cfg.max_headers} response headers")

@@ -111,21 +111,29 @@ def json_events(
     ``error_objects``, an OpenAI error object (or an ``event: error``) is an error; the rest
     goes to ``chunk_of``.
     """
-    loads = orjson.loads
 
-    def on_event(raw: bytes, event: bytes) -> Chunk:
+    def on_event(
+        raw: bytes,
+        event: bytes,
+        loads: Any = orjson.loads,
+        decode_error: Any = orjson.JSONDecodeError,
+        error_of: Any = error_message if error_objects else None,
+        nothing: Chunk = _NOTHING,
+        done: Chunk = _DONE,
+    ) -> Chunk:
+        # (the defaults are locals: this runs once per streamed event)
         if raw == b"[DONE]":
-            return _DONE
+            return done
         if not raw:
-            return _NOTHING
+            return nothing
         try:
             obj = loads(raw)
-        except orjson.JSONDecodeError:
+        except decode_error:
             raise BadShape(f"data line is not JSON: {clip(raw)}") from None
         if not isinstance(obj, dict):
             raise BadShape(f"data is not a JSON object: {clip(raw)}")
-        if error_objects:
-            err = error_message(obj)
+        if error_of is not None:
+            err = error_of(obj)
             if err is not None or event == b"error":
                 return Chunk(None, False, None, None, False, err or clip(raw))
         try:
@@ -321,27 +329,6 @@ def _responses_body(
     return body
 
 
-def _endpoint(name: str, path: str, chunk: Any, text: Any, build: Any) -> Endpoint:
-    return Endpoint(name, path, chunk, text, build, json_events(chunk), choices_full(text))
-
-
-CHAT = _endpoint("chat", "/v1/chat/completions", _chat_chunk, _chat_text, _chat_body)
-COMPLETIONS = _endpoint(
-    "completions", "/v1/completions", _completion_chunk, _completion_text, _completion_body
-)
-RESPONSES = Endpoint(
-    "responses",
-    "/v1/responses",
-    _responses_chunk,
-    _responses_text,
-    _responses_body,
-    json_events(_responses_chunk, error_objects=False),
-    _responses_full,
-    max_tokens_key="max_output_tokens",
-)
-ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES}
-
-
 def error_message(obj: Any) -> str | None:
     """The message of an OpenAI-style ``{"error": ...}`` object, or None if it is not one."""
     if not isinstance(obj, dict) or obj.get("choices"):
@@ -381,3 +368,24 @@ def error_text(body: bytes, limit: int = 200) -> str:
         text = re.sub(r"<[^>]*>", " ", text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _endpoint(name: str, path: str, chunk: Any, text: Any, build: Any) -> Endpoint:
+    return Endpoint(name, path, chunk, text, build, json_events(chunk), choices_full(text))
+
+
+CHAT = _endpoint("chat", "/v1/chat/completions", _chat_chunk, _chat_text, _chat_body)
+COMPLETIONS = _endpoint(
+    "completions", "/v1/completions", _completion_chunk, _completion_text, _completion_body
+)
+RESPONSES = Endpoint(
+    "responses",
+    "/v1/responses",
+    _responses_chunk,
+    _responses_text,
+    _responses_body,
+    json_events(_responses_chunk, error_objects=False),
+    _responses_full,
+    max_tokens_key="max_output_tokens",
+)
+ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES}
