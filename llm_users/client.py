@@ -28,6 +28,7 @@ from .sse import SSEParser
 __all__ = ["ClientConfig", "LLMClient", "Oversized", "failure_of"]
 
 _perf = time.perf_counter
+_TURN = 1e-6  # seconds: a timer that is due at the loop's next turn
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -167,7 +168,12 @@ class LLMClient:
         if now - self._slice_start > cfg.max_busy_s:
             loop_now = self._loop_now()
             if loop_now == self._slice_loop:  # the loop has not turned: this user kept it
-                _gsleep(0)  # data keeps coming: let the other users read theirs
+                # Data keeps coming: let the loop run its timers and I/O (the other users'
+                # reads). Not sleep(0): it only runs queued callbacks, so a user alone in
+                # the queue is resumed at once, the loop never polled; not idle(): any
+                # greenlet looping on sleep(0) would starve it. A timer this short costs
+                # exactly one turn of the loop.
+                _gsleep(_TURN)
                 loop_now = self._loop_now()
                 now = _perf()
             self._slice_loop, self._slice_start = loop_now, now
