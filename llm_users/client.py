@@ -1,31 +1,36 @@
 """One request: send, read, timestamp every read -> a :class:`RequestRecord`.
 
-The client knows nothing of Locust or of aggregation. Every failure is caught and
-classified into the record (see :class:`~llm_users.record.FailureKind`); only
-``BaseException``s such as ``GreenletExit`` (a user being stopped) propagate.
+The client knows nothing of Locust or of aggregation, nor of the endpoint's shapes (its
+:class:`~llm_users.protocol.Endpoint` reads them). Every failure is classified into the
+record by :func:`failure_of`; only ``BaseException``s such as ``GreenletExit`` (a user being
+stopped) and programming errors propagate. Everything a server sends is bounded
+(:class:`ClientConfig`), and a user never holds the event loop for long.
 """
 
 from __future__ import annotations
 
 import errno
-import select
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from gevent import monkey
+from gevent import get_hub
+from gevent import sleep as _gsleep
 from geventhttpclient.response import HTTPParseError
 
-from .http import Connection, Origin, ResponseHead
-from .protocol import Endpoint, error_message, error_text
+from .http import Connection, ConnectionLike, Origin, ResponseHead
+from .protocol import BadShape, Endpoint, clip, error_message, error_text
 from .record import FailureKind, RequestRecord
 from .sse import SSEParser
 
-__all__ = ["ClientConfig", "LLMClient"]
+__all__ = ["ClientConfig", "LLMClient", "Oversized", "failure_of"]
 
 _perf = time.perf_counter
-_MAX_ERROR_BODY = 64 * 1024
+_TURN = 1e-6  # seconds: a timer that is due at the loop's next turn
+KiB = 1024
+MiB = 1024 * KiB
 
 
 @dataclass(frozen=True)
@@ -36,27 +41,61 @@ class ClientConfig:
     connect_timeout: float = 10.0
     first_token_timeout: float = 120.0
     request_timeout: float = 600.0
+    # Bounds on what a server may send; past one the request fails as oversized_response.
+    # One SSE event (or unfinished line): a streamed event carries a few tokens, tens of
+    # bytes; even one carrying a whole long answer or logprobs stays in the hundreds of KiB.
+    # 8 MiB is far above any real reasoning model's single event, and bounds a broken line.
+    max_event_bytes: int = 8 * MiB
+    # A whole non-streamed body: a 32k-token answer is ~130 KiB of JSON, ~100 MiB only with
+    # top-20 logprobs on every token; 64 MiB leaves room for long answers with usage and
+    # some logprobs, while bounding each user's memory (raise it for logprobs-heavy runs).
+    max_response_bytes: int = 64 * MiB
+    max_error_bytes: int = 64 * KiB  # an error body is read this far, for its message
+    max_headers: int = 100  # response header lines
+    max_header_bytes: int = 64 * KiB  # the whole response head
+    # Fair reading: a user whose socket always has data yields to the other greenlets
+    # after this much continuous work (one clock read per socket read, never per event).
+    max_busy_s: float = 0.002
 
 
-class _Timeout(Exception):
-    pass
+class Oversized(Exception):
+    """Something the server sent is past its bound; the message says what and how big."""
 
 
-class _Stale(HTTPParseError):
-    """The connection closed before a single byte of the response."""
+Factory = Callable[[Origin, Any, float], ConnectionLike]
 
 
 class LLMClient:
-    """Sends requests one at a time over one keep-alive connection (one per Locust user)."""
+    """Sends requests one at a time over one keep-alive connection (one per Locust user).
 
-    def __init__(self, config: ClientConfig, ssl_context: Any = None) -> None:
+    ``connection`` (an object with :class:`~llm_users.http.ConnectionLike`'s methods) or
+    ``connection_factory(origin, ssl_context, connect_timeout)`` is the seam for fakes.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        ssl_context: Any = None,
+        *,
+        connection: ConnectionLike | None = None,
+        connection_factory: Factory = Connection,
+    ) -> None:
         self.config = config
-        self.conn = Connection(config.origin, ssl_context, config.connect_timeout)
+        self.conn: ConnectionLike = (
+            connection
+            if connection is not None
+            else connection_factory(config.origin, ssl_context, config.connect_timeout)
+        )
         o = config.origin
         self._path = (o.prefix + config.endpoint.path).encode()
         head = [f"Host: {o.host_header}", "User-Agent: llm-users", "Content-Type: application/json"]
         head += [f"{k}: {v}" for k, v in config.headers]
         self._head = ("\r\n".join(head) + "\r\n").encode("latin-1")
+        self._first_span = min(config.first_token_timeout, config.request_timeout)
+        self._received: int | None = None  # bytes of the response head; None: not reading
+        self._loop_now: Callable[[], float] = get_hub().loop.now
+        self._slice_loop = 0.0  # the event loop's time when this user's busy slice began
+        self._slice_start = 0.0
 
     def close(self) -> None:
         self.conn.close()
@@ -86,7 +125,7 @@ class LLMClient:
         """Send one request and read the whole answer; never raises for a failed request."""
         stream = bool(body.get("stream"))
         payload = self._request_bytes(orjson.dumps(body), stream)
-        max_tokens = body.get("max_tokens")
+        max_tokens = body.get(self.config.endpoint.max_tokens_key)
         conn = self.conn
         rec = RequestRecord(
             endpoint=self.config.endpoint.name,
@@ -96,8 +135,9 @@ class LLMClient:
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             intended_start=intended_start,
         )
+        self._received = None
         try:
-            if conn.connected and _closed_while_idle(conn):
+            if conn.connected and conn.closed_while_idle():
                 # The server closed (or reset) the idle keep-alive connection: it never saw
                 # this request, so a fresh connection is not a retry. Once a request is
                 # written, nothing is ever re-sent: every failure counts.
@@ -108,29 +148,12 @@ class LLMClient:
             rec.start_wall = time.time()  # its label, taken after connecting like `start`
             conn.send(payload)
             self._read(rec, stream)
-        except _Timeout as exc:
-            conn.close()
-            rec.fail(str(exc), _timeout_message(str(exc), self.config))
-        except TimeoutError:
-            conn.close()
-            if rec.start == 0.0:
-                limit = self.config.connect_timeout
-                rec.fail(FailureKind.CONNECT, f"connect timeout after {limit:g} s")
-            else:
-                rec.fail(FailureKind.REQUEST_TIMEOUT, "timed out")
-        except _Stale as exc:
-            conn.close()
-            rec.fail(FailureKind.RESET, str(exc))
-        except HTTPParseError as exc:
-            conn.close()
-            kind = FailureKind.DROPPED if rec.status else FailureKind.RESET
-            rec.fail(kind, f"connection closed mid-response: {exc}")
-        except OSError as exc:
-            conn.close()
-            rec.fail(*_classify_oserror(exc, rec, str(self.config.origin)))
-        except BaseException:
-            conn.close()  # a stopped user: leave nothing half-read on the socket
-            raise
+        except BaseException as exc:
+            conn.close()  # never leave anything half-read on the socket
+            failure = failure_of(exc, rec, self.config, self._received)
+            if failure is None:
+                raise  # a stopped user (GreenletExit) or a bug: not the server's doing
+            rec.fail(*failure)
         if rec.start == 0.0:
             rec.start = _perf()
         if rec.failure is not None and rec.end is None:
@@ -138,46 +161,51 @@ class LLMClient:
         return rec
 
     # -- reading -------------------------------------------------------------------------
-    def _recv(self, rec: RequestRecord, resp: ResponseHead) -> bytes:
+    def _recv(self, rec: RequestRecord) -> bytes:
+        """One read, within the current deadline; yields first if this user ran too long."""
         cfg = self.config
         now = _perf()
-        if rec.token_times:
-            deadline, kind = rec.start + cfg.request_timeout, FailureKind.REQUEST_TIMEOUT
+        if now - self._slice_start > cfg.max_busy_s:
+            loop_now = self._loop_now()
+            if loop_now == self._slice_loop:  # the loop has not turned: this user kept it
+                # Data keeps coming: let the loop run its timers and I/O (the other users'
+                # reads). Not sleep(0): it only runs queued callbacks, so a user alone in
+                # the queue is resumed at once, the loop never polled; not idle(): any
+                # greenlet looping on sleep(0) would starve it. A timer this short costs
+                # exactly one turn of the loop.
+                _gsleep(_TURN)
+                loop_now = self._loop_now()
+                now = _perf()
+            self._slice_loop, self._slice_start = loop_now, now
+        # The deadline (as _deadline says, inline: this runs once per read).
+        if rec.token_times or not rec.stream:
+            deadline = rec.start + cfg.request_timeout
         else:
-            first = rec.start + cfg.first_token_timeout
-            total = rec.start + cfg.request_timeout
-            deadline, kind = (
-                (first, FailureKind.FIRST_TOKEN_TIMEOUT)
-                if first < total
-                else (total, FailureKind.REQUEST_TIMEOUT)
-            )
-            if not rec.stream:
-                deadline, kind = total, FailureKind.REQUEST_TIMEOUT
+            deadline = rec.start + self._first_span
         remaining = deadline - now
         if remaining <= 0:
-            raise _Timeout(kind)
-        try:
-            return self.conn.recv(remaining)
-        except TimeoutError:
-            raise _Timeout(kind) from None
+            raise TimeoutError("deadline passed")
+        return self.conn.recv(remaining)
 
     def _read(self, rec: RequestRecord, stream: bool) -> None:
+        cfg = self.config
         resp = ResponseHead("POST")
         conn = self.conn
-        first = True
+        self._received = head_bytes = 0
         while not resp.headers_complete:
-            try:
-                data = self._recv(rec, resp)
-            except ConnectionResetError:
-                if first:
-                    raise _Stale("connection reset before any response") from None
-                raise
+            data = self._recv(rec)
             if not data:
-                if first:
-                    raise _Stale("connection closed before any response")
+                if head_bytes == 0:
+                    raise EOFError("connection closed before any response")
                 raise HTTPParseError("connection closed before the end of the response headers")
-            first = False
+            head_bytes += len(data)
+            self._received = head_bytes
             resp.feed(data)
+            if resp.header_count > cfg.max_headers:
+                raise Oversized(f"more than {cfg.max_headers} response headers")
+            if not resp.headers_complete and head_bytes > cfg.max_header_bytes:
+                limit = cfg.max_header_bytes
+                raise Oversized(f"response headers over {limit} bytes ({head_bytes} received)")
         rec.headers_at = _perf()
         rec.status = resp.status_code
         ctype = str(resp.get("content-type") or "")
@@ -191,10 +219,10 @@ class LLMClient:
             conn.close()
 
     def _read_stream(self, rec: RequestRecord, resp: ResponseHead) -> None:
-        """The hot loop: every recv is stamped, events are parsed as soon as complete."""
+        """The hot loop: every recv is stamped, events are handled as soon as complete."""
         parser = SSEParser()
-        chunk_of = self.config.endpoint.chunk
-        loads = orjson.loads
+        on_event = self.config.endpoint.on_event
+        max_event = self.config.max_event_bytes
         token_times = rec.token_times
         texts = rec.texts
         finished_at: float | None = None
@@ -204,33 +232,14 @@ class LLMClient:
             if data:
                 for ev in parser.feed(data):
                     rec.events += 1
-                    raw = ev.data
-                    if raw == b"[DONE]":
-                        rec.end = now
-                        self._drain(rec, resp)
-                        return
-                    if not raw:
-                        continue
                     try:
-                        obj = loads(raw)
-                    except orjson.JSONDecodeError:
-                        rec.fail(FailureKind.BAD_EVENT, f"data line is not JSON: {_clip(raw)}")
+                        chunk = on_event(ev.data, ev.event)
+                    except BadShape as exc:
+                        rec.fail(FailureKind.BAD_EVENT, str(exc))
                         self.conn.close()
                         return
-                    if not isinstance(obj, dict):
-                        rec.fail(FailureKind.BAD_EVENT, f"data is not a JSON object: {_clip(raw)}")
-                        self.conn.close()
-                        return
-                    err = error_message(obj)
-                    if err is not None or ev.event == b"error":
-                        rec.fail(FailureKind.ERROR_EVENT, err or _clip(raw))
-                        self.conn.close()
-                        return
-                    try:
-                        chunk = chunk_of(obj)
-                    except (AttributeError, TypeError, IndexError, KeyError) as exc:
-                        why = f"unexpected chunk shape ({exc}): {_clip(raw)}"
-                        rec.fail(FailureKind.BAD_EVENT, why)
+                    if chunk.error is not None:
+                        rec.fail(FailureKind.ERROR_EVENT, chunk.error)
                         self.conn.close()
                         return
                     if chunk.text:
@@ -243,9 +252,15 @@ class LLMClient:
                         finished_at = now
                     if chunk.usage:
                         rec.usage = chunk.usage
+                    if chunk.done:
+                        rec.end = now
+                        self._drain(rec, resp)
+                        return
+                if parser.held > max_event:
+                    raise Oversized(f"SSE event over {max_event} bytes ({parser.held} held)")
             if resp.message_complete:
                 break
-            raw_data = self._recv(rec, resp)
+            raw_data = self._recv(rec)
             now = _perf()
             resp.feed(raw_data)  # b"" (peer closed) raises HTTPParseError if the body is short
             data = resp.take_body()
@@ -259,10 +274,10 @@ class LLMClient:
             rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
 
     def _drain(self, rec: RequestRecord, resp: ResponseHead) -> None:
-        """After [DONE]: read to the end of the body so the connection can be reused."""
+        """After the end event: read to the end of the body so the connection can be reused."""
         try:
             while not resp.message_complete:
-                data = self._recv(rec, resp)
+                data = self._recv(rec)
                 resp.feed(data)
                 resp.take_body()
         except Exception:
@@ -270,99 +285,107 @@ class LLMClient:
         if rec.end is not None and not rec.token_times:
             rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
 
-    def _read_body(self, rec: RequestRecord, resp: ResponseHead, limit: int | None) -> bytes:
+    def _read_body(self, rec: RequestRecord, resp: ResponseHead, limit: int) -> list[bytes]:
+        """The body's pieces; reading stops (and the connection is closed) past ``limit``."""
         parts = [resp.take_body()]
         size = len(parts[0])
         while not resp.message_complete:
-            if limit is not None and size > limit:
+            if size > limit:
                 self.conn.close()
                 break
-            data = self._recv(rec, resp)
+            data = self._recv(rec)
             resp.feed(data)
             part = resp.take_body()
             size += len(part)
             parts.append(part)
         rec.end = _perf()
-        return b"".join(parts)
+        return parts
 
     def _read_full(self, rec: RequestRecord, resp: ResponseHead, stream: bool) -> None:
-        body = self._read_body(rec, resp, None)
+        limit = self.config.max_response_bytes
+        parts = self._read_body(rec, resp, limit)
+        size = sum(map(len, parts))
+        if size > limit:
+            raise Oversized(f"response body over {limit} bytes ({size} received)")
+        body = b"".join(parts)
+        del parts
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
-            rec.fail(FailureKind.BAD_RESPONSE, f"response is not JSON: {_clip(body)}")
+            rec.fail(FailureKind.BAD_RESPONSE, f"response is not JSON: {clip(body)}")
             return
         err = error_message(obj)
         if err is not None:
             rec.fail(FailureKind.ERROR_EVENT, err)
             return
-        if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
-            rec.fail(FailureKind.BAD_RESPONSE, f"no choices in the response: {_clip(body)}")
+        if not isinstance(obj, dict):
+            rec.fail(FailureKind.BAD_RESPONSE, f"no choices in the response: {clip(body)}")
+            return
+        try:
+            full = self.config.endpoint.on_full(obj)
+        except BadShape as exc:
+            rec.fail(FailureKind.BAD_RESPONSE, f"{exc}: {clip(body)}")
             return
         if stream:
             rec.fail(FailureKind.BAD_RESPONSE, "asked for a stream, got a single JSON response")
             return
-        try:
-            text = self.config.endpoint.full_text(obj)
-        except (AttributeError, TypeError, IndexError, KeyError) as exc:
-            rec.fail(FailureKind.BAD_RESPONSE, f"unexpected response shape ({exc}): {_clip(body)}")
-            return
-        rec.texts.append(text)
-        rec.usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
-        choice = obj["choices"][0] if obj["choices"] else {}
-        rec.finish_reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        rec.texts.append(full.text)
+        rec.usage = full.usage
+        rec.finish_reason = full.finish_reason
 
     def _read_error(self, rec: RequestRecord, resp: ResponseHead) -> None:
-        kind = FailureKind.HTTP.format(status=rec.status)
+        kind = FailureKind.http(rec.status)
         try:
-            body = self._read_body(rec, resp, _MAX_ERROR_BODY)
-        except (_Timeout, OSError, HTTPParseError):
+            body = b"".join(self._read_body(rec, resp, self.config.max_error_bytes))
+        except (OSError, HTTPParseError):
             body = b""
             self.conn.close()
         rec.fail(kind, f"HTTP {rec.status}: {error_text(body)}")
 
 
-try:  # the real poll/select: with a zero timeout they never block the gevent hub
-    _poll: Any = monkey.get_original("select", "poll")
-except AttributeError:  # no poll (Windows)
-    _poll = None
-_select: Any = monkey.get_original("select", "select")
+def _deadline(rec: RequestRecord, cfg: ClientConfig) -> tuple[float, FailureKind]:
+    """When the current read must end, and the timeout it is if it does not."""
+    total = rec.start + cfg.request_timeout
+    if rec.token_times or not rec.stream:
+        return total, FailureKind.REQUEST_TIMEOUT
+    first = rec.start + cfg.first_token_timeout
+    if first < total:
+        return first, FailureKind.FIRST_TOKEN_TIMEOUT
+    return total, FailureKind.REQUEST_TIMEOUT
 
 
-def _closed_while_idle(conn: Connection) -> bool:
-    """True when an idle connection is readable: EOF, a reset or stray bytes, not reusable."""
-    sock = conn.sock
-    try:
-        fd = sock.fileno() if sock is not None else -1
-    except OSError:
-        return True
-    if fd < 0:
-        return True
-    if _poll is not None:  # poll, not select: any descriptor number (select stops at 1024)
-        p = _poll()
-        p.register(fd, select.POLLIN)
-        return bool(p.poll(0))
-    return bool(_select([fd], [], [], 0)[0])
+def failure_of(
+    exc: BaseException, rec: RequestRecord, cfg: ClientConfig, received: int | None
+) -> tuple[str, str] | None:
+    """The failure (kind, message) an exception means, given the request's state.
 
-
-def _clip(raw: bytes, n: int = 200) -> str:
-    text = raw.decode("utf-8", "replace")
-    return text if len(text) <= n else text[:n] + "..."
-
-
-def _timeout_message(kind: str, cfg: ClientConfig) -> str:
-    if kind == FailureKind.FIRST_TOKEN_TIMEOUT:
-        return f"no first token within {cfg.first_token_timeout:g} s"
-    return f"request not complete within {cfg.request_timeout:g} s"
-
-
-def _classify_oserror(exc: OSError, rec: RequestRecord, origin: str) -> tuple[str, str]:
-    if rec.start == 0.0:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        return FailureKind.CONNECT, f"cannot connect to {origin}: {reason}"
-    if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED) or isinstance(
-        exc, ConnectionError
-    ):
-        kind = FailureKind.DROPPED if rec.status else FailureKind.RESET
-        return kind, f"connection reset ({exc.strerror or exc})"
-    return FailureKind.DROPPED if rec.status else FailureKind.RESET, f"socket error: {exc}"
+    ``rec.start == 0`` means the request was not written yet (connecting); ``received`` is
+    the count of response bytes read (None before reading began); ``rec.status`` is set
+    once the response head was read. None: not a request failure (re-raise it).
+    """
+    after_head = bool(rec.status)
+    cut = FailureKind.DROPPED if after_head else FailureKind.RESET
+    if isinstance(exc, Oversized):
+        return FailureKind.OVERSIZED, str(exc)
+    if isinstance(exc, TimeoutError):
+        if rec.start == 0.0:
+            return FailureKind.CONNECT, f"connect timeout after {cfg.connect_timeout:g} s"
+        _, kind = _deadline(rec, cfg)
+        if kind == FailureKind.FIRST_TOKEN_TIMEOUT:
+            return kind, f"no first token within {cfg.first_token_timeout:g} s"
+        return kind, f"request not complete within {cfg.request_timeout:g} s"
+    if isinstance(exc, EOFError):
+        return FailureKind.RESET, str(exc)
+    if isinstance(exc, HTTPParseError):
+        return cut, f"connection closed mid-response: {exc}"
+    if isinstance(exc, OSError):
+        if rec.start == 0.0:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            return FailureKind.CONNECT, f"cannot connect to {cfg.origin}: {reason}"
+        if isinstance(exc, ConnectionResetError) and received == 0:
+            return FailureKind.RESET, "connection reset before any response"
+        resets = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED)
+        if exc.errno in resets or isinstance(exc, ConnectionError):
+            return cut, f"connection reset ({exc.strerror or exc})"
+        return cut, f"socket error: {exc}"
+    return None

@@ -9,17 +9,20 @@ geventhttpclient's llhttp-based parser, which Locust already ships.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket as _stdsocket
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import gevent.socket as gsocket
+from gevent import monkey
 from gevent import ssl as gssl
 from geventhttpclient.response import HTTPResponse
 
 from .errors import ConfigError
 
-__all__ = ["Connection", "Origin", "ResponseHead", "make_ssl_context"]
+__all__ = ["Connection", "ConnectionLike", "Origin", "ResponseHead", "make_ssl_context"]
 
 RECV_SIZE = 65536
 
@@ -81,6 +84,11 @@ class ResponseHead(HTTPResponse):
     def _on_body(self, buf: bytearray) -> None:  # parser callback, once per body fragment
         self.parts.append(bytes(buf))
 
+    @property
+    def header_count(self) -> int:
+        """Header lines parsed so far."""
+        return int(self._header_position) - 1
+
     def take_body(self) -> bytes:
         parts = self.parts
         if not parts:
@@ -88,6 +96,23 @@ class ResponseHead(HTTPResponse):
         data = parts[0] if len(parts) == 1 else b"".join(parts)
         parts.clear()
         return data
+
+
+class ConnectionLike(Protocol):
+    """What :class:`~llm_users.client.LLMClient` needs of a connection (fakes implement it)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def connect(self) -> None: ...
+
+    def closed_while_idle(self) -> bool: ...
+
+    def send(self, data: bytes) -> None: ...
+
+    def recv(self, timeout: float | None) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
 class Connection:
@@ -116,6 +141,21 @@ class Connection:
             raise
         self.sock = sock
 
+    def closed_while_idle(self) -> bool:
+        """True when an idle connection is readable: EOF, a reset or stray bytes, not reusable."""
+        sock = self.sock
+        try:
+            fd = sock.fileno() if sock is not None else -1
+        except OSError:
+            return True
+        if fd < 0:
+            return True
+        if _poll is not None:  # poll, not select: any descriptor number (select stops at 1024)
+            p = _poll()
+            p.register(fd, select.POLLIN)
+            return bool(p.poll(0))
+        return bool(_select([fd], [], [], 0)[0])
+
     def send(self, data: bytes) -> None:
         assert self.sock is not None
         self.sock.sendall(data)
@@ -132,3 +172,10 @@ class Connection:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
+
+
+try:  # the real poll/select: with a zero timeout they never block the gevent hub
+    _poll: Any = monkey.get_original("select", "poll")
+except AttributeError:  # no poll (Windows)
+    _poll = None
+_select: Any = monkey.get_original("select", "select")

@@ -1,17 +1,32 @@
 """OpenAI API shapes: request bodies, and what a response event carries.
 
 The client's read loop is the same for every endpoint; an :class:`Endpoint` says where the
-request goes and how generated text is taken out of a streamed chunk or a full response.
+request goes, builds its body, turns each streamed SSE event into a :class:`Chunk` and a
+whole (non-streamed) response into a :class:`Full`. The loop never branches on the endpoint.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["CHAT", "COMPLETIONS", "ENDPOINTS", "Chunk", "Endpoint", "error_message", "error_text"]
+import orjson
+
+__all__ = [
+    "CHAT",
+    "COMPLETIONS",
+    "ENDPOINTS",
+    "RESPONSES",
+    "BadShape",
+    "Chunk",
+    "Endpoint",
+    "Full",
+    "error_message",
+    "error_text",
+]
 
 
 class Chunk(NamedTuple):
@@ -21,9 +36,24 @@ class Chunk(NamedTuple):
     content: bool  # True when some of that text is answer content (not reasoning)
     finish_reason: str | None
     usage: dict[str, Any] | None
+    done: bool = False  # the end of the stream ([DONE], response.completed, ...)
+    error: str | None = None  # an error reported inside the stream
+
+
+class Full(NamedTuple):
+    """What a whole (non-streamed) response carries."""
+
+    text: str
+    finish_reason: str | None
+    usage: dict[str, Any] | None
+
+
+class BadShape(ValueError):
+    """An event or a response that is not what its endpoint sends; the message says how."""
 
 
 _NOTHING = Chunk(None, False, None, None)
+_DONE = Chunk(None, False, None, None, True)
 
 
 def _chat_chunk(obj: dict[str, Any]) -> Chunk:
@@ -65,14 +95,119 @@ def _completion_text(obj: dict[str, Any]) -> str:
     return text if isinstance(text, str) else ""
 
 
+def clip(raw: bytes, n: int = 200) -> str:
+    """Raw bytes as a short readable string, for failure messages."""
+    text = raw.decode("utf-8", "replace")
+    return text if len(text) <= n else text[:n] + "..."
+
+
+_SHAPE_ERRORS = (AttributeError, TypeError, IndexError, KeyError)
+
+
+def json_events(
+    chunk_of: Callable[[dict[str, Any]], Chunk], error_objects: bool = True
+) -> Callable[[bytes, bytes], Chunk]:
+    """A stream-event handler for JSON ``data:`` events: ``[DONE]`` ends the stream; with
+    ``error_objects``, an OpenAI error object (or an ``event: error``) is an error; the rest
+    goes to ``chunk_of``.
+    """
+
+    def on_event(
+        raw: bytes,
+        event: bytes,
+        loads: Any = orjson.loads,
+        decode_error: Any = orjson.JSONDecodeError,
+        error_of: Any = error_message if error_objects else None,
+        nothing: Chunk = _NOTHING,
+        done: Chunk = _DONE,
+    ) -> Chunk:
+        # (the defaults are locals: this runs once per streamed event)
+        if raw == b"[DONE]":
+            return done
+        if not raw:
+            return nothing
+        try:
+            obj = loads(raw)
+        except decode_error:
+            raise BadShape(f"data line is not JSON: {clip(raw)}") from None
+        if not isinstance(obj, dict):
+            raise BadShape(f"data is not a JSON object: {clip(raw)}")
+        if error_of is not None:
+            err = error_of(obj)
+            if err is not None or event == b"error":
+                return Chunk(None, False, None, None, False, err or clip(raw))
+        try:
+            return chunk_of(obj)
+        except _SHAPE_ERRORS as exc:
+            raise BadShape(f"unexpected chunk shape ({exc}): {clip(raw)}") from None
+
+    return on_event
+
+
+def choices_full(text_of: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], Full]:
+    """A full-response handler for the ``choices`` shapes (chat and completions)."""
+
+    def on_full(obj: dict[str, Any]) -> Full:
+        if not isinstance(obj.get("choices"), list):
+            raise BadShape("no choices in the response")
+        try:
+            text = text_of(obj)
+        except _SHAPE_ERRORS as exc:
+            raise BadShape(f"unexpected response shape ({exc})") from None
+        usage = obj.get("usage")
+        choice = obj["choices"][0] if obj["choices"] else {}
+        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        return Full(text, finish, usage if isinstance(usage, dict) else None)
+
+    return on_full
+
+
+Body = dict[str, Any]
+
+
+def _chat_body(
+    prompt: Any, max_tokens: int | None, stream: bool, stream_usage: bool, system: str | None
+) -> Body:
+    messages = list(prompt) if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    if system and not any(m.get("role") == "system" for m in messages):
+        messages.insert(0, {"role": "system", "content": system})
+    return _choices_tail({"messages": messages}, max_tokens, stream, stream_usage)
+
+
+def _completion_body(
+    prompt: Any, max_tokens: int | None, stream: bool, stream_usage: bool, system: str | None
+) -> Body:
+    text = prompt if isinstance(prompt, str) else _flatten(prompt)
+    return _choices_tail({"prompt": text}, max_tokens, stream, stream_usage)
+
+
+def _choices_tail(body: Body, max_tokens: int | None, stream: bool, stream_usage: bool) -> Body:
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    body["stream"] = stream
+    if stream and stream_usage:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """One OpenAI endpoint: its path, how a request body is built, how text is extracted."""
+    """One OpenAI endpoint: its path and its three handlers.
+
+    ``build`` makes the body (without the model and the user's extra fields);
+    ``on_event(data, event_type) -> Chunk`` reads one SSE event (raises :class:`BadShape`);
+    ``on_full(obj) -> Full`` reads a whole JSON response (raises :class:`BadShape`).
+    ``chunk`` and ``full_text`` are the per-JSON-object pieces the handlers are made of.
+    """
 
     name: str
     path: str
-    chunk: Any  # (dict) -> Chunk, for a streamed event
-    full_text: Any  # (dict) -> str, for a non-streamed response
+    chunk: Callable[[dict[str, Any]], Chunk]  # a streamed event's JSON object -> Chunk
+    full_text: Callable[[dict[str, Any]], str]  # a whole response's JSON object -> its text
+    build: Callable[[Any, int | None, bool, bool, str | None], Body]
+    on_event: Callable[[bytes, bytes], Chunk]
+    on_full: Callable[[dict[str, Any]], Full]
+    max_tokens_key: str = "max_tokens"  # where ``build`` puts the output budget
 
     def body(
         self,
@@ -87,21 +222,7 @@ class Endpoint:
     ) -> dict[str, Any]:
         """The JSON request body; ``extra`` is merged last, so the user has the last word."""
         body: dict[str, Any] = {"model": model}
-        if self.name == "chat":
-            if isinstance(prompt, list):
-                messages = list(prompt)
-            else:
-                messages = [{"role": "user", "content": prompt}]
-            if system_prompt and not any(m.get("role") == "system" for m in messages):
-                messages.insert(0, {"role": "system", "content": system_prompt})
-            body["messages"] = messages
-        else:
-            body["prompt"] = prompt if isinstance(prompt, str) else _flatten(prompt)
-        if max_tokens is not None:
-            body["max_tokens"] = max_tokens
-        body["stream"] = stream
-        if stream and stream_usage:
-            body["stream_options"] = {"include_usage": True}
+        body.update(self.build(prompt, max_tokens, stream, stream_usage, system_prompt))
         body.update(extra)
         return body
 
@@ -110,9 +231,102 @@ def _flatten(messages: list[dict[str, Any]]) -> str:
     return "\n".join(str(m.get("content", "")) for m in messages)
 
 
-CHAT = Endpoint("chat", "/v1/chat/completions", _chat_chunk, _chat_text)
-COMPLETIONS = Endpoint("completions", "/v1/completions", _completion_chunk, _completion_text)
-ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS}
+# -- the Responses API (POST /v1/responses) ----------------------------------------------
+
+# Event types that carry generated text, and whether that text is answer content.
+_RESPONSES_TEXT = {
+    "response.output_text.delta": True,
+    "response.reasoning_text.delta": False,
+    "response.reasoning_summary_text.delta": False,
+}
+
+
+def _responses_chunk(obj: dict[str, Any]) -> Chunk:
+    kind = obj.get("type")
+    is_content = _RESPONSES_TEXT.get(kind)  # type: ignore[arg-type]
+    if is_content is not None:
+        delta = obj.get("delta")
+        return (
+            Chunk(delta, is_content, None, None) if isinstance(delta, str) and delta else _NOTHING
+        )
+    if kind == "response.completed":  # the end of the stream, like [DONE]
+        usage = _responses_usage((obj.get("response") or {}).get("usage"))
+        return Chunk(None, False, "stop", usage, True)
+    if kind == "response.incomplete":  # the end too: out of budget (or filtered)
+        resp = obj.get("response") or {}
+        reason = (resp.get("incomplete_details") or {}).get("reason")
+        finish = "length" if reason in (None, "max_output_tokens") else str(reason)
+        return Chunk(None, False, finish, _responses_usage(resp.get("usage")), True)
+    if kind == "response.failed":
+        err = (obj.get("response") or {}).get("error")
+        msg = error_message({"error": err}) if err else None
+        return Chunk(None, False, None, None, False, msg or "response failed")
+    if kind == "error":  # {"type": "error", "code", "message", "param"}
+        return Chunk(None, False, None, None, False, error_message({"error": obj}) or "error")
+    err = error_message(obj)  # a chat-style {"error": ...} object from a proxy
+    if err is not None:
+        return Chunk(None, False, None, None, False, err)
+    return _NOTHING  # response.created, output_item.added, *.done, ...
+
+
+def _responses_usage(usage: Any) -> dict[str, Any] | None:
+    """Responses usage under the chat usage keys (prompt/completion/total tokens)."""
+    if not isinstance(usage, dict):
+        return None
+    out: dict[str, Any] = {
+        "prompt_tokens": usage.get("input_tokens"),
+        "completion_tokens": usage.get("output_tokens"),
+        "total_tokens": usage.get("total_tokens"),
+    }
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+    if cached is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    if reasoning is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return out
+
+
+def _responses_text(obj: dict[str, Any]) -> str:
+    """The generated text of a whole response: its output_text (and reasoning_text) parts."""
+    parts = []
+    for item in obj.get("output") or []:
+        for part in item.get("content") or []:
+            if part.get("type") in ("output_text", "reasoning_text"):
+                text = part.get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+    return "".join(parts)
+
+
+def _responses_full(obj: dict[str, Any]) -> Full:
+    if not isinstance(obj.get("output"), list):
+        raise BadShape("no output in the response")
+    try:
+        text = _responses_text(obj)
+    except _SHAPE_ERRORS as exc:
+        raise BadShape(f"unexpected response shape ({exc})") from None
+    status = obj.get("status")
+    finish: str | None = "stop" if status == "completed" else None
+    if status == "incomplete":
+        reason = (obj.get("incomplete_details") or {}).get("reason")
+        finish = "length" if reason in (None, "max_output_tokens") else str(reason)
+    return Full(text, finish, _responses_usage(obj.get("usage")))
+
+
+def _responses_body(
+    prompt: Any, max_tokens: int | None, stream: bool, stream_usage: bool, system: str | None
+) -> Body:
+    """``input`` (text or messages), ``instructions``, ``max_output_tokens``, ``stream``;
+    usage always comes in ``response.completed``, so ``stream_usage`` adds nothing."""
+    body: Body = {"input": list(prompt) if isinstance(prompt, list) else prompt}
+    has_system = isinstance(prompt, list) and any(m.get("role") == "system" for m in prompt)
+    if system and not has_system:
+        body["instructions"] = system
+    if max_tokens is not None:
+        body["max_output_tokens"] = max_tokens
+    body["stream"] = stream
+    return body
 
 
 def error_message(obj: Any) -> str | None:
@@ -154,3 +368,24 @@ def error_text(body: bytes, limit: int = 200) -> str:
         text = re.sub(r"<[^>]*>", " ", text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _endpoint(name: str, path: str, chunk: Any, text: Any, build: Any) -> Endpoint:
+    return Endpoint(name, path, chunk, text, build, json_events(chunk), choices_full(text))
+
+
+CHAT = _endpoint("chat", "/v1/chat/completions", _chat_chunk, _chat_text, _chat_body)
+COMPLETIONS = _endpoint(
+    "completions", "/v1/completions", _completion_chunk, _completion_text, _completion_body
+)
+RESPONSES = Endpoint(
+    "responses",
+    "/v1/responses",
+    _responses_chunk,
+    _responses_text,
+    _responses_body,
+    json_events(_responses_chunk, error_objects=False),
+    _responses_full,
+    max_tokens_key="max_output_tokens",
+)
+ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES}

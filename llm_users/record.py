@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 __all__ = ["FailureKind", "RequestRecord"]
 
 
-class FailureKind:
-    """Names of the failure classes; each is counted on its own, never mixed with latency."""
+class FailureKind(str, Enum):
+    """Names of the failure classes; each is counted on its own, never mixed with latency.
 
-    HTTP = "http_{status}"  # formatted with the status code, e.g. http_429
+    A ``str`` enum: members compare and serialise as their plain string values (what the
+    records, summaries and reports have always carried). HTTP statuses are
+    :meth:`FailureKind.http`.
+    """
+
     CONNECT = "connect_error"  # refused, unreachable, DNS, TLS handshake
     RESET = "connection_reset"  # reset or closed before any response
     DROPPED = "connection_dropped"  # the connection ended mid-body
@@ -22,6 +27,18 @@ class FailureKind:
     FIRST_TOKEN_TIMEOUT = "first_token_timeout"
     REQUEST_TIMEOUT = "request_timeout"
     NO_TOKENS = "no_tokens"  # a complete stream that carried no generated text
+    OVERSIZED = "oversized_response"  # an event, body or header block past its bound
+
+    def __str__(self) -> str:  # the value, as 3.11's StrEnum does (3.10 has no StrEnum)
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return str.__format__(self, spec)
+
+    @staticmethod
+    def http(status: int) -> str:
+        """The kind of an HTTP error status: ``http(429) == "http_429"``."""
+        return f"http_{status}"
 
 
 @dataclass(slots=True)
@@ -58,6 +75,6 @@ class RequestRecord:
 
     def fail(self, kind: str, message: str) -> RequestRecord:
         if self.failure is None:  # the first cause is the one that counts
-            self.failure = kind
+            self.failure = str(kind)  # a plain string in records and summaries
             self.message = message
         return self

@@ -27,13 +27,31 @@ class SSEEvent(NamedTuple):
 
 
 class SSEParser:
-    """Feed raw body bytes with :meth:`feed`; it returns the events completed by them."""
+    """Feed raw body bytes with :meth:`feed`; it returns the events completed by them.
 
-    __slots__ = ("_tail", "_data", "_event", "_pending_cr", "comments", "last_id", "retry")
+    Linear in the bytes received, however long a line: the pieces of an unfinished line
+    are kept in a list, as they came, and joined once, when the line ends (never
+    re-concatenated on every read). :attr:`buffered` says how much is held, so that the
+    caller can bound it.
+    """
+
+    __slots__ = (
+        "_tail",
+        "_tail_len",
+        "_data",
+        "_data_len",
+        "_event",
+        "_pending_cr",
+        "comments",
+        "last_id",
+        "retry",
+    )
 
     def __init__(self) -> None:
-        self._tail = b""  # an unfinished line carried over to the next feed
-        self._data: list[bytes] = []
+        self._tail: list[bytes] = []  # the pieces of an unfinished line, as received
+        self._tail_len = 0
+        self._data: list[bytes] = []  # the data lines of the event being read
+        self._data_len = 0
         self._event = b""
         self._pending_cr = False  # the previous chunk ended in CR: a following LF is its pair
         self.comments = 0
@@ -53,47 +71,76 @@ class SSEParser:
             if chunk.endswith(b"\r"):
                 self._pending_cr = True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        buf = self._tail + chunk if self._tail else chunk
+        tail = self._tail
+        if tail:
+            if b"\n" not in chunk:  # the line goes on: keep the piece, copy nothing
+                tail.append(chunk)
+                self._tail_len += len(chunk)
+                return []
+            tail.append(chunk)
+            buf = b"".join(tail)  # the line ends here: one copy of its pieces
+            tail.clear()
+        else:
+            buf = chunk
         lines = buf.split(b"\n")
-        self._tail = lines.pop()
+        last = lines.pop()
+        if last:
+            tail.append(last)
+        self._tail_len = len(last)
         out: list[SSEEvent] = []
         data = self._data
+        held = self._data_len
         for line in lines:
             if not line:
                 if data:
                     payload = data[0] if len(data) == 1 else b"\n".join(data)
                     out.append(SSEEvent(payload, self._event))
                     data.clear()
+                    held = 0
                 self._event = b""
             elif line.startswith(b"data:"):
-                data.append(line[6:] if line[5:6] == b" " else line[5:])
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data.append(value)
+                held += len(value)
             elif line[0] == _COLON:
                 self.comments += 1
             else:
-                self._field(line)
+                held += self._field(line)
+        self._data_len = held
         return out
 
-    def _field(self, line: bytes) -> None:
+    def _field(self, line: bytes) -> int:
+        """Applies a field line; returns the bytes it added to the event's data."""
         name, sep, value = line.partition(b":")
         if sep and value[:1] == b" ":
             value = value[1:]
         if name == b"data":  # "data" with no colon: an empty data line
             self._data.append(value)
-        elif name == b"event":
+            return len(value)
+        if name == b"event":
             self._event = value
         elif name == b"id" and b"\0" not in value:
             self.last_id = value
         elif name == b"retry" and value.isdigit():
             self.retry = int(value)
         # Unknown fields are ignored, as the specification says.
+        return 0
 
     def close(self) -> list[SSEEvent]:
         """End of the body: a final event not followed by a blank line is discarded (spec)."""
-        self._tail = b""
+        self._tail.clear()
+        self._tail_len = 0
         self._data.clear()
+        self._data_len = 0
         return []
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a dispatched event (0 at a clean boundary)."""
-        return len(self._tail) + sum(len(d) for d in self._data)
+        return self._tail_len + self._data_len
+
+    @property
+    def held(self) -> int:
+        """What the parser holds, for a bound: :attr:`buffered` plus one per pending data
+        line (so that endless empty ``data:`` lines, which add no bytes, count too)."""
+        return self._tail_len + self._data_len + len(self._data)

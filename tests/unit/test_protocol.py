@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llm_users.protocol import CHAT, COMPLETIONS, ENDPOINTS, Chunk, error_message
+from llm_users.protocol import CHAT, COMPLETIONS, ENDPOINTS, RESPONSES, Chunk, error_message
 from llm_users.sse import SSEParser
 
 from .streams import (
@@ -213,7 +213,7 @@ def test_completions_body_flattens_a_messages_prompt() -> None:
 
 
 def test_endpoints() -> None:
-    assert ENDPOINTS == {"chat": CHAT, "completions": COMPLETIONS}
+    assert ENDPOINTS == {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES}
     assert CHAT.path == "/v1/chat/completions"
     assert COMPLETIONS.path == "/v1/completions"
 
@@ -255,3 +255,40 @@ def test_error_without_code_or_message() -> None:
 )
 def test_not_an_error(obj: Any) -> None:
     assert error_message(obj) is None
+
+
+# -- the Responses API ---------------------------------------------------------------------
+
+
+def test_responses_body_with_a_text_prompt() -> None:
+    system = "You are a helpful assistant."
+    assert body(RESPONSES) == {"model": "m", "input": "Hi", "max_output_tokens": 64,
+                               "stream": True, "instructions": system}  # fmt: skip
+    assert "max_output_tokens" not in body(RESPONSES, max_tokens=None)
+    assert RESPONSES.max_tokens_key == "max_output_tokens" and RESPONSES.path == "/v1/responses"
+
+
+def test_responses_body_with_messages_keeps_their_own_system_message() -> None:
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
+    b = body(RESPONSES, prompt=msgs, stream=False)
+    assert b["input"] == msgs and b["input"] is not msgs and "instructions" not in b
+    assert b["stream"] is False and "stream_options" not in b
+
+
+def test_responses_event_shapes() -> None:
+    on = RESPONSES.on_event
+    delta = {"item_id": "i", "output_index": 0, "content_index": 0}
+    text = json.dumps({"type": "response.output_text.delta", "delta": "Hi", **delta}).encode()
+    assert on(text, b"response.output_text.delta") == Chunk("Hi", True, None, None)
+    reason = json.dumps({"type": "response.reasoning_text.delta", "delta": "Hm", **delta})
+    assert on(reason.encode(), b"") == Chunk("Hm", False, None, None)
+    empty = json.dumps({"type": "response.output_text.delta", "delta": "", **delta})
+    assert on(empty.encode(), b"") == Chunk(None, False, None, None)
+    created = {"type": "response.created", "response": {"error": None, "output": []}}
+    assert on(json.dumps(created).encode(), b"") == Chunk(None, False, None, None)
+    done = {"type": "response.completed", "response": {"usage": {"input_tokens": 1,
+            "output_tokens": 2, "total_tokens": 3}}}  # fmt: skip
+    c = on(json.dumps(done).encode(), b"response.completed")
+    assert c.done and c.finish_reason == "stop"
+    assert c.usage == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert on(b'{"type": "error", "message": "boom", "code": null}', b"error").error == "boom"

@@ -321,3 +321,30 @@ def test_random_streams_and_splits_match_the_reference_parser(seed: int) -> None
         for _ in range(5):
             chunks = _random_split(rng, raw)
             assert _ours(chunks) == _reference(chunks) == whole, (raw, chunks)
+
+
+# -- bounded, linear work on an endless line ------------------------------------------------
+
+
+def test_an_unfinished_line_is_kept_as_its_pieces_never_recopied() -> None:
+    """20 MB of one line in 4 KiB reads: every piece is kept as received (the same object,
+    no copy), so the work is linear in the bytes; ``buffered`` counts them all; the line
+    is joined once, when it ends."""
+    p = SSEParser()
+    first = b"data: " + b"x" * 4090
+    pieces = [first] + [bytes([65 + i % 26]) * 4096 for i in range(1, 20 * 256)]
+    for piece in pieces:
+        assert p.feed(piece) == []
+    tail = p._tail  # noqa: SLF001 (the point of the test is how the line is held)
+    assert len(tail) == len(pieces) and all(a is b for a, b in zip(tail, pieces, strict=True))
+    assert p.buffered == p.held == 20 * 256 * 4096
+    (ev,) = p.feed(b"\n\n")
+    assert ev.data == b"".join(pieces)[6:] and p.buffered == 0
+
+
+def test_held_counts_empty_data_lines_that_add_no_bytes() -> None:
+    p = SSEParser()
+    assert p.feed(b"data:\n" * 1000) == []
+    assert p.buffered == 0 and p.held == 1000
+    (ev,) = p.feed(b"\n")
+    assert ev.data == b"\n" * 999 and p.held == 0
