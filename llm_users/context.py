@@ -85,6 +85,8 @@ class RunContext:
             connect_timeout=s.connect_timeout,
             first_token_timeout=s.first_token_timeout,
             request_timeout=s.request_timeout,
+            max_event_bytes=s.max_event_bytes,
+            max_response_bytes=s.max_response_bytes,
         )
         return LLMClient(cfg, self.ssl_context)
 

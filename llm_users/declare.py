@@ -208,6 +208,24 @@ def whole(value: Any) -> int:
     return n
 
 
+_UNITS = {"": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 10**6, "mb": 10**6, "mib": 1024**2,
+          "g": 10**9, "gb": 10**9, "gib": 1024**3}  # fmt: skip
+
+
+def size(value: Any) -> int:
+    """A size in bytes > 0: ``65536``, ``64KiB``, ``8MiB``, ``1GiB``."""
+    text = str(value).strip().replace(" ", "")
+    digits = text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    unit = _UNITS.get(text[len(digits) :].lower())
+    try:
+        n = int(float(digits) * unit) if unit is not None else -1
+    except ValueError:
+        n = -1
+    if n <= 0:
+        raise Invalid(f"must be a size in bytes > 0 such as 65536, 64KiB or 8MiB, got {value!r}")
+    return n
+
+
 def number(value: Any) -> float:
     """Any finite number (NaN passes every later "< 0" check; inf is no duration)."""
     try:

@@ -29,6 +29,7 @@ from .declare import (
     percent,
     positive,
     register,
+    size,
     stripped,
     text,
     whole,
@@ -196,9 +197,10 @@ class Settings:
     # -- requests ------------------------------------------------------------------------
     endpoint: str = opt(
         "chat",
-        choices=["chat", "completions"],
+        choices=["chat", "completions", "responses"],
         group="requests",
-        help="chat = /v1/chat/completions, completions = /v1/completions",
+        help="chat = /v1/chat/completions, completions = /v1/completions, responses = "
+        "/v1/responses (the Responses API)",
     )
     stream: bool = opt(
         False,
@@ -280,6 +282,22 @@ class Settings:
         web=False,
         group="connection",
         help="Seconds to open a connection",
+    )
+    max_event_bytes: int = opt(
+        "8MiB",
+        parse=size,
+        web=False,
+        group="connection",
+        help="Largest SSE event (or unfinished line) accepted; past it the request fails as "
+        "oversized_response (8MiB: far above any real model's single event)",
+    )
+    max_response_bytes: int = opt(
+        "64MiB",
+        parse=size,
+        web=False,
+        group="connection",
+        help="Largest non-streamed response body accepted; past it the request fails as "
+        "oversized_response (64MiB: a 32k-token answer is ~130KiB of JSON)",
     )
     insecure: bool = opt(
         False,

@@ -49,6 +49,8 @@ def sim_url():
         (["--dataset", "/no/such/file.jsonl"], "--dataset file not found: '/no/such/file.jsonl'"),
         (["--header", "NoColon"], "--header must look like 'Name: value', got 'NoColon'"),
         (["--input-tokens", "10"], "--input-tokens 10 needs --tokenizer"),
+        (["--max-event-bytes", "0"], "--max-event-bytes must be a size in bytes > 0"),
+        (["--max-response-bytes", "lots"], "--max-response-bytes must be a size in bytes > 0"),
         (
             ["--model", "not-a-model"],
             "the server does not know --model 'not-a-model' (HTTP 404): "
