@@ -16,7 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from fractions import Fraction
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are strings here (3.10 support)
+    from typing import Self
 
 __all__ = ["CoarseHistogram", "Histogram", "PERCENTILES"]
 
