@@ -14,7 +14,7 @@ help:  ## list the targets
 
 install: $(BIN)/.installed  ## create .venv with the package (editable), test tools and the browser
 
-$(BIN)/.installed: pyproject.toml scripts/install-extras.sh
+$(BIN)/.installed: pyproject.toml scripts/install-extras.sh scripts/install-browser.sh scripts/install-realserver.sh
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
