@@ -1,21 +1,18 @@
-"""The wheel on its own: built from the sources, installed into a clean venv outside the
-repository, `llm-users run` (the bundled locustfile) and the README's own-user example work."""
+"""The wheel on its own: built from the sources and installed with its dependencies into a
+clean venv outside the repository, by deploy/Dockerfile's own steps (tests/e2e/image.py);
+`llm-users run` (the bundled locustfile) and the README's own-user example work there."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
-import sys
-import venv
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from llm_users.simulator import SimulatorProcess
+from tests.e2e.image import Image, clean_env
 from tests.helpers import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -28,65 +25,8 @@ SEED_STREAMING = (
 )
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    """No PYTHONPATH (it would point back at the repository's sources), nothing online."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env.pop("VIRTUAL_ENV", None)
-    return dict(env, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1", **extra)
-
-
-def _sources(dest: Path) -> Path:
-    """The repository's files (tracked and new, not ignored): no stale build/ in the wheel."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in listed:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
-    """(the wheel, the bin folder of a fresh venv with it and its dependencies)."""
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("needs the git checkout to list the package's sources")
-    base = tmp_path_factory.mktemp("wheel")
-    src = _sources(base / "src")
-    dist = base / "dist"
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-        + ["-w", str(dist), str(src)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=_clean_env(),
-    )
-    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
-    (wheel,) = dist.glob("llm_users-*.whl")
-    env_dir = base / "venv"
-    venv.EnvBuilder(with_pip=True, symlinks=True).create(env_dir)
-    bin_dir = env_dir / "bin"
-    # with the dependencies, from the configured indexes and the pip cache
-    inst = subprocess.run(
-        [str(bin_dir / "python"), "-m", "pip", "install", "-q", "--no-compile", str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"),
-        cwd=base,
-    )
-    assert inst.returncode == 0, inst.stdout[-2000:] + inst.stderr[-3000:]
-    yield wheel, bin_dir
-
-
-def test_the_wheel_holds_the_web_page_and_the_bundled_locustfile(installed) -> None:
-    wheel, _ = installed
+def test_the_wheel_holds_the_web_page_and_the_bundled_locustfile(image: Image) -> None:
+    wheel = image.wheel
     names = set(zipfile.ZipFile(wheel).namelist())
     webui = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "llm_users/webui").iterdir())
     assert webui and set(webui) <= names, set(webui) - names
@@ -97,8 +37,8 @@ def test_the_wheel_holds_the_web_page_and_the_bundled_locustfile(installed) -> N
     assert "llm-users = llm_users.cli:main" in scripts
 
 
-def test_llm_users_run_outside_the_repository(installed, tmp_path: Path) -> None:
-    _, bin_dir = installed
+def test_llm_users_run_outside_the_repository(image: Image, tmp_path: Path) -> None:
+    bin_dir = image.bin
     with SimulatorProcess(ttft_ms=20, itl_ms=2, output_tokens=12) as sim:
         proc = subprocess.run(
             [str(bin_dir / "llm-users"), "run", "--headless", "-u", "2", "--stream"]
@@ -107,7 +47,7 @@ def test_llm_users_run_outside_the_repository(installed, tmp_path: Path) -> None
             text=True,
             timeout=90,
             cwd=tmp_path,  # no locustfile.py here, no repository
-            env=_clean_env(),
+            env=clean_env(),
             stdin=subprocess.DEVNULL,
         )
         completed = sim.stats()["completed"]
@@ -124,7 +64,7 @@ def test_llm_users_run_outside_the_repository(installed, tmp_path: Path) -> None
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env=_clean_env(),
+        env=clean_env(),
     ).stdout
     assert where.startswith(str(bin_dir.parent)), where
 
@@ -136,8 +76,8 @@ def _readme_example() -> str:
     return code
 
 
-def test_readme_own_user_example_runs_with_locust_f(installed, tmp_path: Path) -> None:
-    _, bin_dir = installed
+def test_readme_own_user_example_runs_with_locust_f(image: Image, tmp_path: Path) -> None:
+    bin_dir = image.bin
     (tmp_path / "my_locustfile.py").write_text(_readme_example())
     with SimulatorProcess(ttft_ms=5, itl_ms=1) as sim:
         proc = subprocess.run(
@@ -148,7 +88,7 @@ def test_readme_own_user_example_runs_with_locust_f(installed, tmp_path: Path) -
             text=True,
             timeout=90,
             cwd=tmp_path,
-            env=_clean_env(),
+            env=clean_env(),
             stdin=subprocess.DEVNULL,
         )
         records = sim.records()
