@@ -7,14 +7,14 @@ SOAK_MINUTES ?= 30
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install test test-fast lint format demo simulator bench bench-quick soak clean
+.PHONY: help install test test-fast test-pythons lint format demo simulator bench bench-quick soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 install: $(BIN)/.installed  ## create .venv with the package (editable), test tools and the browser
 
-$(BIN)/.installed: pyproject.toml scripts/install-extras.sh
+$(BIN)/.installed: pyproject.toml scripts/install-extras.sh scripts/install-browser.sh scripts/install-realserver.sh
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -26,6 +26,9 @@ test: install  ## run the whole test suite (unit, in-process, subprocess, browse
 
 test-fast: install  ## unit and in-process tests only
 	$(BIN)/pytest -q tests/unit tests/integration
+
+test-pythons:  ## unit and in-process tests under Python 3.10, 3.12, 3.13 (.venv-pyX.Y each)
+	MAIN_PY=$(BIN)/python bash scripts/test-pythons.sh
 
 lint: install  ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check llm_users tests bench locustfile.py
@@ -54,4 +57,4 @@ soak: install  ## only the soak: SOAK_MINUTES (30) of mixed faults, memory sampl
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:  ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache reports
+	rm -rf $(VENV) .venv-py3.* .pytest_cache .mypy_cache .ruff_cache reports

@@ -1,9 +1,8 @@
-"""Load-test an OpenAI-compatible LLM server: every option is in README.md (Options)."""
+"""Load-test an OpenAI-compatible LLM server: every option is in README.md (Options).
 
-from locust import events
+The same as the package's bundled locustfile (``llm-users run``), for use from the repository.
+"""
 
-from llm_users import LLMUser, register
+from llm_users.locustfile import LLMUser
 
 __all__ = ["LLMUser"]
-
-register(events)

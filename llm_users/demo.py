@@ -14,19 +14,11 @@ from pathlib import Path
 
 from .simulator import SimulatorProcess, save_tokenizer
 
-_LOCUSTFILE = """from locust import events
-from llm_users import LLMUser, register
-register(events)
-"""
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")  # the bundled one, as `llm-users run`
 
 
 def main() -> int:
-    root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="llm-users-demo-") as tmp:
-        locustfile = root / "locustfile.py"
-        if not locustfile.is_file():  # installed as a package: write the thin locustfile
-            locustfile = Path(tmp) / "locustfile.py"
-            locustfile.write_text(_LOCUSTFILE)
         tok_dir = Path(tmp) / "tokenizer"
         save_tokenizer(tok_dir)
         with SimulatorProcess(ttft_ms=120, itl_ms=15) as sim:
@@ -36,7 +28,7 @@ def main() -> int:
                 "-m",
                 "locust",
                 "-f",
-                str(locustfile),
+                str(LOCUSTFILE),
                 "--headless",
                 "-u",
                 "8",

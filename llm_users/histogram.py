@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # typing.Self is 3.11+: only the type checker imports it
+if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are strings here (3.10 support)
     from typing import Self
 
 __all__ = ["CoarseHistogram", "Histogram", "PERCENTILES"]

@@ -1,7 +1,8 @@
 """The web UI in headless Chromium: the start form, the live LLM tab, the final summary, no key.
 
 A real `locust` (web UI, no --headless) against the built-in simulator, driven by Playwright
-with Debian's /usr/bin/chromium (scripts/install-browser.sh); Playwright never downloads one.
+with the Chrome/Chromium that scripts/install-browser.sh chose (tests/browser.py); without
+one the test skips, and fails under CI=true.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import pytest
 
 from llm_users.simulator import SimulatorProcess
 from llm_users.simulator.process import stop_process
+from tests.browser import require_browser
 from tests.helpers import ROOT, locust_cmd
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -108,8 +109,7 @@ def _tab_rows(page: Any) -> dict[str, str]:
 
 @pytest.mark.timeout(60)
 def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} missing: run scripts/install-browser.sh")
+    chromium = require_browser()
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
@@ -132,7 +132,7 @@ def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
             with sync_playwright() as pw:
                 ctx = pw.chromium.launch_persistent_context(
                     tempfile.mkdtemp(dir=tmp_path),
-                    executable_path=CHROMIUM,
+                    executable_path=chromium,
                     headless=True,
                     args=CHROMIUM_ARGS,
                 )

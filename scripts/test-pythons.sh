@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# `make test-pythons`: the unit and in-process tests under each supported Python (3.10-3.13).
+# Each interpreter gets its own .venv-pyX.Y with `pip install -e '.[test]'`, reused while
+# pyproject.toml is unchanged. The interpreter `make test` already runs (.venv's) is skipped.
+# A missing interpreter is skipped with a line, except under CI=true for the oldest (3.10)
+# and the newest (3.13), which must be there. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VERSIONS=${PYTHONS:-"3.10 3.11 3.12 3.13"}
+REQUIRED_IN_CI="3.10 3.13"
+MAIN_PY=${MAIN_PY:-.venv/bin/python}
+stamp=$(sha256sum pyproject.toml | cut -d' ' -f1)
+main_version=$("$MAIN_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null || true)
+
+find_python() {  # the first interpreter of version $1: pythonX.Y on PATH, then pyenv's folders
+    local v=$1 c
+    for c in "$(command -v "python$v" 2>/dev/null || true)" \
+        "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$v".*/bin/python; do
+        if [ -n "$c" ] && [ -x "$c" ] && "$c" -c 'import sys, venv' >/dev/null 2>&1 &&
+            [ "$("$c" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$v" ]; then
+            echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+failed=() missing=() timings=()
+for v in $VERSIONS; do
+    if [ "$v" = "$main_version" ]; then
+        echo "test-pythons: $v: skipped, it is .venv's interpreter (make test runs it)"
+        continue
+    fi
+    if ! py=$(find_python "$v"); then
+        if [ "${CI:-}" = "true" ] && [[ " $REQUIRED_IN_CI " == *" $v "* ]]; then
+            echo "test-pythons: $v: MISSING, and CI requires it (no python$v, no pyenv $v.*)" >&2
+            missing+=("$v")
+        else
+            echo "test-pythons: $v: skipped, no interpreter (no python$v on PATH, no pyenv $v.*)"
+        fi
+        continue
+    fi
+    start=$SECONDS
+    venv=.venv-py$v
+    if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$stamp" ]; then
+        echo "test-pythons: $v: installing into $venv ($py)"
+        rm -rf "$venv"
+        "$py" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --upgrade pip
+        "$venv/bin/python" -m pip install -q --no-compile -e '.[test]'
+        echo "$stamp" >"$venv/.installed"
+    fi
+    installed=$((SECONDS - start))
+    echo "test-pythons: $v: pytest tests/unit tests/integration"
+    if HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH=$PWD \
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit tests/integration "$@"; then
+        result=passed
+    else
+        result=FAILED
+        failed+=("$v")
+    fi
+    timings+=("$v: $result, install ${installed} s, total $((SECONDS - start)) s")
+done
+for t in ${timings[@]+"${timings[@]}"}; do echo "test-pythons: $t"; done
+if [ ${#missing[@]} -gt 0 ] || [ ${#failed[@]} -gt 0 ]; then
+    echo "test-pythons: failed: ${failed[*]:-none}; missing: ${missing[*]:-none}" >&2
+    exit 1
+fi
