@@ -125,7 +125,7 @@ def in_process(url: str, *args: str, users: int = 2, requests: int = 2) -> dict[
     plugin = run_in_process(
         url, "--requests-per-user", str(requests), *args, users=users, timeout=60
     )
-    assert not plugin.env.runner.exceptions and plugin.users_done == users
+    assert not plugin.env.runner.exceptions and plugin.control.users_done == users
     assert plugin.last_summary is not None
     return plugin.last_summary
 
