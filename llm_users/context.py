@@ -148,6 +148,14 @@ def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
         s.prompt_type,
         s.prompt_language,
         s.seed,
+        s.prefix_tokens,
+        s.prefix_count,
+        s.prefix_in,
+        s.endpoint,
+        s.trace,
+        s.trace_speed,
+        s.trace_limit,
+        s.trace_block_tokens,
         role,
     )
 
@@ -155,6 +163,10 @@ def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
 def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
     """Loaded once per process, before users start (files and tokenizers are slow)."""
     index = role.index
+    if (s.trace or s.prefix_tokens) and not role.is_master:  # the master sends nothing
+        from .workloads.choose import workload_prompts
+
+        return workload_prompts(s, role)
     if s.dataset:
         from .datasets import load_dataset
 

@@ -198,7 +198,7 @@ class LLMPlugin:
                 self.sink.open_records(
                     f"{s.records}.worker{role.index}" if role.is_worker else s.records
                 )
-        self.control.start(s, role)
+        self.control.start(s, role, self.ctx.prompts)
 
     # -- distributed and live ----------------------------------------------------------------
     def _take_delta(self) -> Tally:
