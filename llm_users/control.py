@@ -97,7 +97,10 @@ class RunControl:
         self.users_done += n
         target = getattr(self.runner, "target_user_count", 0) or 0
         if target and self.users_done >= target and self.running:
-            self.end_test("every user sent its --requests-per-user")
+            trace = self.settings is not None and self.settings.trace
+            self.end_test(
+                "the trace was replayed" if trace else "every user sent its --requests-per-user"
+            )
 
     def spawned(self, user_count: int) -> None:
         self.peak_users = max(self.peak_users, user_count)
