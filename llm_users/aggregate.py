@@ -30,6 +30,8 @@ HISTOGRAMS = (
     "queue_delay_ms",
     "ttft_from_intended_ms",
     "e2e_from_intended_ms",  # open loop
+    "ttft_cached_ms",  # TTFT of requests with >= half their prompt in the server's cache
+    "ttft_uncached_ms",  # ... and of the others, when the server reports cached tokens
     "tokens_per_event",  # a ratio, not ms: output tokens / token-carrying events, per request
 )
 _SUMS = (
@@ -46,6 +48,9 @@ _SUMS = (
     "output_tokens",
     "prompt_tokens",
     "token_diff_abs",
+    # prefix cache, over the requests whose server reported cached tokens
+    "cached_tokens",
+    "cache_prompt_tokens",
 )
 _COUNTS = (
     "stream_ok",
@@ -55,6 +60,8 @@ _COUNTS = (
     "with_max_tokens",
     "slo_checked",
     "slo_met",
+    "cache_reported",
+    "mostly_cached",
 )
 
 
@@ -146,6 +153,8 @@ class Aggregate:
             s["output_tokens"] += r.output_tokens
         if r.prompt_tokens is not None:
             s["prompt_tokens"] += r.prompt_tokens
+        if r.cached_tokens is not None and r.prompt_tokens:
+            self._cache(r)
         if r.max_tokens:
             c["with_max_tokens"] += 1
             if r.output_tokens is not None and r.output_tokens < r.max_tokens:
@@ -181,6 +190,17 @@ class Aggregate:
             s["speed"] += r.speed or 0.0
             if r.e2e_ms is not None:
                 h["latency_ms"].record(r.e2e_ms)
+
+    def _cache(self, r: RequestResult) -> None:
+        """Prefix-cache figures of a request whose server said how much of its prompt hit."""
+        assert r.cached_tokens is not None and r.prompt_tokens
+        self.counts["cache_reported"] += 1
+        self.sums["cached_tokens"] += r.cached_tokens
+        self.sums["cache_prompt_tokens"] += r.prompt_tokens
+        mostly = 2 * r.cached_tokens >= r.prompt_tokens
+        self.counts["mostly_cached"] += mostly
+        if r.stream and r.ttft_ms is not None:
+            self.hist["ttft_cached_ms" if mostly else "ttft_uncached_ms"].record(r.ttft_ms)
 
     def _period(self, start: float, end: float) -> None:
         if self.first_start is None or start < self.first_start:

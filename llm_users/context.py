@@ -12,8 +12,9 @@ import itertools
 import logging
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -29,6 +30,7 @@ from .tokens import load_counter
 __all__ = ["Role", "RunContext", "build_context", "startup_key"]
 
 log = logging.getLogger("llm_users")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -143,16 +145,28 @@ def build_context(
     if previous is not None and previous.prompts_key == key:
         counter, prompts = previous.counter, previous.prompts
     else:
-        # The tokenizer is local to each process that sends requests (not the master).
-        counter = (
-            load_counter(settings.tokenizer) if settings.tokenizer and role.sends_requests else None
-        )
-        prompts = _prompt_source(settings, role, counter)
+        counter, prompts = _off_loop_on_workers(role, lambda: _load(settings, role))
     if check_server and settings.preflight and not role.is_worker:
         resolved = preflight(origin, settings, ssl_context)
         if resolved != settings.model:
             settings = dataclasses.replace(settings, model=resolved)
     return RunContext(settings, origin, role, ssl_context, counter, prompts, key)
+
+
+def _load(s: Settings, role: Role) -> tuple[Any, PromptSource]:
+    # The tokenizer is local to each process that sends requests (not the master).
+    counter = load_counter(s.tokenizer) if s.tokenizer and role.sends_requests else None
+    return counter, _prompt_source(s, role, counter)
+
+
+def _off_loop_on_workers(role: Role, load: Callable[[], _T]) -> _T:
+    """A worker loads in gevent's thread pool: its loop keeps sending heartbeats (a tokenizer
+    or a trace can take longer than the master waits for one)."""
+    if not role.is_worker:
+        return load()
+    import gevent
+
+    return cast(_T, gevent.get_hub().threadpool.apply(load))
 
 
 def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
@@ -167,6 +181,14 @@ def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
         s.prompt_type,
         s.prompt_language,
         s.seed,
+        s.prefix_tokens,
+        s.prefix_count,
+        s.prefix_in,
+        s.endpoint,
+        s.trace,
+        s.trace_speed,
+        s.trace_limit,
+        s.trace_block_tokens,
         role,
     )
 
@@ -174,6 +196,10 @@ def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
 def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
     """Loaded once per process, before users start (files and tokenizers are slow)."""
     index = role.index
+    if (s.trace or s.prefix_tokens) and not role.is_master:  # the master sends nothing
+        from .workloads.choose import workload_prompts
+
+        return workload_prompts(s, role)
     if s.dataset:
         from .datasets import load_dataset
 

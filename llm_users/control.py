@@ -20,6 +20,7 @@ from .context import Role
 from .load import ArrivalSchedule, SweepController
 from .metrics import RequestResult
 from .options import Settings
+from .workloads.trace import TraceSchedule
 
 __all__ = ["RunControl"]
 
@@ -37,7 +38,7 @@ class RunControl:
         self.peak_users = 0
         self.step = 0  # the sweep step now running: it owns the requests that start in it
         self.abort_reason: str | None = None
-        self.schedule: ArrivalSchedule | None = None  # open loop
+        self.schedule: ArrivalSchedule | TraceSchedule | None = None  # open loop
         self.sweep: SweepController | None = None
         self.rate_share: float | None = None  # worker: its share of --request-rate
         self._failing_since: float | None = None
@@ -51,14 +52,20 @@ class RunControl:
     def runner(self) -> Any:
         return self.env.runner
 
-    def start(self, settings: Settings, role: Role) -> None:
-        """A test starts: fresh counters, the open-loop schedule, the sweep (not on workers)."""
+    def start(self, settings: Settings, role: Role, prompts: Any = None) -> None:
+        """A test starts: fresh counters, the open-loop schedule, the sweep (not on workers).
+
+        A prompt source with its own times (a trace: ``prompts.schedule()``) is the schedule.
+        """
         self.settings, self.role = settings, role
         self.users_done = self.peak_users = self.step = 0
         self.abort_reason = None
         self._failing_since = None
         self.schedule = None
-        if settings.request_rate and role.sends_requests:
+        timed = getattr(prompts, "schedule", None)
+        if timed is not None and role.sends_requests:
+            self.schedule = timed()
+        elif settings.request_rate and role.sends_requests:
             rate = self.rate_share if role.is_worker and self.rate_share else settings.request_rate
             seed = settings.seed_for("arrivals", role.index)
             self.schedule = ArrivalSchedule(rate, settings.arrivals, seed)
@@ -97,7 +104,10 @@ class RunControl:
         self.users_done += n
         target = getattr(self.runner, "target_user_count", 0) or 0
         if target and self.users_done >= target and self.running:
-            self.end_test("every user sent its --requests-per-user")
+            trace = self.settings is not None and self.settings.trace
+            self.end_test(
+                "the trace was replayed" if trace else "every user sent its --requests-per-user"
+            )
 
     def spawned(self, user_count: int) -> None:
         self.peak_users = max(self.peak_users, user_count)

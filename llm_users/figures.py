@@ -44,6 +44,7 @@ class Figure:
     long: str = ""  # a longer label for the console table and the HTML report
     tab: bool = True  # shown in the web UI's LLM tab (the /llm page shows every figure)
     open_loop: bool = False  # recorded only in open-loop runs: reported only when it has samples
+    cache: bool = False  # prefix cache: reported only in shared-prefix/trace runs or when seen
     histogram: str = ""  # the HTML report draws its histogram under this title
     samples: str = "requests"  # what one sample of a distribution is
     about: str = ""  # one sentence: what is measured (chart captions)
@@ -67,6 +68,11 @@ class Figure:
         if not self.unit or label.lower().endswith(self.unit.lower()):
             return label
         return f"{label} ({self.unit})"
+
+    @property
+    def sparse(self) -> bool:
+        """Reported only when it has samples (open loop, prefix cache)."""
+        return self.open_loop or self.cache
 
     def shows_in(self, mode: str) -> bool:
         return self.mode == "both" or self.mode == mode
@@ -121,6 +127,16 @@ FIGURES: tuple[Figure, ...] = (
           open_loop=True),
     _dist("ttft_from_intended_ms", "TTFT from intended start", "streaming", open_loop=True),
     _dist("e2e_from_intended_ms", "E2E from intended start", "both", open_loop=True),
+    # -- prefix cache (servers that report usage.prompt_tokens_details.cached_tokens) -------
+    Figure("prefix_cache_hit_rate", "Prefix cache hit rate", unit="%", digits=1, cache=True,
+           long="Prefix cache hit rate (cached / prompt tokens)",
+           about="Prompt tokens the server found in its prefix cache, of all prompt tokens."),
+    _dist("ttft_cached_ms", "TTFT, mostly cached", "streaming", cache=True, tab=True,
+          long="TTFT (>= 50 % cached)",
+          about="TTFT of requests with at least half of their prompt in the prefix cache."),
+    _dist("ttft_uncached_ms", "TTFT, mostly uncached", "streaming", cache=True, tab=True,
+          long="TTFT (< 50 % cached)",
+          about="TTFT of requests with less than half of their prompt in the prefix cache."),
     # -- the seed script's figures ------------------------------------------------------------
     _seed("average_first_token_latency_ms", "Average first token latency", "ms", "streaming"),
     _seed("average_follow_latency_ms", "Average follow latency", "ms", "streaming"),

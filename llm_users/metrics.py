@@ -16,6 +16,7 @@ from .record import RequestRecord
 __all__ = [
     "RequestResult",
     "TokenSource",
+    "cached_tokens",
     "e2e_ms",
     "follow_latency_ms",
     "itl_ms",
@@ -99,6 +100,7 @@ class RequestResult:
     token_events: int = 0
     max_tokens: int | None = None
     finish_reason: str | None = None
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, if given
     queue_delay_ms: float | None = None  # open loop: actual start - intended start
     slo_met: bool | None = None  # set by the plugin when --slo is given
 
@@ -126,6 +128,20 @@ def _usage_int(usage: dict[str, Any] | None, key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
+def cached_tokens(usage: dict[str, Any] | None) -> int | None:
+    """Prompt tokens the server found in its prefix cache; None when it does not say
+    (``prompt_tokens_details.cached_tokens``, or the Responses API's ``input_tokens_details``)."""
+    if not usage:
+        return None
+    for key in ("prompt_tokens_details", "input_tokens_details"):
+        details = usage.get(key)
+        if isinstance(details, dict):
+            n = _usage_int(details, "cached_tokens")
+            if n is not None:
+                return n
+    return None
+
+
 def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestResult:
     """Derive every per-request figure from a record (token counts: tokenizer > usage > events)."""
     res = RequestResult(
@@ -148,6 +164,7 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
     res.usage_completion_tokens = completion
     res.prompt_tokens = _usage_int(usage, "prompt_tokens")
     res.total_tokens = _usage_int(usage, "total_tokens")
+    res.cached_tokens = cached_tokens(usage)
     if res.total_tokens is None and completion is not None and res.prompt_tokens is not None:
         res.total_tokens = completion + res.prompt_tokens
     if not r.ok:

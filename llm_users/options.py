@@ -385,6 +385,54 @@ class Settings:
         help="Hugging Face tokenizer folder or name, to count follow tokens as the seed does "
         "(loaded once, before users start; local to each worker)",
     )
+    prefix_tokens: int = opt(
+        0,
+        parse=whole,
+        group="prompts",
+        help="Shared-prefix workload: every prompt starts with one of --prefix-count shared "
+        "prefixes of exactly N tokens by --tokenizer, then a unique suffix of --input-tokens",
+    )
+    prefix_count: int = opt(
+        1,
+        parse=whole,
+        group="prompts",
+        help="Number of distinct shared prefixes (each request draws one, seeded by --seed)",
+    )
+    prefix_in: str = opt(
+        "user",
+        choices=["system", "user"],
+        group="prompts",
+        help="Chat: the shared prefix is the system prompt, or the start of the user turn",
+    )
+    trace: str = opt(
+        "",
+        parse=_existing_file,
+        web=False,
+        group="prompts",
+        help="Replay a Mooncake-format JSONL trace (timestamp ms, input_length, output_length, "
+        "hash_ids): each request at its time, with prompts sharing the blocks of shared hash ids",
+    )
+    trace_speed: float = opt(
+        1.0,
+        parse=positive,
+        web=False,
+        group="prompts",
+        help="Time scale of --trace: 2 replays it twice as fast",
+    )
+    trace_limit: int = opt(
+        0,
+        parse=whole,
+        web=False,
+        group="prompts",
+        help="Replay only the first N rows of --trace (0: all)",
+    )
+    trace_block_tokens: int = opt(
+        512,
+        parse=whole,
+        web=False,
+        group="prompts",
+        help="Tokens per hash id block of --trace (the last block of a prompt may be partial)",
+    )
 
     # -- load ----------------------------------------------------------------------------
     requests_per_user: int = opt(
@@ -525,8 +573,41 @@ class Settings:
             raise ConfigError(
                 "--input-tokens and --dataset are exclusive: choose one prompt source"
             )
+        self._check_workloads()
         if self.sweep_of == "users" and any(x != int(x) for x in self.sweep):
             raise ConfigError(f"--sweep user counts must be whole numbers, got {self.sweep}")
+
+    def _check_workloads(self) -> None:
+        """The shared-prefix and trace workloads: each needs a tokenizer and excludes others."""
+        if self.prefix_tokens:
+            if not self.tokenizer:
+                raise ConfigError(
+                    f"--prefix-tokens {self.prefix_tokens} needs --tokenizer to count them"
+                )
+            if not self.input_tokens:
+                raise ConfigError(
+                    f"--prefix-tokens {self.prefix_tokens} needs --input-tokens N: the length "
+                    "of each request's unique suffix"
+                )
+            if self.prefix_count < 1:
+                raise ConfigError(f"--prefix-count must be at least 1, got {self.prefix_count}")
+        if self.trace:
+            if not self.tokenizer:
+                raise ConfigError(f"--trace {self.trace} needs --tokenizer to build its prompts")
+            if self.trace_block_tokens < 1:
+                raise ConfigError(
+                    f"--trace-block-tokens must be at least 1, got {self.trace_block_tokens}"
+                )
+            for other, given in (
+                ("--dataset", self.dataset),
+                ("--input-tokens", self.input_tokens),
+                ("--prefix-tokens", self.prefix_tokens),
+                ("--request-rate", self.request_rate),
+                ("--sweep", self.sweep),
+            ):
+                if given:
+                    raise ConfigError(f"--trace and {other} are exclusive: the trace sets both "
+                                      "the prompts and their times")  # fmt: skip
 
     def seed_for(self, purpose: str, index: int = 0) -> int | None:
         """A seed of its own for each random stream (``purpose``) of each worker (``index``),

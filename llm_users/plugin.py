@@ -168,7 +168,7 @@ class LLMPlugin:
                 self.sink.open_records(
                     f"{s.records}.worker{role.index}" if role.is_worker else s.records
                 )
-        self.control.start(s, role)
+        self.control.start(s, role, self.ctx.prompts)
 
     def _take_delta(self) -> Tally:
         tally = self.sink.take()

@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-__all__ = ["PROMPT_TYPES", "PromptSource", "SeedPrompts", "Prompt"]
+__all__ = ["PROMPT_TYPES", "PromptSource", "PromptsExhausted", "SeedPrompts", "Prompt"]
 
 Prompt = str | list[dict[str, Any]]  # a plain prompt, or a list of chat messages
 
@@ -94,6 +94,10 @@ _RANDOM = {
         "去山里徒步三天需要带哪些东西？",
     ),
 }
+
+
+class PromptsExhausted(Exception):
+    """A finite prompt source (a trace) has handed out all it has: the user is done."""
 
 
 class PromptSource(Protocol):

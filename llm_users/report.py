@@ -87,6 +87,7 @@ def run_info(
         host=str(ctx.origin),
         max_tokens=s.max_tokens,
         tokenizer=s.tokenizer,
+        prefix_workload=bool(s.prefix_tokens or s.trace),
         extra=extra,
     )
 

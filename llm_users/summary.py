@@ -13,9 +13,19 @@ from .figures import FIGURES, by_key, of_kind
 from .histogram import PERCENTILES
 from .metrics import RequestResult
 
-__all__ = ["RunInfo", "request_line", "seed_lines", "summary_dict", "sweep_rows", "table_lines"]
+__all__ = [
+    "NOT_REPORTED",
+    "RunInfo",
+    "prefix_cache",
+    "request_line",
+    "seed_lines",
+    "summary_dict",
+    "sweep_rows",
+    "table_lines",
+]
 
 DASHES = "-" * 50
+NOT_REPORTED = "not reported by the server"
 
 
 @dataclass
@@ -29,6 +39,7 @@ class RunInfo:
     host: str = ""
     max_tokens: int | None = None
     tokenizer: str = ""
+    prefix_workload: bool = False  # shared-prefix or trace run: report the cache even if unseen
     extra: dict[str, Any] = field(default_factory=dict)  # loop lag, workers, ...
 
 
@@ -119,7 +130,7 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
     }
     out.update(_seed_figures(agg, info))
     for f in of_kind("distribution", info.mode):
-        if not f.open_loop:
+        if not f.sparse:
             out[f.key] = _dist(agg, f.key)
     out["follow_tokens_source" if info.mode == "streaming" else "tokens_source"] = dict(agg.sources)
     c = agg.counts
@@ -132,8 +143,12 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
     }
     out["short_outputs"] = {"requests": c["short_outputs"], "of": c["with_max_tokens"]}
     for f in FIGURES:
-        if f.open_loop and agg.hist[f.key].count:
+        if f.sparse and f.kind == "distribution" and agg.hist[f.key].count:
             out[f.key] = _dist(agg, f.key)
+    if info.prefix_workload or c["cache_reported"]:
+        out["prefix_cache"] = prefix_cache(agg)
+        rate = out["prefix_cache"]["hit_rate_percent"]
+        out["prefix_cache_hit_rate"] = NOT_REPORTED if rate is None else rate
     tpe = agg.hist["tokens_per_event"]
     if tpe.count:
         out["tokens_per_event"] = {k: v for k, v in tpe.summary().items() if k != "count"}
@@ -147,6 +162,36 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         }
     out.update({k: v for k, v in info.extra.items() if k != "notes" or v})
     return out
+
+
+def prefix_cache(agg: Aggregate) -> dict[str, Any]:
+    """Prefix-cache figures; the hit rate is None when no server response reported it."""
+    c, s = agg.counts, agg.sums
+    reported = c["cache_reported"]
+    prompt = int(s["cache_prompt_tokens"])
+    return {
+        "hit_rate_percent": 100.0 * s["cached_tokens"] / prompt if reported and prompt else None,
+        "cached_tokens": int(s["cached_tokens"]) if reported else None,
+        "prompt_tokens": prompt if reported else None,
+        "requests_reported": reported,
+        "of": agg.requests,
+        "mostly_cached_requests": c["mostly_cached"] if reported else None,
+        "reported_by_server": bool(reported),
+    }
+
+
+def _cache_line(d: dict[str, Any]) -> str | None:
+    pc = d.get("prefix_cache")
+    if not pc:
+        return None
+    if pc["hit_rate_percent"] is None:
+        return f"  prefix cache hit rate: {NOT_REPORTED} (usage.prompt_tokens_details)"
+    partial = "" if pc["requests_reported"] == pc["of"] else f" (of {pc['of']})"
+    return (
+        f"  prefix cache hit rate: {pc['hit_rate_percent']:.1f} % ({pc['cached_tokens']:,} of "
+        f"{pc['prompt_tokens']:,} prompt tokens cached; {pc['mostly_cached_requests']} of "
+        f"{pc['requests_reported']} requests{partial} >= 50 % cached)"
+    )
 
 
 def sweep_rows(
@@ -218,7 +263,10 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
     so = d["short_outputs"]
     if so["requests"]:
         lines.append(f"  {so['requests']} of {so['of']} responses were shorter than max_tokens")
-    dists = [f for f in of_kind("distribution", info.mode) if not f.open_loop or f.key in d]
+    cache = _cache_line(d)
+    if cache:
+        lines.append(cache)
+    dists = [f for f in of_kind("distribution", info.mode) if not f.sparse or f.key in d]
     ttfc, ttft = agg.hist["ttfc_ms"], agg.hist["ttft_ms"]
     if ttfc.count == ttft.count and ttfc.total == ttft.total:
         dists = [f for f in dists if f.key != "ttfc_ms"]  # no reasoning: the same figure

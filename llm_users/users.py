@@ -14,7 +14,7 @@ from locust import User, task
 from .client import LLMClient
 from .errors import LLMUsersError
 from .plugin import plugin_of
-from .prompts import PromptSource
+from .prompts import PromptsExhausted, PromptSource
 
 __all__ = ["BaseLLMUser", "LLMUser"]
 
@@ -68,7 +68,11 @@ class BaseLLMUser(User):
             return
         assert self.llm is not None
         plugin, control = self.plugin, self.plugin.control
-        body = self.next_request()
+        try:
+            body = self.next_request()
+        except PromptsExhausted:  # a finite source (a trace) is done: so is this user
+            self._finish()
+            return
         # Open loop: wait for the next due arrival; a late start is the queue delay.
         intended = control.schedule.wait() if control.schedule is not None else None
         step = control.step  # a sweep step owns the requests that start in it
@@ -77,9 +81,13 @@ class BaseLLMUser(User):
         plugin.complete(record, step)
         limit = plugin.settings.requests_per_user if plugin.settings else 0
         if limit and self.sent >= limit:
-            self.done = True
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+        if self.llm is not None:
             self.llm.close()
-            control.user_done()
+        self.plugin.control.user_done()
 
 
 class LLMUser(BaseLLMUser):

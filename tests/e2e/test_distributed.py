@@ -305,3 +305,26 @@ def test_the_masters_api_key_reaches_the_workers(simulator, tmp_path):
     assert code == 0, out[-3000:]
     assert c.result()["requests"] == 6 and sim.stats()["by_status"] == {"200": 6}
     assert key not in out
+
+
+def test_trace_is_split_between_workers_and_replayed_once(simulator, tokenizer_dir, tmp_path):
+    trace = ROOT / "tests" / "fixtures" / "traces" / "small.jsonl"
+    rows = [json.loads(line) for line in trace.read_text().splitlines()]
+    sim = simulator(ttft_ms=1, itl_ms=1, prefix_cache=True, cache_block_tokens=16)
+    c = Cluster(
+        tmp_path,
+        sim.url,
+        [*_headless(6), "--stream", "--endpoint", "completions", "--tokenizer",
+         str(tokenizer_dir), "--trace", str(trace), "--trace-block-tokens", "16", "--seed", "3"],
+    )  # fmt: skip
+    code, out = c.wait()
+    assert code == 0, out[-3000:]
+    s, records = c.result(), sim.records()
+    assert s["requests"] == len(rows) == len(records) and s["failures"] == 0
+    # worker i of 2 sent rows i, i+2, ...: each worker's records in its order are its rows
+    by_worker: dict[str, list[int]] = {}
+    for r in c.raw_records():
+        by_worker.setdefault(r["worker"], []).append(r["prompt_tokens"])
+    lengths = [r["input_length"] for r in rows]
+    assert sorted(by_worker.values()) == sorted([lengths[0::2], lengths[1::2]])
+    assert s["prefix_cache"]["cached_tokens"] == sim.stats()["prefix_cache_hits"] > 0

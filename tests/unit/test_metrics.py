@@ -293,3 +293,13 @@ def test_to_dict_has_every_field() -> None:
             "itl_ms", "output_tokens", "follow_source", "ok", "failure"}  # fmt: skip
     assert set(d) >= keys
     assert d["follow_source"] == "events"
+
+
+def test_cached_tokens_from_usage() -> None:
+    from llm_users.metrics import cached_tokens
+
+    assert cached_tokens({"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 4}}) == 4
+    assert cached_tokens({"input_tokens_details": {"cached_tokens": 0}}) == 0  # Responses API
+    assert cached_tokens({"prompt_tokens": 9}) is None  # the server does not say: not 0
+    assert cached_tokens({"prompt_tokens_details": None}) is None
+    assert cached_tokens(None) is None

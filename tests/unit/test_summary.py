@@ -230,3 +230,33 @@ def test_non_streaming_table_lines() -> None:
     assert len(latency_rows) == 1
     assert latency_rows[0].split()[1:3] == ["1", "2,000.00"]
     assert "TTFT" not in text
+
+
+def _cache_result(prompt: int, cached: int | None, ttft: float) -> RequestResult:
+    return RequestResult(endpoint="completions", stream=True, ok=True, start_wall=1.0,
+                         e2e_ms=ttft + 10, ttft_ms=ttft, prompt_tokens=prompt,
+                         cached_tokens=cached)  # fmt: skip
+
+
+def test_prefix_cache_hit_rate_and_ttft_split() -> None:
+    agg = Aggregate()
+    for prompt, cached, ttft in ((100, 0, 50.0), (100, 50, 20.0), (100, 96, 10.0), (50, 24, 40.0)):
+        agg.add(_cache_result(prompt, cached, ttft))
+    info = RunInfo(mode="streaming", concurrency=1)
+    d = summary_dict(agg, info)
+    pc = d["prefix_cache"]
+    assert pc["hit_rate_percent"] == 100.0 * 170 / 350 == d["prefix_cache_hit_rate"]
+    assert (pc["cached_tokens"], pc["prompt_tokens"], pc["mostly_cached_requests"]) == (170, 350, 2)
+    assert d["ttft_cached_ms"]["count"] == 2 and d["ttft_uncached_ms"]["count"] == 2
+    assert any("prefix cache hit rate: 48.6 %" in line for line in table_lines(agg, info))
+
+
+def test_prefix_cache_not_reported_by_the_server() -> None:
+    agg = Aggregate()
+    agg.add(_cache_result(100, None, 30.0))
+    assert "prefix_cache" not in summary_dict(agg, RunInfo(mode="streaming", concurrency=1))
+    info = RunInfo(mode="streaming", concurrency=1, prefix_workload=True)
+    d = summary_dict(agg, info)
+    assert d["prefix_cache_hit_rate"] == "not reported by the server"
+    assert d["prefix_cache"]["hit_rate_percent"] is None and "ttft_cached_ms" not in d
+    assert any("not reported by the server" in line for line in table_lines(agg, info))

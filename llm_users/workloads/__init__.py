@@ -1,0 +1,1 @@
+"""Workloads beyond one prompt per request: shared-prefix prompts and trace replay."""
