@@ -425,6 +425,20 @@ class Settings:
         help="Seconds each user waits between its requests: a number (2) or a range (1-3) "
         "drawn uniformly, seeded by --seed",
     )
+    warmup_requests: int = opt(
+        0,
+        parse=whole,
+        group="load",
+        help="The first N requests of the test (all workers together) are sent but kept out "
+        "of every figure",
+    )
+    warmup_time: float = opt(
+        0.0,
+        parse=non_negative,
+        group="load",
+        help="Requests that start in the first S seconds (of each worker) are sent but kept "
+        "out of every figure",
+    )
     max_failing_seconds: float = opt(
         10.0,
         parse=non_negative,

@@ -204,6 +204,12 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         f"output tokens/s {_f(d, 'output_tokens_per_s')}   "
         f"requests/s {_f(d, 'requests_per_s')}",
     ]
+    warm = d.get("warmup")
+    if warm:
+        lines.append(
+            f"  warm-up: {warm['requests']} requests ({warm['failures']} failed) "
+            "sent, kept out of every figure"
+        )
     src = d.get("follow_tokens_source") or d.get("tokens_source") or {}
     if src:
         what = "follow tokens" if info.mode == "streaming" else "tokens"

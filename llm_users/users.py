@@ -70,7 +70,9 @@ class BaseLLMUser(User):
         # Open loop: wait for the next due arrival; a late start is the queue delay.
         intended = control.schedule.wait() if control.schedule is not None else None
         step = control.step  # a sweep step owns the requests that start in it
+        warmup = plugin.warmup.starts()
         record = self.llm.request(body, intended_start=intended)
+        record.warmup = warmup
         self.sent += 1
         plugin.complete(record, step)
         limit = plugin.settings.requests_per_user if plugin.settings else 0
