@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .client import ClientConfig, LLMClient
+from .conversation import ConversationSource, Dialogue
 from .errors import ConfigError
 from .http import Origin, make_ssl_context
 from .options import Settings
@@ -58,6 +59,21 @@ class RunContext:
     counter: Any = None  # text -> tokens, when --tokenizer is given (not on the master)
     prompts: PromptSource | None = None
     prompts_key: tuple[Any, ...] = ()
+    conversations: ConversationSource | None = None  # with --turns
+
+    def new_dialogue(self) -> Dialogue | None:
+        """A user's own conversation state (None: single requests)."""
+        if self.conversations is None:
+            return None
+        s = self.settings
+        return Dialogue(
+            self.conversations,
+            self.body,
+            system_prompt=s.system_prompt,
+            recorded=s.history == "recorded",
+            max_context=s.max_context_tokens,
+            counter=self.counter,
+        )
 
     def new_client(self) -> LLMClient:
         s = self.settings
@@ -123,17 +139,18 @@ def build_context(
     key = _prompts_key(settings, role)
     if previous is not None and previous.prompts_key == key:
         counter, prompts = previous.counter, previous.prompts
+        conversations = previous.conversations
     else:
         # The tokenizer is local to each process that sends requests (not the master).
         counter = (
             load_counter(settings.tokenizer) if settings.tokenizer and role.sends_requests else None
         )
-        prompts = _prompt_source(settings, role, counter)
+        prompts, conversations = _sources(settings, role, counter)
     if check_server and settings.preflight and not role.is_worker:
         resolved = preflight(origin, settings, ssl_context)
         if resolved != settings.model:
             settings = dataclasses.replace(settings, model=resolved)
-    return RunContext(settings, origin, role, ssl_context, counter, prompts, key)
+    return RunContext(settings, origin, role, ssl_context, counter, prompts, key, conversations)
 
 
 def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
@@ -148,7 +165,33 @@ def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
         s.prompt_type,
         s.prompt_language,
         s.seed,
+        s.turns,
         role,
+    )
+
+
+def _sources(
+    s: Settings, role: Role, counter: Any
+) -> tuple[PromptSource | None, ConversationSource | None]:
+    """The prompt source, and with --turns the conversation source (a --dataset then holds
+    conversations, not single prompts)."""
+    if not s.turns:
+        return _prompt_source(s, role, counter), None
+    from .conversation import PromptConversations
+
+    if not s.dataset:
+        return None, PromptConversations(_prompt_source(s, role, counter), max(1, s.turns))
+    from .conversation_data import load_conversations
+
+    n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
+    index = role.index
+    return None, load_conversations(
+        s.dataset,
+        fmt=None if s.dataset_format == "auto" else s.dataset_format,
+        max_turns=max(0, s.turns),
+        order=s.dataset_order,
+        seed=index if s.seed is None else s.seed_for("dataset", index),
+        partition=(index % n, n),
     )
 
 

@@ -54,6 +54,14 @@ def run_info(
             "warmup_requests": s.warmup_requests,
             "warmup_time_s": s.warmup_time,
         }
+    if s.turns:
+        extra["turns"] = tally.turns.summary()
+        extra["conversations"] = {
+            "completed": tally.turns.completed,
+            "truncated_requests": tally.turns.truncated,
+            "max_context_tokens": s.max_context_tokens or None,
+            "history": s.history,
+        }
     if s.seed is not None:
         extra["seed"] = s.seed
     if s.request_rate:

@@ -11,6 +11,7 @@ from typing import Any
 from locust import User, task
 
 from .client import LLMClient
+from .conversation import Dialogue
 from .errors import LLMUsersError
 from .plugin import plugin_of
 from .prompts import PromptSource
@@ -32,6 +33,7 @@ class BaseLLMUser(User):
         self.done = False
         self.llm: LLMClient | None = None
         self.prompts: PromptSource | None = None
+        self.dialogue: Dialogue | None = None  # conversations (--turns): this user's one
         self.think_rng = self.plugin.user_rng("think")
 
     def wait_time(self) -> float:
@@ -48,13 +50,16 @@ class BaseLLMUser(User):
             raise LLMUsersError("llm_users: a user started before the plugin was configured")
         self.llm = ctx.new_client()
         self.prompts = ctx.prompts
+        self.dialogue = ctx.new_dialogue()
 
     def on_stop(self) -> None:
         if self.llm is not None:
             self.llm.close()
 
     def next_request(self) -> dict[str, Any]:
-        """The JSON body of the next request."""
+        """The JSON body of the next request (a conversation's next turn with --turns)."""
+        if self.dialogue is not None:
+            return self.dialogue.next_body()
         assert self.prompts is not None
         prompt, max_tokens = self.prompts.next()
         assert self.plugin.ctx is not None
@@ -73,6 +78,8 @@ class BaseLLMUser(User):
         warmup = plugin.warmup.starts()
         record = self.llm.request(body, intended_start=intended)
         record.warmup = warmup
+        if self.dialogue is not None:
+            self.dialogue.finish(record)  # its turn; the answer joins the history
         self.sent += 1
         plugin.complete(record, step)
         limit = plugin.settings.requests_per_user if plugin.settings else 0
