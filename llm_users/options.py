@@ -87,9 +87,13 @@ TURNS_ALL = -1  # --turns all: every turn of each dataset conversation
 
 
 def _turns(value: Any) -> int:
-    if stripped(value).lower() == "all":
+    given = stripped(value).lower()
+    if given == "all":
         return TURNS_ALL
-    return whole(value)
+    try:
+        return whole(given or "0")
+    except Invalid:
+        raise Invalid(f"must be a whole number or all, got {value!r}") from None
 
 
 def _seed(value: Any) -> int | None:

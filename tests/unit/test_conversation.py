@@ -95,7 +95,7 @@ def test_truncation_keeps_the_system_and_latest_turn():
         (["--turns", "all"], "--turns all needs a conversation --dataset"),
         (["--history", "recorded"], "--history is for conversations: add --turns N"),
         (["--turns", "2", "--max-context-tokens", "100"], "needs --tokenizer"),
-        (["--turns", "two"], "--turns must be a whole number"),
+        (["--turns", "two"], "--turns must be a whole number or all"),
     ],
 )
 def test_conversation_options_are_checked(args, message):
