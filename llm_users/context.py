@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 from locust.runners import MasterRunner, WorkerRunner
 
 from .client import ClientConfig, LLMClient
+from .conversation import ConversationSource, Dialogue
 from .errors import ConfigError
 from .http import Origin, make_ssl_context
 from .options import Settings
@@ -77,6 +78,22 @@ class RunContext:
         process, and the worker's index)."""
         n = next(self.users_made)
         return random.Random(self.settings.seed_for(f"{purpose}/user{n}", self.role.index))
+
+    conversations: ConversationSource | None = None  # with --turns
+
+    def new_dialogue(self) -> Dialogue | None:
+        """A user's own conversation state (None: single requests)."""
+        if self.conversations is None:
+            return None
+        s = self.settings
+        return Dialogue(
+            self.conversations,
+            self.body,
+            system_prompt=s.system_prompt,
+            recorded=s.history == "recorded",
+            max_context=s.max_context_tokens,
+            counter=self.counter,
+        )
 
     def new_client(self) -> LLMClient:
         s = self.settings
@@ -144,19 +161,29 @@ def build_context(
     key = _prompts_key(settings, role)
     if previous is not None and previous.prompts_key == key:
         counter, prompts = previous.counter, previous.prompts
+        conversations = previous.conversations
     else:
-        counter, prompts = _off_loop_on_workers(role, lambda: _load(settings, role))
+        counter, prompts, conversations = _off_loop_on_workers(role, lambda: _load(settings, role))
     if check_server and settings.preflight and not role.is_worker:
         resolved = preflight(origin, settings, ssl_context)
         if resolved != settings.model:
             settings = dataclasses.replace(settings, model=resolved)
-    return RunContext(settings, origin, role, ssl_context, counter, prompts, key)
+    return RunContext(
+        settings,
+        origin,
+        role,
+        ssl_context,
+        counter,
+        prompts,
+        prompts_key=key,
+        conversations=conversations,
+    )
 
 
-def _load(s: Settings, role: Role) -> tuple[Any, PromptSource]:
+def _load(s: Settings, role: Role) -> tuple[Any, PromptSource | None, ConversationSource | None]:
     # The tokenizer is local to each process that sends requests (not the master).
     counter = load_counter(s.tokenizer) if s.tokenizer and role.sends_requests else None
-    return counter, _prompt_source(s, role, counter)
+    return (counter, *_sources(s, role, counter))
 
 
 def _off_loop_on_workers(role: Role, load: Callable[[], _T]) -> _T:
@@ -189,7 +216,33 @@ def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
         s.trace_speed,
         s.trace_limit,
         s.trace_block_tokens,
+        s.turns,
         role,
+    )
+
+
+def _sources(
+    s: Settings, role: Role, counter: Any
+) -> tuple[PromptSource | None, ConversationSource | None]:
+    """The prompt source, and with --turns the conversation source (a --dataset then holds
+    conversations, not single prompts)."""
+    if not s.turns:
+        return _prompt_source(s, role, counter), None
+    from .conversation import PromptConversations
+
+    if not s.dataset:
+        return None, PromptConversations(_prompt_source(s, role, counter), max(1, s.turns))
+    from .conversation_data import load_conversations
+
+    n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
+    index = role.index
+    return None, load_conversations(
+        s.dataset,
+        fmt=None if s.dataset_format == "auto" else s.dataset_format,
+        max_turns=max(0, s.turns),
+        order=s.dataset_order,
+        seed=index if s.seed is None else s.seed_for("dataset", index),
+        partition=(index % n, n),
     )
 
 

@@ -103,6 +103,10 @@ class RequestResult:
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, if given
     queue_delay_ms: float | None = None  # open loop: actual start - intended start
     slo_met: bool | None = None  # set by the plugin when --slo is given
+    warmup: bool = False  # started in the warm-up: in no figure
+    turn: int | None = None  # conversations: the turn index (1-based)
+    truncated: bool = False  # conversations: history cut to --max-context-tokens
+    conversation_done: bool = False  # conversations: the last turn of a completed one
 
     @property
     def speed(self) -> float | None:
@@ -156,6 +160,10 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
         max_tokens=r.max_tokens,
         finish_reason=r.finish_reason,
         token_events=len(r.token_times),
+        warmup=r.warmup,
+        turn=r.turn,
+        truncated=r.truncated,
+        conversation_done=r.conversation_done,
     )
     if r.intended_start is not None:
         res.queue_delay_ms = (r.start - r.intended_start) * 1000.0

@@ -87,6 +87,19 @@ def _key(value: Any) -> str:
     return (getattr(value, "value", None) or str(value or "")).strip()
 
 
+TURNS_ALL = -1  # --turns all: every turn of each dataset conversation
+
+
+def _turns(value: Any) -> int:
+    given = stripped(value).lower()
+    if given == "all":
+        return TURNS_ALL
+    try:
+        return whole(given or "0")
+    except Invalid:
+        raise Invalid(f"must be a whole number or all, got {value!r}") from None
+
+
 def _seed(value: Any) -> int | None:
     return None if value is None or str(value).strip() == "" else whole(value)
 
@@ -378,6 +391,28 @@ class Settings:
         group="prompts",
         help="Draw each prompt's length from N*(1±spread), e.g. 0.2",
     )
+    turns: int = opt(
+        "0",
+        parse=_turns,
+        group="prompts",
+        help="Multi-turn conversations of N turns (chat): each turn sends the whole history; "
+        "with --dataset, each record is a conversation and N keeps its first N turns "
+        "(all: every turn); 0: single requests",
+    )
+    history: str = opt(
+        "server",
+        choices=["server", "recorded"],
+        group="prompts",
+        help="Conversations: the answers sent back as history, the server's own or the "
+        "dataset's recorded ones",
+    )
+    max_context_tokens: int = opt(
+        0,
+        parse=whole,
+        group="prompts",
+        help="Conversations: leave out the oldest turns until the history fits N tokens by "
+        "--tokenizer (system prompt and latest turn always kept); 0: no limit",
+    )
     tokenizer: str = opt(
         "",
         parse=stripped,
@@ -494,6 +529,20 @@ class Settings:
         help="Seconds each user waits between its requests: a number (2) or a range (1-3) "
         "drawn uniformly, seeded by --seed",
     )
+    warmup_requests: int = opt(
+        0,
+        parse=whole,
+        group="load",
+        help="The first N requests of the test (all workers together) are sent but kept out "
+        "of every figure",
+    )
+    warmup_time: float = opt(
+        0.0,
+        parse=non_negative,
+        group="load",
+        help="Requests that start in the first S seconds (of each worker) are sent but kept "
+        "out of every figure",
+    )
     max_failing_seconds: float = opt(
         10.0,
         parse=non_negative,
@@ -574,6 +623,7 @@ class Settings:
                 "--input-tokens and --dataset are exclusive: choose one prompt source"
             )
         self._check_workloads()
+        self._check_conversations()
         if self.sweep_of == "users" and any(x != int(x) for x in self.sweep):
             raise ConfigError(f"--sweep user counts must be whole numbers, got {self.sweep}")
 
@@ -608,6 +658,26 @@ class Settings:
                 if given:
                     raise ConfigError(f"--trace and {other} are exclusive: the trace sets both "
                                       "the prompts and their times")  # fmt: skip
+
+    def _check_conversations(self) -> None:
+        if not self.turns:
+            if self.max_context_tokens or self.history != "server":
+                which = "--max-context-tokens" if self.max_context_tokens else "--history"
+                raise ConfigError(f"{which} is for conversations: add --turns N")
+            return
+        if self.endpoint == "completions":
+            raise ConfigError(
+                f"--turns {self.turns if self.turns > 0 else 'all'} needs --endpoint chat "
+                "(a conversation is a list of chat messages), got --endpoint completions"
+            )
+        if not self.dataset and (self.turns == TURNS_ALL or self.history == "recorded"):
+            which = "--turns all" if self.turns == TURNS_ALL else "--history recorded"
+            raise ConfigError(f"{which} needs a conversation --dataset")
+        if self.max_context_tokens and not self.tokenizer:
+            raise ConfigError(
+                f"--max-context-tokens {self.max_context_tokens} needs --tokenizer to count "
+                "the history"
+            )
 
     def seed_for(self, purpose: str, index: int = 0) -> int | None:
         """A seed of its own for each random stream (``purpose``) of each worker (``index``),

@@ -26,6 +26,7 @@ from .report import finish, live_info
 from .sink import ResultSink
 from .summary import RunInfo
 from .tally import Tally
+from .warmup import WarmupGate
 
 __all__ = ["LLMPlugin", "plugin_of", "register", "setup"]
 
@@ -64,6 +65,7 @@ class LLMPlugin:
         self.sink = ResultSink(env)
         self.complete = self.sink.complete  # what a user calls with each finished record
         self.control = RunControl(env, lambda: self.headless)
+        self.warmup = WarmupGate()  # users ask it, at each request's start
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
         self.sink.observers.append(self.control.watch)
@@ -169,6 +171,7 @@ class LLMPlugin:
                     f"{s.records}.worker{role.index}" if role.is_worker else s.records
                 )
         self.control.start(s, role, self.ctx.prompts)
+        self.warmup.start(s.warmup_requests, s.warmup_time, role)
 
     def _take_delta(self) -> Tally:
         tally = self.sink.take()

@@ -64,6 +64,11 @@ class RequestRecord:
     message: str | None = None
     events: int = 0  # every data event received, token-carrying or not
     intended_start: float | None = None  # open-loop runs: when the request was due
+    # Set by the user, decided when the request started (the client leaves them alone):
+    warmup: bool = False  # started in the warm-up: kept out of every figure
+    turn: int | None = None  # conversations: 1 for a conversation's first request
+    truncated: bool = False  # conversations: oldest turns left out (--max-context-tokens)
+    conversation_done: bool = False  # conversations: the last turn of a completed one
 
     @property
     def ok(self) -> bool:

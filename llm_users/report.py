@@ -53,6 +53,23 @@ def run_info(
                 f"the load generator's event loop lagged (p99 {summ['p99']:.1f} ms): "
                 "timings carry that much uncertainty; add workers to fix it"
             )
+    if s.warmup_requests or s.warmup_time or not tally.warmup.empty:
+        w = tally.warmup
+        extra["warmup"] = {
+            "requests": w.requests + w.failed,
+            "failures": w.failed,
+            "failures_by_kind": dict(sorted(w.failures.items())),
+            "warmup_requests": s.warmup_requests,
+            "warmup_time_s": s.warmup_time,
+        }
+    if s.turns:
+        extra["turns"] = tally.turns.summary()
+        extra["conversations"] = {
+            "completed": tally.turns.completed,
+            "truncated_requests": tally.turns.truncated,
+            "max_context_tokens": s.max_context_tokens or None,
+            "history": s.history,
+        }
     if s.seed is not None:
         extra["seed"] = s.seed
     if s.request_rate:

@@ -34,6 +34,9 @@ _RECORD_FIELDS = (
     "max_tokens",
     "finish_reason",
     "queue_delay_ms",
+    "warmup",
+    "turn",
+    "truncated",
 )
 
 

@@ -100,8 +100,9 @@ class ResultSink:
         if self.slo:
             res.slo_met = slo_met(res, self.slo)
         self.tally.add(res, step if self.sweep else None)
-        tell_locust(self.env, res)
-        if self.print_requests:
+        if not res.warmup:  # warm-up requests are in no figure, Locust's included
+            tell_locust(self.env, res)
+        if self.print_requests and not res.warmup:
             print(request_line(res), flush=True)
         if self.records is not None:
             self.records.write(res, worker=self.worker)

@@ -236,6 +236,33 @@ def _f(d: dict[str, Any], key: str) -> str:
     return _fmt(d[key], by_key(key).digits)
 
 
+def _turn_lines(d: dict[str, Any]) -> list[str]:
+    """Conversations: completed, truncated, and what each turn index cost."""
+    conv = d.get("conversations")
+    if not conv:
+        return []
+    lines = [f"  conversations: {conv['completed']} completed"]
+    if conv["truncated_requests"]:
+        lines[0] += (
+            f", {conv['truncated_requests']} requests sent with their oldest turns left out "
+            f"(--max-context-tokens {conv['max_context_tokens']})"
+        )
+    rows = d.get("turns") or []
+    if rows:
+        lines.append(
+            f"    {'turn':>6}{'requests':>10}{'fail':>6}{'prompt tok':>12}"
+            f"{'TTFT mean':>11}{'TTFT p50':>10}{'TTFT p99':>10}{'E2E mean':>11}{'E2E p99':>10}"
+        )
+    for r in rows:
+        t, e = r["ttft_ms"], r["e2e_ms"]
+        lines.append(
+            f"    {r['turn']:>6}{r['requests']:>10}{r['failures']:>6}"
+            f"{_fmt(r['prompt_tokens_mean'], 1):>12}{_fmt(t['mean']):>11}{_fmt(t['p50']):>10}"
+            f"{_fmt(t['p99']):>10}{_fmt(e['mean']):>11}{_fmt(e['p99']):>10}"
+        )
+    return lines
+
+
 def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
     """The fuller figures, for people: throughput, failures by kind, exact percentiles."""
     d = summary_dict(agg, info)
@@ -249,6 +276,12 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         f"output tokens/s {_f(d, 'output_tokens_per_s')}   "
         f"requests/s {_f(d, 'requests_per_s')}",
     ]
+    warm = d.get("warmup")
+    if warm:
+        lines.append(
+            f"  warm-up: {warm['requests']} requests ({warm['failures']} failed) "
+            "sent, kept out of every figure"
+        )
     src = d.get("follow_tokens_source") or d.get("tokens_source") or {}
     if src:
         what = "follow tokens" if info.mode == "streaming" else "tokens"
@@ -316,6 +349,7 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         )
     for note in info.extra.get("notes", []):
         lines.append(f"  note: {note}")
+    lines.extend(_turn_lines(d))
     sweep = d.get("sweep")
     if sweep:
         key = "users" if "users" in sweep[0] else "rate"

@@ -12,6 +12,7 @@ from typing import Any
 from .aggregate import Aggregate
 from .histogram import Histogram
 from .metrics import RequestResult
+from .turns import TurnTally
 
 __all__ = ["Tally"]
 
@@ -21,12 +22,20 @@ class Tally:
         self.total = Aggregate()
         self.steps: dict[int, Aggregate] = {}
         self.lag = Histogram()  # how late the client's event loop woke (timing uncertainty)
+        self.warmup = Aggregate()  # requests that started in the warm-up: in no figure
+        self.turns = TurnTally()  # conversations: per turn index
 
     def add(self, res: RequestResult, step: int | None = None) -> None:
-        """Count one result; with ``step`` (a sweep), in that step too."""
+        """Count one result; with ``step`` (a sweep), in that step too. A warm-up result
+        is counted only as warm-up."""
+        if res.warmup:
+            self.warmup.add(res)
+            return
         self.total.add(res)
         if step is not None:
             self.step(step).add(res)
+        if res.turn is not None:
+            self.turns.add(res)
 
     def step(self, index: int) -> Aggregate:
         agg = self.steps.get(index)
@@ -44,12 +53,16 @@ class Tally:
         for i, agg in other.steps.items():
             self.step(i).merge(agg)
         self.lag.merge(other.lag)
+        self.warmup.merge(other.warmup)
+        self.turns.merge(other.turns)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "total": self.total.to_dict(),
             "steps": {str(i): a.to_dict() for i, a in self.steps.items()},
             "loop_lag_ms": self.lag.to_dict(),
+            "warmup": self.warmup.to_dict(),
+            "turns": self.turns.to_dict(),
         }
 
     @classmethod
@@ -59,4 +72,8 @@ class Tally:
         t.steps = {int(i): Aggregate.from_dict(a) for i, a in data.get("steps", {}).items()}
         if "loop_lag_ms" in data:
             t.lag = Histogram.from_dict(data["loop_lag_ms"])
+        if "warmup" in data:
+            t.warmup = Aggregate.from_dict(data["warmup"])
+        if "turns" in data:
+            t.turns = TurnTally.from_dict(data["turns"])
         return t

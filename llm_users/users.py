@@ -12,6 +12,7 @@ from typing import Any
 from locust import User, task
 
 from .client import LLMClient
+from .conversation import Dialogue
 from .errors import LLMUsersError
 from .plugin import plugin_of
 from .prompts import PromptsExhausted, PromptSource
@@ -33,6 +34,7 @@ class BaseLLMUser(User):
         self.done = False
         self.llm: LLMClient | None = None
         self.prompts: PromptSource | None = None
+        self.dialogue: Dialogue | None = None  # conversations (--turns): this user's one
         ctx = self.plugin.ctx
         self.think_rng = ctx.user_rng("think") if ctx is not None else random.Random()
 
@@ -50,13 +52,16 @@ class BaseLLMUser(User):
             raise LLMUsersError("llm_users: a user started before the plugin was configured")
         self.llm = ctx.new_client()
         self.prompts = ctx.prompts
+        self.dialogue = ctx.new_dialogue()
 
     def on_stop(self) -> None:
         if self.llm is not None:
             self.llm.close()
 
     def next_request(self) -> dict[str, Any]:
-        """The JSON body of the next request."""
+        """The JSON body of the next request (a conversation's next turn with --turns)."""
+        if self.dialogue is not None:
+            return self.dialogue.next_body()
         assert self.prompts is not None
         prompt, max_tokens = self.prompts.next()
         assert self.plugin.ctx is not None
@@ -76,7 +81,11 @@ class BaseLLMUser(User):
         # Open loop: wait for the next due arrival; a late start is the queue delay.
         intended = control.schedule.wait() if control.schedule is not None else None
         step = control.step  # a sweep step owns the requests that start in it
+        warmup = plugin.warmup.starts()
         record = self.llm.request(body, intended_start=intended)
+        record.warmup = warmup
+        if self.dialogue is not None:
+            self.dialogue.finish(record)  # its turn; the answer joins the history
         self.sent += 1
         plugin.complete(record, step)
         limit = plugin.settings.requests_per_user if plugin.settings else 0

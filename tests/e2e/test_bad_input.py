@@ -52,6 +52,11 @@ def sim_url():
         (["--max-event-bytes", "0"], "--max-event-bytes must be a size in bytes > 0"),
         (["--max-response-bytes", "lots"], "--max-response-bytes must be a size in bytes > 0"),
         (
+            ["--turns", "3", "--endpoint", "completions"],
+            "--turns 3 needs --endpoint chat (a conversation is a list of chat messages), "
+            "got --endpoint completions",
+        ),
+        (
             ["--model", "not-a-model"],
             "the server does not know --model 'not-a-model' (HTTP 404): "
             "The model `not-a-model` does not exist.",
@@ -67,6 +72,16 @@ def test_malformed_dataset_names_the_line(sim_url, tmp_path):
     path.write_text('{"prompt": "ok"}\n{"prompt": "ok too"}\n{"prompt": \n')
     line = _refused("--dataset", str(path), host=sim_url)
     assert f"{path}:3" in line or "prompts.jsonl:3" in line
+
+
+def test_conversation_without_a_user_turn_names_the_line(sim_url, tmp_path):
+    path = tmp_path / "conv.jsonl"
+    path.write_text(
+        '{"turns": ["hi"]}\n{"messages": [{"role": "system", "content": "x"}, '
+        '{"role": "assistant", "content": "y"}]}\n'
+    )
+    line = _refused("--dataset", str(path), "--turns", "all", host=sim_url)
+    assert f"{path}:2: no user turn in this conversation (it has: system, assistant)" in line
 
 
 def test_unloadable_tokenizer_folder(sim_url, tmp_path):

@@ -328,3 +328,27 @@ def test_trace_is_split_between_workers_and_replayed_once(simulator, tokenizer_d
     lengths = [r["input_length"] for r in rows]
     assert sorted(by_worker.values()) == sorted([lengths[0::2], lengths[1::2]])
     assert s["prefix_cache"]["cached_tokens"] == sim.stats()["prefix_cache_hits"] > 0
+
+
+def test_warmup_is_split_and_conversations_stay_on_their_worker(slow_sim, tmp_path):
+    c = Cluster(
+        tmp_path,
+        slow_sim.url,
+        [*_headless(4), "--stream", "--turns", "3", "--requests-per-user", "6",
+         "--warmup-requests", "5"],
+    )  # fmt: skip
+    code, out = c.wait()
+    assert code == 0, out[-3000:]
+    s = c.result()
+    rows = c.raw_records()
+    assert len(rows) == 24 == slow_sim.stats()["completed"]
+    # 5 warm-up requests for the whole test: worker 0 takes 3, worker 1 takes 2
+    per_worker = {w: sum(r["warmup"] for r in rows if r["worker"] == w) for w in ("0", "1")}
+    assert per_worker == {"0": 3, "1": 2}
+    assert s["warmup"]["requests"] == 5 and s["requests"] == 19
+    assert sum(t["requests"] for t in s["turns"]) == 19
+    assert [t["turn"] for t in s["turns"]] == [1, 2, 3]
+    # every conversation went turn 1, 2, 3 on one worker: 8 of each size at the server
+    sizes = sorted(r["num_messages"] for r in slow_sim.records())
+    assert sizes == [2] * 8 + [4] * 8 + [6] * 8
+    _check_merged(s, [r for r in rows if not r["warmup"]])
