@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # typing.Self is 3.11+; annotations are strings here (3.10 support)
-    from typing import Self
+    from typing_extensions import Self
 
 __all__ = ["CoarseHistogram", "Histogram", "PERCENTILES"]
 
