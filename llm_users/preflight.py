@@ -16,7 +16,7 @@ from typing import Any
 from .errors import ConfigError
 from .http import Origin
 from .options import Settings
-from .protocol import ENDPOINTS, error_text
+from .protocol import ENDPOINTS, error_message, error_text
 
 __all__ = ["preflight"]
 
@@ -93,7 +93,7 @@ def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
     body = ep.body(
         "ping",
         model=model,
-        max_tokens=1,
+        max_tokens=ep.min_output_tokens,
         stream=False,
         stream_usage=False,
         system_prompt=None,
@@ -102,8 +102,11 @@ def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
     status, raw = _call(origin, settings, ssl_context, ep.path, body)
     if status == 200:
         try:
-            ok = isinstance(json.loads(raw).get("choices"), list)
-        except (ValueError, AttributeError):
+            obj = json.loads(raw)
+            ok = isinstance(obj, dict) and error_message(obj) is None
+            if ok:
+                ep.on_full(obj)  # the endpoint's own shape (choices, or output)
+        except (ValueError, AttributeError):  # not JSON, or BadShape
             ok = False
         if ok:
             return model

@@ -208,6 +208,7 @@ class Endpoint:
     on_event: Callable[[bytes, bytes], Chunk]
     on_full: Callable[[dict[str, Any]], Full]
     max_tokens_key: str = "max_tokens"  # where ``build`` puts the output budget
+    min_output_tokens: int = 1  # the smallest budget the API accepts (a pre-test ping)
 
     def body(
         self,
@@ -387,5 +388,6 @@ RESPONSES = Endpoint(
     json_events(_responses_chunk, error_objects=False),
     _responses_full,
     max_tokens_key="max_output_tokens",
+    min_output_tokens=16,  # OpenAI refuses a smaller max_output_tokens
 )
 ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES}

@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,12 @@ def reading_greenlets() -> int:
     """Live greenlets with the client's code on their stack (a user still reading)."""
     gc.collect()
     n = 0
-    for g in gc.get_objects():
-        if isinstance(g, greenlet.greenlet) and not g.dead:
+    with warnings.catch_warnings():  # some modules' objects warn when merely looked at
+        warnings.simplefilter("ignore")
+        objects = gc.get_objects()
+        greenlets = [g for g in objects if isinstance(g, greenlet.greenlet)]
+    for g in greenlets:
+        if not g.dead:
             frame = g.gr_frame
             while frame is not None:
                 if frame.f_code.co_filename.endswith(os.path.join("llm_users", "client.py")):
