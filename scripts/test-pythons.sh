@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test-pythons`: the unit and in-process tests under each supported Python (3.10-3.13).
-# Each interpreter gets its own .venv-pyX.Y with `pip install -e '.[test]'`, reused while
-# pyproject.toml is unchanged. The interpreter `make test` already runs (.venv's) is skipped.
+# Each interpreter gets its own .venv-pyX.Y with `pip install -e '.[test-core]'` (what the unit and
+# in-process tests need), reused while pyproject.toml is unchanged. .venv's own Python is skipped (make test runs it).
 # A missing interpreter is skipped with a line, except under CI=true for the oldest (3.10)
 # and the newest (3.13), which must be there. Extra arguments go to pytest.
 set -euo pipefail
@@ -47,7 +47,7 @@ for v in $VERSIONS; do
         rm -rf "$venv"
         "$py" -m venv "$venv"
         "$venv/bin/python" -m pip install -q --upgrade pip
-        "$venv/bin/python" -m pip install -q --no-compile -e '.[test]'
+        "$venv/bin/python" -m pip install -q --no-compile -e '.[test-core]'
         echo "$stamp" >"$venv/.installed"
     fi
     installed=$((SECONDS - start))
