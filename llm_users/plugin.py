@@ -26,6 +26,7 @@ from .live import LiveView
 from .looplag import LoopLagMonitor
 from .options import Settings
 from .report import exit_code, print_and_write, run_info
+from .serverwatch import ServerWatch
 from .sink import ResultSink
 from .summary import RunInfo
 from .tally import Tally
@@ -70,6 +71,7 @@ class LLMPlugin:
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = self._step_requests
         self.sink.observers.append(self.control.watch)
+        self.server = ServerWatch()  # the server's /metrics: master or local only
         self.worker: WorkerLink | None = None
         self.master: MasterLink | None = None
         self.last_summary: dict[str, Any] | None = None
@@ -199,6 +201,8 @@ class LLMPlugin:
                     f"{s.records}.worker{role.index}" if role.is_worker else s.records
                 )
         self.control.start(s, role)
+        if not role.is_worker:
+            self.server.start(self.ctx)
 
     # -- distributed and live ----------------------------------------------------------------
     def _take_delta(self) -> Tally:
@@ -217,6 +221,9 @@ class LLMPlugin:
             aggregate=lambda: self.sink.tally.total,
             info=lambda: self.run_info(final=False),
             api_key=lambda: self.ctx.settings.api_key if self.ctx is not None else "",
+            users=lambda: float(getattr(self.env.runner, "user_count", 0) or 0),
+            loop_lag_s=lambda: self.lag.p99_s(self.sink.tally.lag if self.master else None),
+            server=self.server.live,
         )
 
     # -- the end -----------------------------------------------------------------------------
@@ -227,6 +234,7 @@ class LLMPlugin:
 
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         self.control.stop()
+        self.server.stop()
         if self.master is None:
             self.lag.stop()
         self.sink.close_records()
@@ -244,7 +252,10 @@ class LLMPlugin:
         target = getattr(self.env.runner, "target_user_count", 0) or 0
         workers = self.master.summary() if self.master is not None else None
         concurrency = max(self.control.peak_users, target)
-        return run_info(self.ctx, self.sink.tally, self.control, concurrency, workers, final)
+        server = self.server.result() if final else None
+        return run_info(
+            self.ctx, self.sink.tally, self.control, concurrency, workers, final, server
+        )
 
     def report(self) -> dict[str, Any]:
         assert self.ctx is not None

@@ -10,6 +10,7 @@ from typing import Any
 from .context import RunContext
 from .control import RunControl
 from .reporters import write_json
+from .serverwatch import server_lines
 from .summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from .tally import Tally
 
@@ -28,10 +29,12 @@ def run_info(
     concurrency: int,
     workers: tuple[dict[str, Any], list[str]] | None = None,
     final: bool = True,
+    server: dict[str, Any] | None = None,
 ) -> RunInfo:
     """Facts for the summary; ``final=False`` for live views (no end-of-run warnings).
 
-    ``workers`` (master only): from :meth:`~llm_users.distributed.MasterLink.summary`.
+    ``workers`` (master only): from :meth:`~llm_users.distributed.MasterLink.summary`;
+    ``server``: the server's own figures (:meth:`~llm_users.serverwatch.ServerWatch.result`).
     """
     s = ctx.settings
     agg = tally.total
@@ -65,6 +68,8 @@ def run_info(
         extra["workers"] = workers[0]
         if final:
             notes.extend(workers[1])
+    if server is not None:
+        extra["server"] = server
     if s.slo:
         extra["slo"] = dict(s.slo)
         extra["slo_target"] = s.slo_target or None
@@ -87,6 +92,7 @@ def print_and_write(ctx: RunContext, tally: Tally, info: RunInfo) -> dict[str, A
     """The seed's lines and the table on stdout; the JSON and HTML reports; returns the JSON."""
     summary = summary_dict(tally.total, info)
     lines = seed_lines(tally.total, info) + table_lines(tally.total, info)
+    lines += server_lines(summary)
     print("\n".join(lines), flush=True)
     s = ctx.settings
     if s.summary_json:
