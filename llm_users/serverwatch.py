@@ -13,10 +13,21 @@ from typing import Any
 from .context import RunContext
 from .servermetrics import Scraper, metrics_url, probe
 
-__all__ = ["ServerWatch", "server_lines"]
+__all__ = ["LIVE_FIELDS", "ServerWatch", "series_columns", "server_lines"]
 
 log = logging.getLogger("llm_users")
 PROBE_TIMEOUT_S = 2.0
+LIVE_FIELDS = ("t", "running", "waiting", "kv_cache_usage", "ttft_mean_ms", "ttft_p50_ms")
+
+
+def series_columns(points: list[dict[str, Any]], t0: float) -> dict[str, list[Any]]:
+    """The window's per-scrape points as columns (None where a scrape lacks a figure)."""
+    cols: dict[str, list[Any]] = {f: [] for f in LIVE_FIELDS}
+    for p in points:
+        cols["t"].append(round(t0 + p["t"], 3))
+        for f in LIVE_FIELDS[1:]:
+            cols[f].append(p.get(f))
+    return cols
 
 
 class ServerWatch:
@@ -73,12 +84,13 @@ class ServerWatch:
         w = self.scraper.window if self.scraper is not None else None
         return w.scrapes + w.failed if w is not None else 0
 
-    def live(self) -> dict[str, Any] | None:
-        """The server's series so far (for the web UI's charts): ``{"t0": ..., "series": [...]}``
-        with ``t`` in seconds since the first scrape and ``t0`` its wall-clock time."""
-        if self.scraper is None or self.scraper.window.t0 is None:
+    def live(self) -> dict[str, list[Any]] | None:
+        """The server's series so far, for the web UI's charts: one list per field of
+        :data:`LIVE_FIELDS`, ``t`` in wall-clock seconds (the client series' clock)."""
+        t0 = self._t0_unix()
+        if self.scraper is None or t0 is None:
             return None
-        return {"t0": self._t0_unix(), "series": list(self.scraper.window.series)}
+        return series_columns(self.scraper.window.series, t0)
 
     def _t0_unix(self) -> float | None:
         """The first scrape's wall-clock time (the window keeps perf_counter times)."""
