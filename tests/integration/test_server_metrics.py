@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,10 @@ def test_huge_page_is_refused_bounded(tmp_path: Path) -> None:
     """A ~50 MB page: refused at the size cap, in a locust under a 3 GB address-space limit."""
     out = tmp_path / "s.json"
     with SimulatorProcess(ttft_ms=5, itl_ms=1, output_tokens=3, metrics="huge") as sim:
+        # the simulator builds its 50 MB once: not in the probe's 2 s on a busy machine
+        with urllib.request.urlopen(f"{sim.url}/metrics", timeout=60) as resp:
+            assert len(resp.read()) > 40 * 1024 * 1024
+        sim.reset()
         cmd = ["prlimit", f"--as={3 * 1024**3}", *locust_cmd(
             "--headless", "-u", "2", "-r", "2", "--host", sim.url, "--requests-per-user", "2",
             "--summary-json", str(out))]  # fmt: skip
