@@ -51,6 +51,9 @@ class ServerWatch:
         self.url, self.reason = None, None
         if s.server_metrics == "off":
             self.how, self.reason = "off", "off (--server-metrics off)"
+        elif s.server_metrics == "auto" and not s.preflight:
+            # --preflight off: nothing touches the server before the test, /metrics neither
+            self.how, self.reason = "auto", "not available: not probed (--preflight off)"
         elif s.server_metrics == "auto":
             self.how = "auto"
             url = metrics_url(str(ctx.origin))

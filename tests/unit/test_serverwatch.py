@@ -72,3 +72,14 @@ def test_series_columns_on_the_wall_clock() -> None:
     cols = series_columns([{"t": 0.0, "running": 1}, {"t": 1.5, "running": 2, "waiting": 3}], 100.0)
     assert cols["t"] == [100.0, 101.5]
     assert cols["running"] == [1, 2] and cols["waiting"] == [None, 3]
+
+
+def test_auto_does_not_probe_with_preflight_off() -> None:
+    """--preflight off: nothing is sent to the server before the test, /metrics neither."""
+    from llm_users.context import Role, build_context
+
+    ctx = build_context(parse_options("--preflight", "off"), "http://127.0.0.1:9", Role())
+    w = ServerWatch()
+    w.resolve(ctx)  # port 9 (discard): a probe would fail with another reason
+    why = "not available: not probed (--preflight off)"
+    assert w.result() == {"source": None, "how": "auto", "not_available": why}
