@@ -37,13 +37,16 @@ def _bucket_of(ms: float) -> tuple[float, float]:
     return lower, math.inf
 
 
-def test_server_figures_equal_the_simulators_own(shared_sim: SimulatorProcess) -> None:
+def test_server_figures_equal_the_simulators_own(
+    shared_sim: SimulatorProcess, tmp_path: Path
+) -> None:
     sim = shared_sim
     sim.configure(ttft_ms=30, itl_ms=3, output_tokens=12, max_running=3, metrics="on")
     sim.reset()
+    html = tmp_path / "report.html"
     plugin = run_in_process(
         sim.url, "--stream", "--requests-per-user", "6", "--server-metrics-interval", "0.2",
-        users=5,
+        "--html-report", str(html), users=5,
     )  # fmt: skip
     summary = plugin.last_summary
     assert summary is not None
@@ -70,6 +73,9 @@ def test_server_figures_equal_the_simulators_own(shared_sim: SimulatorProcess) -
     assert srv["running"]["max"] >= 1
     assert srv["series"] and all("running" in pt for pt in srv["series"])
     assert srv["t0_unix"] is not None
+    page = html.read_text()  # the HTML report's section: the figures and the chart
+    assert '<section id="server">' in page and 'id="chart-server-time"' in page
+    assert f'data-key="ttft_ms.mean" data-value="{srv["ttft_ms"]["mean"]!r}"' in page
 
 
 @pytest.mark.parametrize(
