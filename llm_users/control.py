@@ -47,6 +47,9 @@ class RunControl:
         self.to_workers: Callable[[str, dict[str, Any]], None] | None = None
         self.step_requests: Callable[[int], int] = lambda _i: 0
         self.on_end: Callable[[], None] = lambda: None
+        env.events.spawning_complete.add_listener(
+            lambda user_count, **_kw: self.spawned(user_count)
+        )
 
     @property
     def runner(self) -> Any:

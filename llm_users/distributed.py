@@ -45,6 +45,9 @@ class WorkerLink:
         runner.register_message(MSG_SETUP, self._on_setup)
         runner.register_message(MSG_RATE, self._on_rate)
         runner.register_message(MSG_STEP, self._on_step)
+        runner.environment.events.report_to_master.add_listener(
+            lambda data, **_kw: self.report(data)
+        )
 
     def _on_setup(self, environment: Any, msg: Any, **_kw: Any) -> None:
         data = msg.data or {}
@@ -81,6 +84,7 @@ class MasterLink:
         runner.register_message(MSG_DONE, self._on_done)
         runner.register_message(MSG_FINAL, self._on_final)
         runner.register_message(MSG_ABORT, self._on_abort)
+        runner.environment.events.worker_report.add_listener(self.on_worker_report)
         close_stop_window(runner)
 
     def _on_done(self, environment: Any, msg: Any, **_kw: Any) -> None:
@@ -99,7 +103,7 @@ class MasterLink:
         data = {"api_key": api_key, "model": model, "workers": workers, "rate": rate / workers}
         self.runner.send_message(MSG_SETUP, data)
 
-    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:
         payload = data.get(REPORT_KEY)
         if payload is not None:
             self.merge(client_id, payload, final=False)

@@ -21,3 +21,6 @@ class LiveView:
     aggregate: Callable[[], Aggregate]  # figures so far (the whole run on a master)
     info: Callable[[], RunInfo]  # run facts for a live summary (no end-of-run notes)
     api_key: Callable[[], str]  # only to scrub it from anything served
+    users: Callable[[], float] = lambda: 0.0  # Locust's running users
+    loop_lag_s: Callable[[], float | None] = lambda: None  # client loop lag p99 so far, s
+    server: Callable[[], dict[str, Any] | None] = lambda: None  # server's live series, if any

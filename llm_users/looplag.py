@@ -43,6 +43,13 @@ class LoopLagMonitor:
         if g is not None:
             g.kill(block=False)
 
+    def p99_s(self, other: Histogram | None = None) -> float | None:
+        """p99 lag so far, in seconds: of this monitor's samples, or of ``other`` (a master's
+        merged worker lag); None before any sample."""
+        h = self.hist if other is None else other
+        p = h.percentile(99) if h.count else None
+        return p / 1000.0 if p is not None else None
+
     def take(self) -> Histogram:
         """The samples since the last take (for periodic reports)."""
         h, self.hist = self.hist, Histogram()

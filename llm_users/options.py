@@ -138,6 +138,16 @@ def _headers(values: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _metrics_source(value: Any) -> str:
+    """``auto``, ``off`` or the http(s) URL of a server's Prometheus /metrics."""
+    given = stripped(value) or "auto"
+    if given in ("auto", "off"):
+        return given
+    if not given.startswith(("http://", "https://")) or len(given.split("://", 1)[1]) == 0:
+        raise Invalid(f"must be auto, off or an http(s) URL, got {given[:80]!r}")
+    return given
+
+
 from .figures import SLO_KEYS  # noqa: E402  (the figures registry says which are SLO keys)
 
 
@@ -584,6 +594,21 @@ class Settings:
         web=False,
         group="reports",
         help="Write an offline HTML report (charts, percentiles, sweep curve) at test stop",
+    )
+    server_metrics: str = opt(
+        "auto",
+        parse=_metrics_source,
+        web=False,
+        group="reports",
+        help="The server's Prometheus /metrics, scraped over the test: a URL, auto (<host>/metrics "
+        "if it answers at the start) or off",
+    )
+    server_metrics_interval: float = opt(
+        1.0,
+        parse=positive,
+        web=False,
+        group="reports",
+        help="Seconds between two scrapes of --server-metrics",
     )
     print_requests: bool = opt(
         False,

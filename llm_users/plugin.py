@@ -1,9 +1,7 @@
-"""Wires the plugin onto a Locust Environment: listeners onto Locust's events, by role.
+"""Wires the plugin onto a Locust Environment, by role: one :class:`LLMPlugin` per Environment.
 
-One :class:`LLMPlugin` per Environment (``setup(env)``), no module-level state. The work is
-done by the parts it wires: the run context (context.py), the result sink (sink.py), run
-control (control.py), the worker or master link (distributed.py), the report (report.py)
-and the web UI's read-only view (live.py, web.py).
+The work is done by the parts it wires: context.py, sink.py, control.py, distributed.py,
+report.py, warmup.py, serverwatch.py and the web UI's read-only view (live.py, web.py).
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from .live import LiveView
 from .looplag import LoopLagMonitor
 from .options import Settings
 from .report import finish, live_info
+from .serverwatch import ServerWatch
 from .sink import ResultSink
 from .summary import RunInfo
 from .tally import Tally
@@ -69,6 +68,7 @@ class LLMPlugin:
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
         self.sink.observers.append(self.control.watch)
+        self.server = ServerWatch()  # the server's /metrics: master or local only
         self.worker: WorkerLink | None = None
         self.master: MasterLink | None = None
         self.last_summary: dict[str, Any] | None = None
@@ -78,18 +78,7 @@ class LLMPlugin:
         ev.test_start.add_listener(self._on_test_start)
         ev.test_stop.add_listener(self._on_test_stop)
         ev.test_stopping.add_listener(lambda **_kw: self.lag.freeze())
-        ev.spawning_complete.add_listener(
-            lambda user_count, **_kw: self.control.spawned(user_count)
-        )
         ev.reset_stats.add_listener(lambda **_kw: self.worker is None and self.sink.take())
-        ev.report_to_master.add_listener(
-            lambda data, **_kw: self.worker and self.worker.report(data)
-        )
-        ev.worker_report.add_listener(
-            lambda client_id, data, **_kw: (
-                self.master and self.master.on_worker_report(client_id, data)
-            )
-        )
 
     @property
     def settings(self) -> Settings | None:
@@ -166,12 +155,11 @@ class LLMPlugin:
         else:
             self.lag.take()
             self.lag.start()
-            if s.records:
-                self.sink.open_records(
-                    f"{s.records}.worker{role.index}" if role.is_worker else s.records
-                )
+            self.sink.open_records(s.records, role)
         self.control.start(s, role, self.ctx.prompts)
         self.warmup.start(s.warmup_requests, s.warmup_time, role)
+        if not role.is_worker:
+            self.server.start(self.ctx)
 
     def _take_delta(self) -> Tally:
         tally = self.sink.take()
@@ -185,15 +173,21 @@ class LLMPlugin:
             aggregate=lambda: self.sink.tally.total,
             info=lambda: self.run_info(final=False),
             api_key=lambda: self.ctx.settings.api_key if self.ctx is not None else "",
+            users=lambda: float(getattr(self.env.runner, "user_count", 0) or 0),
+            loop_lag_s=lambda: self.lag.p99_s(self.sink.tally.lag if self.master else None),
+            server=self.server.live,
         )
 
     def run_info(self, final: bool = True) -> RunInfo:
         assert self.ctx is not None
-        return live_info(self.env, self.ctx, self.sink.tally, self.control, self.master, final)
+        return live_info(
+            self.env, self.ctx, self.sink.tally, self.control, self.master, final, self.server
+        )
 
     # -- the end -----------------------------------------------------------------------------
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         self.control.stop()
+        self.server.stop()
         if self.master is None:
             self.lag.stop()
         self.sink.close_records()
@@ -203,5 +197,5 @@ class LLMPlugin:
             if self.master is None:
                 self.sink.tally.lag = self.lag.take()
             self.last_summary = finish(
-                environment, self.ctx, self.sink.tally, self.control, self.master
+                environment, self.ctx, self.sink.tally, self.control, self.master, self.server
             )

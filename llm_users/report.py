@@ -10,6 +10,7 @@ from typing import Any
 from .context import RunContext
 from .control import RunControl
 from .reporters import write_json
+from .serverwatch import server_lines
 from .summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from .tally import Tally
 
@@ -36,10 +37,12 @@ def run_info(
     concurrency: int,
     workers: tuple[dict[str, Any], list[str]] | None = None,
     final: bool = True,
+    server: dict[str, Any] | None = None,
 ) -> RunInfo:
     """Facts for the summary; ``final=False`` for live views (no end-of-run warnings).
 
-    ``workers`` (master only): from :meth:`~llm_users.distributed.MasterLink.summary`.
+    ``workers`` (master only): from :meth:`~llm_users.distributed.MasterLink.summary`;
+    ``server``: the server's own figures (:meth:`~llm_users.serverwatch.ServerWatch.result`).
     """
     s = ctx.settings
     agg = tally.total
@@ -90,6 +93,8 @@ def run_info(
         extra["workers"] = workers[0]
         if final:
             notes.extend(workers[1])
+    if server is not None:
+        extra["server"] = server
     if s.slo:
         extra["slo"] = dict(s.slo)
         extra["slo_target"] = s.slo_target or None
@@ -110,10 +115,10 @@ def run_info(
 
 
 def finish(
-    env: Any, ctx: RunContext, tally: Tally, control: RunControl, master: Any
+    env: Any, ctx: RunContext, tally: Tally, control: RunControl, master: Any, server: Any = None
 ) -> dict[str, Any]:
     """The end of a local or master run: print and write the summary, set the exit code."""
-    info = live_info(env, ctx, tally, control, master, final=True)
+    info = live_info(env, ctx, tally, control, master, final=True, server=server)
     summary = print_and_write(ctx, tally, info)
     code = exit_code(summary, ctx.settings.slo_target, control.abort_reason is not None)
     if code is not None:
@@ -122,19 +127,27 @@ def finish(
 
 
 def live_info(
-    env: Any, ctx: RunContext, tally: Tally, control: RunControl, master: Any, final: bool
+    env: Any,
+    ctx: RunContext,
+    tally: Tally,
+    control: RunControl,
+    master: Any,
+    final: bool,
+    server: Any = None,
 ) -> RunInfo:
-    """Run facts now (``master``: its MasterLink, or None)."""
+    """Run facts now (``master``: its MasterLink; ``server``: the ServerWatch; or None)."""
     target = getattr(env.runner, "target_user_count", 0) or 0
     workers = master.summary() if master is not None else None
     concurrency = max(control.peak_users, target)
-    return run_info(ctx, tally, control, concurrency, workers, final)
+    figures = server.result() if final and server is not None else None
+    return run_info(ctx, tally, control, concurrency, workers, final, figures)
 
 
 def print_and_write(ctx: RunContext, tally: Tally, info: RunInfo) -> dict[str, Any]:
     """The seed's lines and the table on stdout; the JSON and HTML reports; returns the JSON."""
     summary = summary_dict(tally.total, info)
     lines = seed_lines(tally.total, info) + table_lines(tally.total, info)
+    lines += server_lines(summary)
     print("\n".join(lines), flush=True)
     s = ctx.settings
     if s.summary_json:

@@ -218,6 +218,7 @@ _RC: dict[Any, Any] = {
     "path.simplify": True,
 }
 _BLUE, _ORANGE, _GREEN, _RED = "#3b6fb6", "#e07b28", "#2e9d5b", "#c63a32"
+_PURPLE = "#8e44ad"
 _SVG_PROLOG = re.compile(r"\A.*?(?=<svg\b)", re.S)
 _SVG_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
 _SVG_PATH = re.compile(r'\bd="[^"]*"')
@@ -391,6 +392,92 @@ def _throughput_time_chart(x: list[float], s: dict[str, list[float]], k: int) ->
         row[0].set_ylim(bottom=0)
         row[0].set_xlim(0, max(x[-1], 1))
     return _svg(fig)
+
+
+def _server_chart(
+    x: list[float], s: dict[str, list[float]], k: int, srv: dict[str, Any], start: int
+) -> str | None:
+    """The server's own series (per scrape) on the client's time axis (seconds since start)."""
+    t0 = _finite(srv.get("t0_unix"))
+    points = srv.get("series")
+    if t0 is None or not isinstance(points, list) or not points:
+        return None
+    sx = [t0 + float(p.get("t", 0.0)) - start for p in points]
+
+    def col(key: str, scale: float = 1.0) -> list[float]:
+        return [v * scale if (v := _finite(p.get(key))) is not None else math.nan for p in points]
+
+    fig, axes = _figure(10.5, 2.2 * 4 + 0.4, rows=4)
+    dots, sdots = _line_style(x), _line_style(sx)
+    ax = axes[0][0]
+    ax.plot(x, s["ttft_p50_ms"], color=_BLUE, linewidth=1.1, label=f"client p50 {_per(k)}", **dots)
+    ax.plot(sx, col("ttft_p50_ms"), color=_PURPLE, linewidth=1.1, label="server p50", **sdots)
+    ax.plot(sx, col("ttft_mean_ms"), color=_PURPLE, linewidth=0.8, linestyle="--",
+            label="server mean", **sdots)  # fmt: skip
+    ax.set_title("TTFT: client and server, between scrapes (ms)", loc="left")
+    ax.set_ylabel("ms")
+    ax = axes[1][0]
+    ax.plot(x, s["output_tokens_per_s"], color=_BLUE, linewidth=1.1, label="client", **dots)
+    ax.set_title(f"Output tokens/s {_per(k)} (client)", loc="left")
+    ax.set_ylabel("tokens/s")
+    ax = axes[2][0]
+    ax.plot(sx, col("running"), color=_GREEN, linewidth=1.1, label="running", **sdots)
+    ax.plot(sx, col("waiting"), color=_ORANGE, linewidth=1.1, label="waiting", **sdots)
+    ax.set_title("Server: requests running and waiting", loc="left")
+    ax.set_ylabel("requests")
+    ax = axes[3][0]
+    ax.plot(sx, col("kv_cache_usage", 100.0), color=_PURPLE, linewidth=1.1, label="KV", **sdots)
+    ax.set_title("Server: KV-cache usage (%)", loc="left")
+    ax.set_ylabel("%")
+    ax.set_xlabel("seconds since the first request ended")
+    right = max([*x, *sx, 1.0])
+    left = min([0.0, *sx])
+    for row in axes:
+        row[0].set_ylim(bottom=0)
+        row[0].set_xlim(left, right)
+        row[0].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=3)
+    return _svg(fig)
+
+
+def _server(summary: dict[str, Any], chart: str | None) -> str:
+    """The server's own figures (--server-metrics), or why there are none."""
+    srv = summary.get("server")
+    if not isinstance(srv, dict):
+        return ""
+    head = '<section id="server"><h2>Server metrics</h2>'
+    if not srv.get("scrapes"):
+        why = srv.get("not_available") or "none"
+        return f'{head}<p class="note">{_e(srv.get("source") or "")} {_e(why)}</p></section>'
+    rows: list[tuple[str, str, Any, int | None]] = [
+        ("scrapes", "Scrapes", srv.get("scrapes"), None),
+        ("failed_scrapes", "Failed scrapes", srv.get("failed_scrapes"), None),
+        ("window_s", "Window (s)", srv.get("window_s"), 1),
+    ]
+    for key, label in (("ttft_ms", "Server TTFT"), ("queue_time_ms", "Queue time")):
+        d = srv.get(key)
+        if isinstance(d, dict):
+            rows += [
+                (f"{key}.{q}", f"{label} {q} (ms)", d.get(q), 1) for q in ("mean", "p50", "p99")
+            ]
+    for key, label, scale in (("running", "Running", 1.0), ("waiting", "Waiting", 1.0),
+                              ("kv_cache_usage", "KV-cache usage (%)", 100.0)):  # fmt: skip
+        d = srv.get(key)
+        if isinstance(d, dict):
+            rows += [
+                (f"{key}.{q}", f"{label} {q}", (_finite(d.get(q)) or 0.0) * scale, 2)
+                for q in ("mean", "max")
+            ]
+    hit = srv.get("prefix_cache_hit_rate")
+    if isinstance(hit, float):
+        rows.append(("prefix_cache_hit_rate", "Prefix-cache hit rate (%)", hit * 100.0, 1))
+    src = f'<p class="note">Source: {_e(srv.get("source"))}</p>'
+    fig = (
+        _figure_html("chart-server-time", chart, "The server's gauges at each scrape and its "
+                     "TTFT histogram between scrapes, beside the client's per-second figures.")
+        if chart
+        else ""
+    )  # fmt: skip
+    return f"{head}{src}{_kv_table(rows)}{fig}</section>"
 
 
 def _sweep_knob(rows: Sequence[dict[str, Any]]) -> str:
@@ -632,6 +719,7 @@ def render_html_report(
     rows = [r for r in timeseries or () if _finite(r.get("t")) is not None]
     start = int(min(r["t"] for r in rows)) if rows else None
     parts = [_overview(summary, start), _distributions(summary), _failures(summary)]
+    server_chart: str | None = None
     with matplotlib.rc_context(_RC):
         charts = []
         for f in of_kind("distribution", mode):
@@ -677,11 +765,15 @@ def render_html_report(
             parts.append(
                 f'<section id="over-time"><h2>Over time</h2>{"".join(over_time)}</section>'
             )
+            srv = summary.get("server")
+            if isinstance(srv, dict) and srv.get("scrapes") and start is not None:
+                server_chart = _server_chart(x, s, k, srv, start)
         else:
             parts.append(
                 '<section id="over-time"><h2>Over time</h2>'
                 '<p class="note">No per-second data.</p></section>'
             )
+        parts.append(_server(summary, server_chart))
         if sweep:
             parts.append(_sweep(sweep))
     generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

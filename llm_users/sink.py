@@ -81,9 +81,11 @@ class ResultSink:
         self.print_requests = settings.print_requests
         self.worker = worker
 
-    def open_records(self, path: str) -> None:
+    def open_records(self, path: str, role: Any) -> None:
+        """--records: one file per process (a worker's gets ``.worker<index>``)."""
         self.close_records()
-        self.records = RecordsWriter(path)
+        if path:
+            self.records = RecordsWriter(f"{path}.worker{role.index}" if role.is_worker else path)
 
     def close_records(self) -> None:
         if self.records is not None:

@@ -16,7 +16,9 @@ from typing import Any
 import gevent
 from flask import Blueprint, Response, jsonify, request, send_file, send_from_directory
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .exporter import make_registry, render
 from .figures import FIGURES, fmt, registry_json
 from .histogram import PERCENTILES
 from .live import LiveView
@@ -91,6 +93,8 @@ class LLMWebView:
         self._cached: tuple[float, dict[str, Any]] = (0.0, {})
         self.active = False  # between our test_start and test_stop listeners
         self.page_path = "/llm"
+        v = view
+        self.registry = make_registry(v.aggregate, v.users, v.loop_lag_s)  # for GET /metrics
 
     def install(self) -> LLMWebView:
         web_ui = self.env.web_ui
@@ -117,6 +121,7 @@ class LLMWebView:
         bp.add_url_rule("/llm/state.json", "state_json", auth(self.state_json))
         bp.add_url_rule("/llm/figures.json", "figures_json", auth(self.figures_json))
         bp.add_url_rule("/llm/vendor/<path:name>", "vendor", auth(self.vendor))
+        bp.add_url_rule("/metrics", "metrics", auth(self.metrics))
         web_ui.app.register_blueprint(bp)
         web_ui.app.after_request(self._after_request)
         ev = self.env.events
@@ -192,6 +197,10 @@ class LLMWebView:
         """The charting library, served from the package: the page works offline."""
         return send_from_directory(VENDOR, name, max_age=3600)
 
+    def metrics(self) -> Response:
+        """The load generator's own figures in the Prometheus text format (exporter.py)."""
+        return Response(render(self.registry), content_type=CONTENT_TYPE_LATEST)
+
     def summary_json(self) -> Response:
         return jsonify(self.summary())
 
@@ -207,7 +216,7 @@ class LLMWebView:
     def state_json(self) -> Response:
         return jsonify(
             status=self.status(), locust_state=self.state, summary=self.summary(),
-            seed_lines=self.seed_text(), series=self.series(),
+            seed_lines=self.seed_text(), series=self.series(), server=self.view.server(),
         )  # fmt: skip
 
     def _after_request(self, response: Response) -> Response:

@@ -1,6 +1,7 @@
 """Take docs/webui-charts.png: the /llm page's charts after a short web UI run on the simulator.
 
-Usage: python scripts/webui_screenshot.py [seconds]  (needs /usr/bin/chromium and playwright)
+Usage: python scripts/webui_screenshot.py [seconds] [out.png]  (needs /usr/bin/chromium and
+playwright). The simulator serves /metrics, so the page also charts the server's series.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tests.helpers import ROOT, locust_cmd
 OUT = ROOT / "docs" / "webui-charts.png"
 
 
-def main(seconds: float = 40.0) -> None:
+def main(seconds: float = 40.0, out: str = str(OUT)) -> None:
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
@@ -28,8 +29,16 @@ def main(seconds: float = 40.0) -> None:
     cmd = locust_cmd("--web-host", "127.0.0.1", "--web-port", str(port), "--stream")
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     # some stalls and a few errors, so the p99 lines and the failures have something to show
-    sim = SimulatorProcess(ttft_ms=60, itl_ms=12, output_tokens=60, faults=("stall", "http_error"),
-                           fault_rate=0.03, stall_ms=400, seed=1)  # fmt: skip
+    sim = SimulatorProcess(
+        ttft_ms=60,
+        itl_ms=12,
+        output_tokens=60,
+        faults=("stall", "http_error"),
+        fault_rate=0.03,
+        stall_ms=400,
+        seed=1,
+        max_running=6,
+    )  # fmt: skip  (8 users: some wait in the server's queue)
     with sim, tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)  # fmt: skip
@@ -50,12 +59,12 @@ def main(seconds: float = 40.0) -> None:
                 page.wait_for_function("window.llmCharts.length > 0")
                 page.wait_for_timeout(2500)  # one more poll
                 OUT.parent.mkdir(exist_ok=True)
-                page.locator("#charts").screenshot(path=str(OUT))
+                page.locator("#charts").screenshot(path=out)
                 ctx.close()
         finally:
             stop_process(proc, timeout=10)
-    print(OUT)
+    print(out)
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 40.0)
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 40.0, *sys.argv[2:3])

@@ -150,20 +150,27 @@ class Scraper:
         parsed = parse(body, self.max_bytes, keep=KNOWN_KEYS, pause=_pause)
         self.window.add(t, parsed)
 
-    def _run(self) -> None:
+    def _run(self, first_done: bool = False) -> None:
         next_t = time.perf_counter()
         while True:
-            self.scrape_once()
+            if not first_done:
+                self.scrape_once()
+            first_done = False
             next_t += self.interval_s
             now = time.perf_counter()
             if next_t < now:  # a slow scrape: skip the missed ticks rather than burst
                 next_t = now
             gevent.sleep(next_t - now)
 
-    def start(self) -> None:
-        """Start scraping now; the first scrape is the baseline of every counter."""
+    def start(self, baseline_now: bool = False) -> None:
+        """Start scraping now; the first scrape is the baseline of every counter.
+
+        With ``baseline_now`` that first scrape is taken before returning (at test start,
+        before any user sends a request), the next ones in the loop's greenlet."""
         if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+            if baseline_now:
+                self.scrape_once()
+            self._greenlet = gevent.spawn(self._run, baseline_now)
 
     def stop(self, final: bool = True) -> None:
         """Stop the loop; with ``final``, one last scrape so the window ends with the test."""

@@ -101,6 +101,19 @@ def _hist(fam: Metric) -> _Hist:
     return h
 
 
+def _interval_ms(cur: _Hist, prev: _Hist | None, name: str) -> dict[str, float]:
+    """Mean and p50 (ms) of what a histogram counted since the previous scrape, for charts."""
+    d = _Hist()
+    d.add(cur, prev)
+    if d.count <= 0:
+        return {}
+    out = {f"{name}_mean_ms": round(d.total / d.count * 1000.0, 3)}
+    p50 = histogram_quantile(0.5, list(d.buckets.items()))
+    if p50 is not None:
+        out[f"{name}_p50_ms"] = round(p50 * 1000.0, 3)
+    return out
+
+
 class Window:
     """Feed it every scrape of the test (the first is the baseline); read :meth:`result`."""
 
@@ -144,8 +157,11 @@ class Window:
                 cur = _hist(fam)
                 acc = self._hists.setdefault(common, _Hist())
                 # a family first seen after the baseline was created during the test: from 0
-                acc.add(cur, self._prev_hist.get(common) if not first else cur)
+                prev_h = self._prev_hist.get(common) if not first else cur
+                acc.add(cur, prev_h)
                 self._prev_hist[common] = cur
+                if common == "ttft" and not first:
+                    point.update(_interval_ms(cur, prev_h, "ttft"))
                 continue
             v = _value(fam, known)
             if v is None:

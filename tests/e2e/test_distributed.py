@@ -352,3 +352,27 @@ def test_warmup_is_split_and_conversations_stay_on_their_worker(slow_sim, tmp_pa
     sizes = sorted(r["num_messages"] for r in slow_sim.records())
     assert sizes == [2] * 8 + [4] * 8 + [6] * 8
     _check_merged(s, [r for r in rows if not r["warmup"]])
+
+
+def test_only_the_master_scrapes_server_metrics(simulator, tmp_path):
+    """Master + 2 workers for ~6 s, scraping every 0.5 s: every page the simulator served went
+    to the master (its probe and its scrapes), about run time / interval of them."""
+    sim = simulator(ttft_ms=40, itl_ms=10, output_tokens=20, metrics="on")
+    interval = 0.5
+    c = Cluster(
+        tmp_path,
+        sim.url,
+        [*_headless(4), "--stream", "-t", "6s", "--server-metrics-interval", str(interval)],
+    )
+    code, out = c.wait(timeout=90)
+    assert code == 0, out[-3000:]
+    s = c.result()
+    srv = s["server"]
+    served = sim.stats()["metrics_scrapes"]
+    # the master's count: one probe (auto) + its scrapes, failed or not; workers add nothing
+    assert served == 1 + srv["scrapes"] + srv["failed_scrapes"], (served, srv)
+    expected = srv["window_s"] / interval + 1  # the baseline, then one per interval
+    assert expected - 1.5 <= srv["scrapes"] <= expected + 1.5, (srv["scrapes"], srv["window_s"])
+    assert 5.0 <= srv["window_s"] <= 9.0
+    assert srv["requests_finished"] == sim.stats()["completed"]
+    assert "server metrics (" in out

@@ -233,3 +233,54 @@ def _check_charts(page: Any, summary: dict[str, Any]) -> None:
     assert itl and all(0 <= v <= summary["itl_ms"]["max"] for v in itl)
     assert max(values["output_tokens_per_s"]) > 0 and max(values["users"]) == 4
     assert not any(values["failures_per_s"])  # the run had no failures
+
+
+def test_llm_page_charts_the_servers_series(tmp_path: Path) -> None:
+    """A web UI run on a simulator serving /metrics: the /llm page adds the server's charts,
+    their points are the scrapes' (within the simulator's cap), on the client's time range;
+    the plugin's own /metrics is served in the Prometheus text format."""
+    chromium = require_browser()
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/"
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    with SimulatorProcess(ttft_ms=40, itl_ms=10, output_tokens=30, max_running=2) as sim:
+        cmd = locust_cmd("--web-host", "127.0.0.1", "--web-port", str(port), "--stream",
+                         "--host", sim.url, "--autostart", "-u", "4", "-r", "4")  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, env=env, cwd=ROOT)  # fmt: skip
+        try:
+            _wait_http(base, proc, timeout=20)
+            with sync_playwright() as pw:
+                ctx = pw.chromium.launch_persistent_context(
+                    tempfile.mkdtemp(dir=tmp_path), executable_path=chromium, headless=True,
+                    args=CHROMIUM_ARGS,
+                )  # fmt: skip
+                try:
+                    page = ctx.new_page()
+                    page.goto(base + "llm")
+                    page.wait_for_function(
+                        "window.llmServerCharts.length === 2 && "
+                        "window.llmServerCharts[1].data[0].length > 3 && "
+                        "window.llmCharts[0].data[0].length > 1",
+                        timeout=30_000,
+                    )
+                    charts = page.evaluate(
+                        """() => [...window.llmCharts, ...window.llmServerCharts].map(c => ({
+                            title: c.spec.title, fields: c.spec.series.map(s => s[0]),
+                            data: c.data, x: [c.scales.x.min, c.scales.x.max]}))"""
+                    )
+                finally:
+                    ctx.close()
+            state = json.loads(_get(base + "llm/state.json"))
+            metrics = _get(base + "metrics")
+        finally:
+            stop_process(proc, timeout=10)
+    assert [c["title"].split(":")[0] for c in charts[4:]] == ["TTFT", "Server"]
+    srv = charts[5]
+    running = [v for v in srv["data"][1] if v is not None]
+    assert running and max(running) <= 2 and max(running) >= 1  # the simulator's cap
+    assert all(c["x"] == charts[4]["x"] for c in charts)  # one time range for every chart
+    assert len(state["server"]["t"]) >= 4 and max(state["server"]["running"]) <= 2
+    assert "# TYPE llm_users_ttft_seconds histogram" in metrics

@@ -85,7 +85,7 @@ def test_the_graph_holds_the_real_imports() -> None:
 
 def test_plugin_is_wiring_only() -> None:
     lines = (PKG / "plugin.py").read_text().count("\n")
-    assert lines <= 210, f"plugin.py has {lines} lines: move the work into a module of its own"
+    assert lines <= 200, f"plugin.py has {lines} lines: move the work into a module of its own"
 
 
 def test_long_modules_say_why() -> None:
