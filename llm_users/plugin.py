@@ -24,7 +24,6 @@ from .report import finish, live_info
 from .serverwatch import ServerWatch
 from .sink import ResultSink
 from .summary import RunInfo
-from .tally import Tally
 from .warmup import WarmupGate
 
 __all__ = ["LLMPlugin", "plugin_of", "register", "setup"]
@@ -104,7 +103,7 @@ class LLMPlugin:
             self.master = MasterLink(runner, self.control, lambda: self.sink.tally)
         if isinstance(runner, WorkerRunner):
             # Workers get their options from the master, with the first spawn.
-            self.worker = WorkerLink(runner, self.control, self._take_delta)
+            self.worker = WorkerLink(runner, self.control, lambda: self.sink.take(self.lag.take()))
             return
         opts = self.env.parsed_options
         if opts is None:
@@ -160,11 +159,6 @@ class LLMPlugin:
         self.warmup.start(s.warmup_requests, s.warmup_time, role)
         if not role.is_worker:
             self.server.start(self.ctx)
-
-    def _take_delta(self) -> Tally:
-        tally = self.sink.take()
-        tally.lag = self.lag.take()
-        return tally
 
     def _live_view(self) -> LiveView:
         return LiveView(

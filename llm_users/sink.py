@@ -13,6 +13,7 @@ from locust.env import Environment
 from locust.event import EventHook
 
 from .figures import slo_met
+from .histogram import Histogram
 from .metrics import RequestResult, result_of
 from .protocol import ENDPOINTS
 from .record import RequestRecord
@@ -92,9 +93,11 @@ class ResultSink:
             self.records.close()
             self.records = None
 
-    def take(self) -> Tally:
-        """The tally so far, replaced by a fresh one (a worker's delta)."""
+    def take(self, lag: Histogram | None = None) -> Tally:
+        """The tally so far, replaced by a fresh one (a worker's delta, with its ``lag``)."""
         tally, self.tally = self.tally, Tally()
+        if lag is not None:
+            tally.lag = lag
         return tally
 
     def complete(self, rec: RequestRecord, step: int = 0) -> RequestResult:
