@@ -73,6 +73,7 @@ class LLMPlugin:
         self.worker: WorkerLink | None = None
         self.master: MasterLink | None = None
         self.last_summary: dict[str, Any] | None = None
+        self.output_errors: list[str] = []  # output files that could not be written, one line each
         self._startup_key = ""  # master/local: the key of the command line or environment
         self._init_done = False
         self._users_made = itertools.count()  # numbers this process's users, for their seeds
@@ -229,8 +230,11 @@ class LLMPlugin:
         self.control.stop()
         if self.master is None:
             self.lag.stop()
-        self.sink.close_records()
+        records_error = self.sink.close_records()
+        self.output_errors = [str(records_error)] if records_error else []
         if self.worker is not None:
+            if records_error:
+                log.error("llm-users: %s", records_error)
             self.worker.send_final()
             return
         if self.ctx is None:
@@ -248,7 +252,9 @@ class LLMPlugin:
 
     def report(self) -> dict[str, Any]:
         assert self.ctx is not None
-        self.last_summary = print_and_write(self.ctx, self.sink.tally, self.run_info())
+        self.last_summary = print_and_write(
+            self.ctx, self.sink.tally, self.run_info(), self.output_errors
+        )
         return self.last_summary
 
     def _on_quitting(self, environment: Environment, **_kw: Any) -> None:
@@ -256,7 +262,10 @@ class LLMPlugin:
         if self.worker is not None or self.last_summary is None or self.ctx is None:
             return
         code = exit_code(
-            self.last_summary, self.ctx.settings.slo_target, self.control.abort_reason is not None
+            self.last_summary,
+            self.ctx.settings.slo_target,
+            self.control.abort_reason is not None,
+            unwritable=bool(self.output_errors),
         )
         if code is not None:
             environment.process_exit_code = code

@@ -15,7 +15,7 @@ from .figures import slo_met
 from .metrics import RequestResult, result_of
 from .protocol import ENDPOINTS
 from .record import RequestRecord
-from .reporters import RecordsWriter
+from .reporters import OutputError, RecordsWriter
 from .summary import request_line
 from .tally import Tally
 
@@ -80,10 +80,10 @@ class ResultSink:
         self.close_records()
         self.records = RecordsWriter(path)
 
-    def close_records(self) -> None:
-        if self.records is not None:
-            self.records.close()
-            self.records = None
+    def close_records(self) -> OutputError | None:
+        """Close the records file; returns why it could not be written, if it could not."""
+        records, self.records = self.records, None
+        return records.close() if records is not None else None
 
     def take(self) -> Tally:
         """The tally so far, replaced by a fresh one (a worker's delta)."""
