@@ -157,7 +157,10 @@ def test_a_dead_worker_is_reported_not_hidden(simulator, tmp_path):
         sim.url,
         [*_headless(4), "--stream", "-t", "12s", "--stop-timeout", "5"],
     )
-    time.sleep(7)  # both workers have sent periodic reports (every 3 s)
+    deadline = time.monotonic() + 40
+    while not sim.stats()["requests"] and time.monotonic() < deadline:
+        time.sleep(0.2)  # the test has started on both workers (--expect-workers)
+    time.sleep(4)  # mostly after a periodic report (every 3 s); listed as lost either way
     c.workers[0].kill()
     code, out = c.wait(timeout=60)
     s = c.result()
@@ -305,3 +308,23 @@ def test_the_masters_api_key_reaches_the_workers(simulator, tmp_path):
     assert code == 0, out[-3000:]
     assert c.result()["requests"] == 6 and sim.stats()["by_status"] == {"200": 6}
     assert key not in out
+
+
+def test_sigterm_on_the_master_prints_writes_and_stops_the_workers(slow_sim, tmp_path):
+    c = Cluster(tmp_path, slow_sim.url, [*_headless(4), "--stream", "--stop-timeout", "10"])
+    try:
+        deadline = time.monotonic() + 30
+        while slow_sim.stats()["completed"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        c.master.send_signal(signal.SIGTERM)
+        out, _ = c.master.communicate(timeout=60)
+        # The workers leave by themselves once the master has gone.
+        codes = [w.wait(timeout=30) for w in c.workers]
+    finally:
+        c.kill()
+    assert "Traceback" not in out, out[-3000:]
+    assert all(code is not None for code in codes)
+    s = c.result()
+    assert s["requests"] == slow_sim.stats()["completed"] >= 8
+    # The summary table was printed too, with the same count.
+    assert f"requests ok {s['requests']:,}   failed 0" in out, out[-3000:]
