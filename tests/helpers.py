@@ -60,14 +60,18 @@ def run_in_process(
     users: int = 4,
     timeout: float = 60,
     collect: list[tuple[RequestRecord, RequestResult]] | None = None,
+    plugin_box: list[LLMPlugin] | None = None,
 ) -> LLMPlugin:
     """A local (in-process) Locust run that ends by itself (--requests-per-user in args).
 
-    With ``collect``, every finished request's raw record and figures are appended to it.
+    With ``collect``, every finished request's raw record and figures are appended to it;
+    with ``plugin_box``, the plugin, before the run starts (for a greenlet that acts on it).
     """
     opts = parse_options(*args)
     env = Environment(user_classes=[LLMUser], events=Events(), host=host, parsed_options=opts)
     plugin = setup(env)
+    if plugin_box is not None:
+        plugin_box.append(plugin)
     if collect is not None:
         complete = plugin.complete
 

@@ -138,7 +138,9 @@ def test_users_that_cannot_keep_up_are_reported(simulator):
 
 
 def test_sweep_prints_one_row_per_step(simulator, capsys):
-    sim = simulator(ttft_ms=5, itl_ms=2, output_tokens=5)
+    # ~100 ms a request: the server's pace bounds each user, not the client's CPU (a busy
+    # machine must not flatten the rise)
+    sim = simulator(ttft_ms=40, itl_ms=10, output_tokens=6)
     s = run_in_process(
         sim.url, "--stream", "--sweep", "1,2,3", "--sweep-step-time", "1", users=1
     ).last_summary
