@@ -7,7 +7,7 @@ SOAK_MINUTES ?= 30
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install test test-fast test-pythons lint format demo simulator bench bench-quick soak clean
+.PHONY: help install test test-stress test-fast test-pythons lint format demo simulator bench bench-quick soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,10 @@ $(BIN)/.installed: pyproject.toml scripts/install-extras.sh scripts/install-brow
 
 test: install  ## run the whole test suite (unit, in-process, subprocess, browser, real server)
 	$(BIN)/pytest -q
+
+test-stress: install  ## the whole suite while a CPU hog keeps every core busy; must pass too
+	@$(BIN)/python scripts/cpu-hog.py --seconds 1800 & hog=$$!; \
+	trap 'kill $$hog' EXIT; $(BIN)/pytest -q
 
 test-fast: install  ## unit and in-process tests only
 	$(BIN)/pytest -q tests/unit tests/integration

@@ -8,16 +8,20 @@ as long as the final one arrives.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+from locust.rpc import Message
 from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner
 
 from .control import RunControl
 from .tally import Tally
 
 __all__ = ["MasterLink", "WorkerLink", "close_stop_window"]
+
+log = logging.getLogger("llm_users")
 
 # Message names share one namespace with every other plugin: prefixed.
 PREFIX = "llm_users:"
@@ -66,7 +70,10 @@ class WorkerLink:
         """Locust's periodic report: add our delta."""
         data[REPORT_KEY] = self.take_delta().to_dict()
 
-    def send_final(self) -> None:
+    def send_final(self, error: Exception | None = None) -> None:
+        """The last delta; ``error`` (a records file this worker could not write) is logged."""
+        if error is not None:
+            log.error("llm-users: %s", error)
         self.runner.send_message(MSG_FINAL, self.take_delta().to_dict())
 
 
@@ -98,7 +105,9 @@ class MasterLink:
 
     def start(self, api_key: str, model: str, rate: float) -> None:
         """Sent before the spawn messages (test_start fires first): workers have it in time."""
-        self.reports.clear()
+        # Every worker in the test is listed now: one killed before its first report is
+        # missed, not forgotten.
+        self.reports = {c.id: {"final": False, "last": None} for c in self.runner.clients.all}
         workers = max(1, self.runner.worker_count)
         data = {"api_key": api_key, "model": model, "workers": workers, "rate": rate / workers}
         self.runner.send_message(MSG_SETUP, data)
@@ -121,8 +130,12 @@ class MasterLink:
         for cid, st in sorted(self.reports.items()):
             out[cid] = {"final_report": st["final"], "last_report_at": st["last"]}
             if not st["final"]:
-                when = time.strftime("%H:%M:%S", time.localtime(st["last"])) if st["last"] else "?"
-                notes.append(f"worker {cid} sent no final report: its data after {when} is missing")
+                if st["last"]:
+                    when = time.strftime("%H:%M:%S", time.localtime(st["last"]))
+                    missing = f"its data after {when} is missing"
+                else:
+                    missing = "none of its data reached the master"
+                notes.append(f"worker {cid} sent no final report: {missing}")
         return out, notes
 
 
@@ -133,12 +146,20 @@ def close_stop_window(runner: MasterRunner) -> None:
     listens for only 0.5 s more (runners.py, ``MasterRunner.quit``). ``stop()`` instead sends
     ``stop`` and waits for every worker's ``client_stopped``, which each worker sends after
     our final delta: so the summary covers every request.
+
+    A worker's ``client_stopped`` removes it from ``runner.clients``, where ``quit`` finds
+    the workers to tell: those are told here, or they would wait 60 s for a dead master's
+    heartbeat. (A worker reads ``quit`` after its ``--stop-timeout`` pause.)
     """
     original_quit = runner.quit
 
     def quit_after_stop() -> None:
+        ids = [c.id for c in runner.clients.all]
         if runner.state not in (STATE_INIT, STATE_STOPPED, STATE_STOPPING):
             runner.stop()
+        for cid in ids:
+            if cid not in runner.clients:  # stopped and forgotten: quit() would skip it
+                runner.server.send_to_client(Message("quit", None, cid))
         original_quit()
 
     runner.quit = quit_after_stop  # type: ignore[method-assign]

@@ -19,7 +19,6 @@ from .distributed import MasterLink, WorkerLink
 from .errors import ConfigError, LLMUsersError
 from .live import LiveView
 from .looplag import LoopLagMonitor
-from .options import Settings
 from .report import finish, live_info
 from .serverwatch import ServerWatch
 from .sink import ResultSink
@@ -78,10 +77,6 @@ class LLMPlugin:
         ev.test_stop.add_listener(self._on_test_stop)
         ev.test_stopping.add_listener(lambda **_kw: self.lag.freeze())
         ev.reset_stats.add_listener(lambda **_kw: self.worker is None and self.sink.take())
-
-    @property
-    def settings(self) -> Settings | None:
-        return self.ctx.settings if self.ctx is not None else None
 
     @property
     def role(self) -> Role:
@@ -184,12 +179,19 @@ class LLMPlugin:
         self.server.stop()
         if self.master is None:
             self.lag.stop()
-        self.sink.close_records()
+        records_error = self.sink.close_records()
+        errors = [str(records_error)] if records_error else []  # output files not written
         if self.worker is not None:
-            self.worker.send_final()
+            self.worker.send_final(records_error)
         elif self.ctx is not None:
             if self.master is None:
                 self.sink.tally.lag = self.lag.take()
             self.last_summary = finish(
-                environment, self.ctx, self.sink.tally, self.control, self.master, self.server
+                environment,
+                self.ctx,
+                self.sink.tally,
+                self.control,
+                self.master,
+                self.server,
+                errors,
             )

@@ -5,11 +5,12 @@ Reads only the run context, the tally and the run control's outcome; writes noth
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .context import RunContext
 from .control import RunControl
-from .reporters import write_json
+from .reporters import OutputError, write_json
 from .serverwatch import server_lines
 from .summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from .tally import Tally
@@ -17,6 +18,7 @@ from .tally import Tally
 __all__ = [
     "EXIT_ABORTED",
     "EXIT_SLO",
+    "EXIT_UNWRITABLE",
     "exit_code",
     "finish",
     "live_info",
@@ -28,6 +30,7 @@ LAG_WARN_MS = 5.0  # p99 loop lag above this makes timings uncertain: say so
 LATE_START_MS = 10.0  # open loop: a request started this late means the users could not keep up
 EXIT_SLO = 3  # --slo-target missed
 EXIT_ABORTED = 4  # stopped because every request failed for --max-failing-seconds
+EXIT_UNWRITABLE = 5  # the summary JSON, the records file or the HTML report could not be written
 
 
 def run_info(
@@ -115,12 +118,22 @@ def run_info(
 
 
 def finish(
-    env: Any, ctx: RunContext, tally: Tally, control: RunControl, master: Any, server: Any = None
+    env: Any,
+    ctx: RunContext,
+    tally: Tally,
+    control: RunControl,
+    master: Any,
+    server: Any = None,
+    errors: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The end of a local or master run: print and write the summary, set the exit code."""
+    """The end of a local or master run: print and write the summary, set the exit code.
+
+    ``errors``: output files that could not be written already (the records file's)."""
+    errors = [] if errors is None else errors
     info = live_info(env, ctx, tally, control, master, final=True, server=server)
-    summary = print_and_write(ctx, tally, info)
-    code = exit_code(summary, ctx.settings.slo_target, control.abort_reason is not None)
+    summary = print_and_write(ctx, tally, info, errors)
+    aborted = control.abort_reason is not None
+    code = exit_code(summary, ctx.settings.slo_target, aborted, unwritable=bool(errors))
     if code is not None:
         env.process_exit_code = code
     return summary
@@ -143,32 +156,53 @@ def live_info(
     return run_info(ctx, tally, control, concurrency, workers, final, figures)
 
 
-def print_and_write(ctx: RunContext, tally: Tally, info: RunInfo) -> dict[str, Any]:
-    """The seed's lines and the table on stdout; the JSON and HTML reports; returns the JSON."""
+def print_and_write(
+    ctx: RunContext, tally: Tally, info: RunInfo, errors: list[str] | None = None
+) -> dict[str, Any]:
+    """The seed's lines and the table on stdout; the JSON and HTML reports; returns the JSON.
+
+    A file that cannot be written adds one line to ``errors`` (which may already hold the
+    records file's); each line of ``errors`` is then printed on stderr. Nothing raises.
+    """
+    errors = [] if errors is None else errors
     summary = summary_dict(tally.total, info)
     lines = seed_lines(tally.total, info) + table_lines(tally.total, info)
     lines += server_lines(summary)
     print("\n".join(lines), flush=True)
     s = ctx.settings
     if s.summary_json:
-        write_json(s.summary_json, summary)
+        try:
+            write_json(s.summary_json, summary)
+        except OutputError as exc:
+            errors.append(str(exc))
     if s.html_report:
         from .report_html import write_html_report
 
-        write_html_report(
-            s.html_report,
-            summary,
-            tally.total.hist,
-            tally.total.timeseries(),
-            summary.get("sweep"),
-        )
+        try:
+            write_html_report(
+                s.html_report,
+                summary,
+                tally.total.hist,
+                tally.total.timeseries(),
+                summary.get("sweep"),
+            )
+        except OSError as exc:
+            errors.append(str(OutputError("HTML report", s.html_report, exc)))
+    for line in errors:
+        sys.stderr.write(f"llm-users: error: {line}\n")
+    sys.stderr.flush()
     return summary
 
 
-def exit_code(summary: dict[str, Any], slo_target: float, aborted: bool) -> int | None:
-    """3 when --slo-target was missed, 4 when the run was aborted, else None (Locust decides)."""
+def exit_code(
+    summary: dict[str, Any], slo_target: float, aborted: bool, unwritable: bool = False
+) -> int | None:
+    """4 when the run was aborted, 5 when an output file could not be written, 3 when
+    --slo-target was missed, else None (Locust decides)."""
     if aborted:
         return EXIT_ABORTED
+    if unwritable:
+        return EXIT_UNWRITABLE
     goodput = summary.get("goodput")
     if goodput and slo_target:
         met = goodput["percent"] is not None and goodput["percent"] >= slo_target

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from .figures import by_key, of_kind
 from .histogram import PERCENTILES, Histogram
+from .reporters import make_folder
 
 if TYPE_CHECKING:  # matplotlib is imported lazily: only rendering a report pays for it
     from matplotlib.axes import Axes
@@ -818,8 +819,8 @@ def write_html_report(
     file is replaced atomically.
     """
     page = render_html_report(summary, hists, timeseries, sweep=sweep, title=title)
+    make_folder(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:

@@ -17,7 +17,7 @@ from .histogram import Histogram
 from .metrics import RequestResult, result_of
 from .protocol import ENDPOINTS
 from .record import RequestRecord
-from .reporters import RecordsWriter
+from .reporters import OutputError, RecordsWriter
 from .summary import request_line
 from .tally import Tally
 
@@ -88,10 +88,10 @@ class ResultSink:
         if path:
             self.records = RecordsWriter(f"{path}.worker{role.index}" if role.is_worker else path)
 
-    def close_records(self) -> None:
-        if self.records is not None:
-            self.records.close()
-            self.records = None
+    def close_records(self) -> OutputError | None:
+        """Close the records file; returns why it could not be written, if it could not."""
+        records, self.records = self.records, None
+        return records.close() if records is not None else None
 
     def take(self, lag: Histogram | None = None) -> Tally:
         """The tally so far, replaced by a fresh one (a worker's delta, with its ``lag``)."""

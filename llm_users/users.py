@@ -43,8 +43,8 @@ class BaseLLMUser(User):
         # waiting user at once when the test stops (a user inside a task would delay it).
         if self.done:
             return _FOREVER
-        s = self.plugin.settings
-        return self.think_rng.uniform(*s.think_time) if s is not None else 0.0
+        ctx = self.plugin.ctx
+        return self.think_rng.uniform(*ctx.settings.think_time) if ctx is not None else 0.0
 
     def on_start(self) -> None:
         ctx = self.plugin.ctx
@@ -88,7 +88,7 @@ class BaseLLMUser(User):
             self.dialogue.finish(record)  # its turn; the answer joins the history
         self.sent += 1
         plugin.complete(record, step)
-        limit = plugin.settings.requests_per_user if plugin.settings else 0
+        limit = plugin.ctx.settings.requests_per_user if plugin.ctx is not None else 0
         if limit and self.sent >= limit:
             self._finish()
 

@@ -60,14 +60,18 @@ def run_in_process(
     users: int = 4,
     timeout: float = 60,
     collect: list[tuple[RequestRecord, RequestResult]] | None = None,
+    plugin_box: list[LLMPlugin] | None = None,
 ) -> LLMPlugin:
     """A local (in-process) Locust run that ends by itself (--requests-per-user in args).
 
-    With ``collect``, every finished request's raw record and figures are appended to it.
+    With ``collect``, every finished request's raw record and figures are appended to it;
+    with ``plugin_box``, the plugin, before the run starts (for a greenlet that acts on it).
     """
     opts = parse_options(*args)
     env = Environment(user_classes=[LLMUser], events=Events(), host=host, parsed_options=opts)
     plugin = setup(env)
+    if plugin_box is not None:
+        plugin_box.append(plugin)
     if collect is not None:
         complete = plugin.complete
 
@@ -95,3 +99,18 @@ def server_e2e_ms(records: list[dict[str, Any]]) -> list[float]:
 
 def mean(xs: list[float]) -> float:
     return statistics.fmean(xs)
+
+
+def lag_ms(summary: dict[str, Any], stat: str = "max") -> float:
+    """The run's measured client loop lag (``max`` or ``p99``): how late any timing may be."""
+    return float((summary.get("client_loop_lag_ms") or {}).get(stat) or 0.0)
+
+
+def server_itl_ms(records: list[dict[str, Any]]) -> float:
+    """The server's mean gap between tokens: first to last token, over all gaps."""
+    spans = [
+        (r["last_token_at"] - r["first_token_at"], r["completion_tokens"] - 1)
+        for r in records
+        if r["first_token_at"] and r["completion_tokens"] > 1
+    ]
+    return 1000 * sum(t for t, _ in spans) / sum(n for _, n in spans)

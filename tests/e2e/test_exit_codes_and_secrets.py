@@ -106,3 +106,28 @@ def test_wrong_key_is_refused_before_the_test(simulator):
     assert proc.returncode == 2
     assert "the server refused the API key (HTTP 401)" in proc.stderr
     assert "sk-wrong" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "what", "why"),
+    [
+        ("--summary-json", "under_a_file", "summary JSON", "Not a directory"),
+        ("--records", "under_a_file", "records file", "Not a directory"),
+        ("--records", "/dev/full", "records file", "No space left on device"),
+        ("--html-report", "under_a_file", "HTML report", "Not a directory"),
+    ],
+)
+def test_an_unwritable_output_is_one_line_and_exit_code_5(
+    simulator, tmp_path, option, where, what, why
+):
+    sim = simulator(ttft_ms=2, itl_ms=1, output_tokens=4)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    path = str(blocker / "out.x") if where == "under_a_file" else where
+    # enough rows to overflow the records file's 64 KiB buffer before the end
+    proc = run_headless(sim.url, 2, "--stream", "--requests-per-user", "200", option, path)
+    assert proc.returncode == 5, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "TTFT" in proc.stdout and "400" in proc.stdout  # the console summary still printed
+    lines = [line for line in proc.stderr.splitlines() if "cannot write" in line]
+    assert lines == [f"llm-users: error: cannot write the {what} {path}: {why}"]

@@ -496,7 +496,9 @@ def test_record_timestamps_match_config(sim):
     sim.configure(ttft_ms=30, itl_ms=10)
     prompt = "alpha beta gamma ! 你好"
     body = chat(max_tokens=12, messages=[{"role": "user", "content": prompt}])
+    jitter = sleep_overshoot_s()  # how late a sleep wakes on this machine, now
     request(sim, CHAT, body)
+    jitter = max(jitter, sleep_overshoot_s())
     rec = sim.records()[-1]
     assert rec["received_at"] <= rec["headers_sent_at"] <= rec["first_token_at"] <= rec["done_at"]
     assert rec["token_times"][0] == rec["first_token_at"]
@@ -504,9 +506,20 @@ def test_record_timestamps_match_config(sim):
     assert rec["prompt_tokens"] == 5 and rec["status"] == 200 and rec["completed"] is True
     late = [t - rec["received_at"] - (0.030 + 0.010 * i) for i, t in enumerate(rec["token_times"])]
     assert min(late) >= -0.0005  # never early
-    assert statistics.median(late) < 0.004  # and sleep overshoot does not accumulate
+    # and sleep overshoot does not accumulate (beyond one late wake-up of a busy machine)
+    assert statistics.median(late) < 0.004 + jitter
     gaps = [b - a for a, b in zip(rec["token_times"], rec["token_times"][1:], strict=False)]
-    assert abs(statistics.mean(gaps) - 0.010) < 0.002
+    assert abs(statistics.mean(gaps) - 0.010) < 0.002 + 2 * jitter / len(gaps)
+
+
+def sleep_overshoot_s(n: int = 20, nap: float = 0.005) -> float:
+    """The 90th percentile of how late ``n`` short sleeps of this process wake up."""
+    late = []
+    for _ in range(n):
+        t = time.perf_counter()
+        time.sleep(nap)
+        late.append(time.perf_counter() - t - nap)
+    return sorted(late)[n * 9 // 10 - 1]
 
 
 def _read_response(s: socket.socket) -> Raw:
