@@ -150,10 +150,10 @@ class LLMPlugin:
             self.lag.take()
             self.lag.start()
             self.sink.open_records(s.records, role)
+        if not role.is_worker:  # its baseline scrape first: the test's clocks start after it
+            self.server.start(self.ctx)
         self.control.start(s, role, self.ctx.prompts)
         self.warmup.start(s.warmup_requests, s.warmup_time, role)
-        if not role.is_worker:
-            self.server.start(self.ctx)
 
     def _live_view(self) -> LiveView:
         return LiveView(
