@@ -27,6 +27,7 @@ _RECORD_FIELDS = (
     "output_tokens",
     "output_source",
     "prompt_tokens",
+    "cached_tokens",
     "total_tokens",
     "usage_completion_tokens",
     "tpot_ms",
