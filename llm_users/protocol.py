@@ -8,6 +8,7 @@ whole (non-streamed) response into a :class:`Full`. The loop never branches on t
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Chunk(NamedTuple):
     usage: dict[str, Any] | None
     done: bool = False  # the end of the stream ([DONE], response.completed, ...)
     error: str | None = None  # an error reported inside the stream
+    server_timing: dict[str, float] | None = None  # vLLM's per-request ``metrics``, if sent
 
 
 class Full(NamedTuple):
@@ -46,6 +48,7 @@ class Full(NamedTuple):
     text: str
     finish_reason: str | None
     usage: dict[str, Any] | None
+    server_timing: dict[str, float] | None = None  # vLLM's per-request ``metrics``, if sent
 
 
 class BadShape(ValueError):
@@ -53,14 +56,35 @@ class BadShape(ValueError):
 
 
 _NOTHING = Chunk(None, False, None, None)
+
+
+def server_timing(obj: dict[str, Any]) -> dict[str, float] | None:
+    """The numbers of a response's top-level ``metrics`` object: vLLM's per-request timing
+    (``time_to_first_token_ms``, ``queue_time_ms``, ``generation_time_ms``, ``mean_itl_ms``,
+    ``tokens_per_second``), sent when the server runs with ``--enable-per-request-metrics``
+    and the request asks with ``include_metrics``; None when absent."""
+    m = obj.get("metrics")
+    if not isinstance(m, dict):
+        return None
+    out = {
+        str(k): float(v)
+        for k, v in m.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    }
+    return out or None
+
+
 _DONE = Chunk(None, False, None, None, True)
 
 
 def _chat_chunk(obj: dict[str, Any]) -> Chunk:
     choices = obj.get("choices")
     usage = obj.get("usage")
+    timing = server_timing(obj)
     if not choices:  # usage-only chunk (include_usage) or an empty keep-alive object
-        return Chunk(None, False, None, usage) if usage else _NOTHING
+        return (
+            Chunk(None, False, None, usage, server_timing=timing) if usage or timing else _NOTHING
+        )
     choice = choices[0]
     delta = choice.get("delta") or {}
     content = delta.get("content")
@@ -71,17 +95,21 @@ def _chat_chunk(obj: dict[str, Any]) -> Chunk:
         text = reasoning + content if content else reasoning
     else:
         text = content or None
-    return Chunk(text, bool(content), choice.get("finish_reason"), usage)
+    return Chunk(text, bool(content), choice.get("finish_reason"), usage, server_timing=timing)
 
 
 def _completion_chunk(obj: dict[str, Any]) -> Chunk:
     choices = obj.get("choices")
     usage = obj.get("usage")
+    timing = server_timing(obj)
     if not choices:
-        return Chunk(None, False, None, usage) if usage else _NOTHING
+        return (
+            Chunk(None, False, None, usage, server_timing=timing) if usage or timing else _NOTHING
+        )
     choice = choices[0]
     text = choice.get("text") or None
-    return Chunk(text, text is not None, choice.get("finish_reason"), usage)
+    finish = choice.get("finish_reason")
+    return Chunk(text, text is not None, finish, usage, server_timing=timing)
 
 
 def _chat_text(obj: dict[str, Any]) -> str:
@@ -157,7 +185,7 @@ def choices_full(text_of: Callable[[dict[str, Any]], str]) -> Callable[[dict[str
         usage = obj.get("usage")
         choice = obj["choices"][0] if obj["choices"] else {}
         finish = choice.get("finish_reason") if isinstance(choice, dict) else None
-        return Full(text, finish, usage if isinstance(usage, dict) else None)
+        return Full(text, finish, usage if isinstance(usage, dict) else None, server_timing(obj))
 
     return on_full
 

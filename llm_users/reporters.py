@@ -38,6 +38,7 @@ _RECORD_FIELDS = (
     "warmup",
     "turn",
     "truncated",
+    "server_timing",
 )
 
 
