@@ -6,8 +6,9 @@ from __future__ import annotations
 import orjson
 
 from llm_users.metrics import result_of
-from llm_users.protocol import CHAT, COMPLETIONS, Chunk, server_timing
+from llm_users.protocol import CHAT, COMPLETIONS, Chunk
 from llm_users.reporters import RecordsWriter
+from llm_users.server_timing import server_timing
 
 from .streams import USAGE, event, usage_chunk, vllm_chat_objects
 from .test_client import chat_body, chunked, head, make
