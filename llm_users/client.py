@@ -252,6 +252,8 @@ class LLMClient:
                         finished_at = now
                     if chunk.usage:
                         rec.usage = chunk.usage
+                    if chunk.server_timing:
+                        rec.server_timing = chunk.server_timing
                     if chunk.done:
                         rec.end = now
                         self._drain(rec, resp)
@@ -331,6 +333,7 @@ class LLMClient:
             return
         rec.texts.append(full.text)
         rec.usage = full.usage
+        rec.server_timing = full.server_timing
         rec.finish_reason = full.finish_reason
 
     def _read_error(self, rec: RequestRecord, resp: ResponseHead) -> None:

@@ -19,6 +19,7 @@ __all__ = [
     "Figure",
     "by_key",
     "fmt",
+    "lookup",
     "of_kind",
     "registry_json",
     "request_value",
@@ -32,7 +33,8 @@ Mode = Literal["streaming", "non-streaming", "both"]
 @dataclass(frozen=True)
 class Figure:
     """One reported figure. ``key`` is its summary JSON key (and, for a distribution, the
-    aggregate's histogram and the per-request result field of the same name)."""
+    aggregate's histogram and the per-request result field of the same name); a dotted key
+    (``warmup.requests``) is a field of a nested object (see :func:`lookup`)."""
 
     key: str
     label: str  # short, for the web tab, the /llm page and charts
@@ -111,6 +113,12 @@ FIGURES: tuple[Figure, ...] = (
     Figure("output_tokens_per_s", "Output tokens/s", unit="tokens/s", digits=1),
     Figure("requests_per_s", "Requests/s", unit="requests/s", digits=3),
     Figure("duration_s", "Duration", unit="s", digits=1),
+    # -- workloads (present only in runs that have them) ----------------------------------
+    Figure("warmup.requests", "Warm-up requests (excluded)", digits=None,
+           long="Warm-up requests (kept out of every figure)"),
+    Figure("conversations.completed", "Conversations completed", digits=None),
+    Figure("conversations.truncated_requests", "Requests with history truncated", digits=None,
+           tab=False, long="Requests sent with their oldest turns left out"),
     # -- distributions (ms) -------------------------------------------------------------------
     _dist("ttft_ms", "TTFT", "streaming", slo=True, tab=True, histogram="TTFT",
           about="Time to first token of each successful request."),
@@ -149,6 +157,16 @@ FIGURES: tuple[Figure, ...] = (
 
 SLO_KEYS: tuple[str, ...] = tuple(f.key for f in FIGURES if f.slo)
 _BY_KEY = {f.key: f for f in FIGURES}
+
+
+def lookup(summary: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """A figure's value in a summary: ``a.b`` is ``summary["a"]["b"]``; ``default`` if absent."""
+    v: Any = summary
+    for part in key.split("."):
+        if not isinstance(v, Mapping) or part not in v:
+            return default
+        v = v[part]
+    return v
 
 
 def by_key(key: str) -> Figure:

@@ -101,6 +101,7 @@ class RequestResult:
     max_tokens: int | None = None
     finish_reason: str | None = None
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, if given
+    server_timing: dict[str, float] | None = None  # the server's per-request timing, if sent
     queue_delay_ms: float | None = None  # open loop: actual start - intended start
     slo_met: bool | None = None  # set by the plugin when --slo is given
     warmup: bool = False  # started in the warm-up: in no figure
@@ -164,6 +165,7 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
         turn=r.turn,
         truncated=r.truncated,
         conversation_done=r.conversation_done,
+        server_timing=r.server_timing,
     )
     if r.intended_start is not None:
         res.queue_delay_ms = (r.start - r.intended_start) * 1000.0

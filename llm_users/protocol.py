@@ -3,6 +3,7 @@
 The client's read loop is the same for every endpoint; an :class:`Endpoint` says where the
 request goes, builds its body, turns each streamed SSE event into a :class:`Chunk` and a
 whole (non-streamed) response into a :class:`Full`. The loop never branches on the endpoint.
+Every endpoint's shapes side by side: the module reads better whole than split per endpoint.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
+
+from .server_timing import server_timing
 
 __all__ = [
     "CHAT",
@@ -38,6 +41,7 @@ class Chunk(NamedTuple):
     usage: dict[str, Any] | None
     done: bool = False  # the end of the stream ([DONE], response.completed, ...)
     error: str | None = None  # an error reported inside the stream
+    server_timing: dict[str, float] | None = None  # vLLM's per-request ``metrics``, if sent
 
 
 class Full(NamedTuple):
@@ -46,6 +50,7 @@ class Full(NamedTuple):
     text: str
     finish_reason: str | None
     usage: dict[str, Any] | None
+    server_timing: dict[str, float] | None = None  # vLLM's per-request ``metrics``, if sent
 
 
 class BadShape(ValueError):
@@ -59,8 +64,11 @@ _DONE = Chunk(None, False, None, None, True)
 def _chat_chunk(obj: dict[str, Any]) -> Chunk:
     choices = obj.get("choices")
     usage = obj.get("usage")
+    timing = server_timing(obj)
     if not choices:  # usage-only chunk (include_usage) or an empty keep-alive object
-        return Chunk(None, False, None, usage) if usage else _NOTHING
+        return (
+            Chunk(None, False, None, usage, server_timing=timing) if usage or timing else _NOTHING
+        )
     choice = choices[0]
     delta = choice.get("delta") or {}
     content = delta.get("content")
@@ -71,17 +79,21 @@ def _chat_chunk(obj: dict[str, Any]) -> Chunk:
         text = reasoning + content if content else reasoning
     else:
         text = content or None
-    return Chunk(text, bool(content), choice.get("finish_reason"), usage)
+    return Chunk(text, bool(content), choice.get("finish_reason"), usage, server_timing=timing)
 
 
 def _completion_chunk(obj: dict[str, Any]) -> Chunk:
     choices = obj.get("choices")
     usage = obj.get("usage")
+    timing = server_timing(obj)
     if not choices:
-        return Chunk(None, False, None, usage) if usage else _NOTHING
+        return (
+            Chunk(None, False, None, usage, server_timing=timing) if usage or timing else _NOTHING
+        )
     choice = choices[0]
     text = choice.get("text") or None
-    return Chunk(text, text is not None, choice.get("finish_reason"), usage)
+    finish = choice.get("finish_reason")
+    return Chunk(text, text is not None, finish, usage, server_timing=timing)
 
 
 def _chat_text(obj: dict[str, Any]) -> str:
@@ -157,7 +169,7 @@ def choices_full(text_of: Callable[[dict[str, Any]], str]) -> Callable[[dict[str
         usage = obj.get("usage")
         choice = obj["choices"][0] if obj["choices"] else {}
         finish = choice.get("finish_reason") if isinstance(choice, dict) else None
-        return Full(text, finish, usage if isinstance(usage, dict) else None)
+        return Full(text, finish, usage if isinstance(usage, dict) else None, server_timing(obj))
 
     return on_full
 

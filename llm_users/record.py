@@ -59,6 +59,7 @@ class RequestRecord:
     first_content_at: float | None = None
     end: float | None = None
     usage: dict[str, Any] | None = None
+    server_timing: dict[str, float] | None = None  # the server's own timing (vLLM ``metrics``)
     finish_reason: str | None = None
     failure: str | None = None
     message: str | None = None

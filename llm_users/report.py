@@ -5,6 +5,7 @@ Reads only the run context, the tally and the run control's outcome; writes noth
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -24,6 +25,7 @@ __all__ = [
     "live_info",
     "print_and_write",
     "run_info",
+    "workload",
 ]
 
 LAG_WARN_MS = 5.0  # p99 loop lag above this makes timings uncertain: say so
@@ -31,6 +33,25 @@ LATE_START_MS = 10.0  # open loop: a request started this late means the users c
 EXIT_SLO = 3  # --slo-target missed
 EXIT_ABORTED = 4  # stopped because every request failed for --max-failing-seconds
 EXIT_UNWRITABLE = 5  # the summary JSON, the records file or the HTML report could not be written
+
+
+def workload(s: Any) -> str:
+    """The run's prompt source in a few words (the summary's ``workload``), no file contents."""
+    if s.trace:
+        what = f"trace replay ({os.path.basename(s.trace)})"
+    elif s.prefix_tokens:
+        what = f"shared prefix ({s.prefix_tokens} tokens, {s.prefix_count} prefixes)"
+    elif s.dataset:
+        what = f"dataset ({os.path.basename(s.dataset)})"
+    elif s.input_tokens:
+        what = f"synthetic prompts ({s.input_tokens} tokens)"
+    else:
+        what = f"built-in prompts (type {s.prompt_type})"
+    if s.turns:
+        what += ", conversations of " + (
+            "every recorded turn" if s.turns < 0 else f"{s.turns} turns"
+        )
+    return what
 
 
 def run_info(
@@ -50,7 +71,7 @@ def run_info(
     s = ctx.settings
     agg = tally.total
     notes: list[str] = []
-    extra: dict[str, Any] = {"notes": notes}
+    extra: dict[str, Any] = {"notes": notes, "workload": workload(s)}
     if tally.lag.count:
         summ = tally.lag.summary()
         extra["client_loop_lag_ms"] = {k: summ[k] for k in ("p50", "p99", "max", "count")}

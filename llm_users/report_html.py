@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .figures import by_key, of_kind
+from .figures import by_key, lookup, of_kind
 from .histogram import PERCENTILES, Histogram
 from .reporters import make_folder
 
@@ -548,6 +548,7 @@ def _overview(summary: dict[str, Any], start: int | None) -> str:
     run = _text_kv_table([
         ("mode", "Mode", summary.get("mode")),
         ("endpoint", "Endpoint", summary.get("endpoint")),
+        ("workload", "Workload", summary.get("workload")),
         ("model", "Model", summary.get("model")),
         ("host", "Host", summary.get("host")),
         ("started", "First request ended", started),
@@ -579,13 +580,103 @@ def _overview(summary: dict[str, Any], start: int | None) -> str:
         (f.key, f.title_with_unit, summary.get(f.key), f.digits) for f in of_kind("seed", mode)
     )
     return (
-        '<section id="overview"><h2>Summary</h2><div class="grid">'
+        '<section id="overview"><h2>Summary</h2>' + _warmup_line(summary) + '<div class="grid">'
         f"<div><h3>Run</h3>{run}</div><div><h3>Totals</h3>{totals}</div>"
         f"<div><h3>The seed's figures</h3>{seed}"
         '<p class="note">Mean per-request speed \u00d7 users, as the original script '
         "reports it; the totals give the measured throughput.</p></div>"
         "</div></section>"
     )
+
+
+def _warmup_line(summary: dict[str, Any]) -> str:
+    warm = summary.get("warmup")
+    if not isinstance(warm, dict):
+        return ""
+    return (
+        f'<p class="note" id="warmup">Warm-up: {_fmt(warm.get("requests"), None)} requests '
+        f"({_fmt(warm.get('failures'), None)} failed) sent first and excluded from every "
+        "figure in this report.</p>"
+    )
+
+
+def _turns(summary: dict[str, Any]) -> str:
+    """Conversations: completed, truncated requests, and one row per turn index."""
+    conv = summary.get("conversations")
+    if not isinstance(conv, dict):
+        return ""
+    rows = [
+        ("conversations.completed", by_key("conversations.completed").title,
+         conv.get("completed"), None),
+        ("conversations.truncated_requests", by_key("conversations.truncated_requests").title,
+         conv.get("truncated_requests"), None),
+    ]  # fmt: skip
+    limit = conv.get("max_context_tokens")
+    note = f" (--max-context-tokens {_fmt(limit, None)})" if limit else ""
+    cols = (("requests", "Requests", None), ("failures", "Failures", None),
+            ("ttft_ms.mean", "TTFT mean (ms)", 1), ("ttft_ms.p50", "TTFT p50 (ms)", 1),
+            ("ttft_ms.p99", "TTFT p99 (ms)", 1), ("e2e_ms.p50", "E2E p50 (ms)", 1),
+            ("prompt_tokens_mean", "Prompt tokens mean", 1))  # fmt: skip
+    head = "<th>Turn</th>" + "".join(f"<th>{_e(h)}</th>" for _, h, _ in cols)
+    body = []
+    for r in summary.get("turns") or ():
+        if not isinstance(r, dict):
+            continue
+        cells = "".join(_num_td(lookup(r, k), d, k) for k, _, d in cols)
+        body.append(f'<tr data-turn="{_e(r.get("turn"))}"><th>{_e(r.get("turn"))}</th>{cells}</tr>')
+    table = (
+        f'<table class="turns"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+        if body
+        else '<p class="note">No turn finished.</p>'
+    )
+    return (
+        '<section id="conversations"><h2>Conversations</h2>'
+        f"{_kv_table(rows)}"
+        f'<p class="note">History sent back: {_e(conv.get("history") or "-")}{note}. '
+        "A conversation is completed when its last turn succeeded.</p>"
+        f"<h3>Per turn</h3>{table}</section>"
+    )
+
+
+def _prefix_cache(summary: dict[str, Any]) -> str:
+    """The prefix cache: hit rate (or that the server did not report it), cached vs uncached."""
+    pc = summary.get("prefix_cache")
+    if not isinstance(pc, dict):
+        return ""
+    rate = pc.get("hit_rate_percent")
+    if _finite(rate) is None:
+        head = (
+            '<p id="prefix-cache-rate">Prefix cache hit rate: <strong>not reported by the '
+            "server</strong> (no response carried usage.prompt_tokens_details.cached_tokens)."
+            "</p>"
+        )
+    else:
+        head = _kv_table([
+            ("prefix_cache.hit_rate_percent", "Hit rate (cached / prompt tokens, %)", rate, 1),
+            ("prefix_cache.cached_tokens", "Cached prompt tokens", pc.get("cached_tokens"), None),
+            ("prefix_cache.prompt_tokens", "Prompt tokens", pc.get("prompt_tokens"), None),
+            ("prefix_cache.mostly_cached_requests", "Requests >= 50 % cached",
+             pc.get("mostly_cached_requests"), None),
+            ("prefix_cache.requests_reported", "Requests the server reported on",
+             pc.get("requests_reported"), None),
+        ])  # fmt: skip
+    body = []
+    for key in ("ttft_cached_ms", "ttft_uncached_ms"):
+        d = summary.get(key)
+        if not isinstance(d, dict) or not d.get("count"):
+            continue
+        f = by_key(key)
+        cells = _num_td(d.get("count"), None, f"{key}.count")
+        cells += "".join(_num_td(d.get(k), f.digits, f"{key}.{k}") for k in ("mean", "p50", "p99"))
+        body.append(f'<tr data-dist="{_e(key)}"><th>{_e(f.title)}</th>{cells}</tr>')
+    ttft = (
+        '<table class="cache"><thead><tr><th>ms</th><th>count</th><th>mean</th><th>p50</th>'
+        f"<th>p99</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+        if body
+        else '<p class="note">TTFT cached vs uncached: no streamed request the server '
+        "reported on.</p>"
+    )
+    return f'<section id="prefix-cache"><h2>Prefix cache</h2>{head}{ttft}</section>'
 
 
 def _distributions(summary: dict[str, Any]) -> str:
@@ -719,7 +810,8 @@ def render_html_report(
     mode = "streaming" if summary.get("mode") == "streaming" else "non-streaming"
     rows = [r for r in timeseries or () if _finite(r.get("t")) is not None]
     start = int(min(r["t"] for r in rows)) if rows else None
-    parts = [_overview(summary, start), _distributions(summary), _failures(summary)]
+    parts = [_overview(summary, start), _turns(summary), _prefix_cache(summary)]
+    parts += [_distributions(summary), _failures(summary)]
     server_chart: str | None = None
     with matplotlib.rc_context(_RC):
         charts = []
@@ -781,7 +873,8 @@ def render_html_report(
     dot = " \u00b7 "
     model = summary.get("model") or "\u2013"
     sub = dot.join([
-        _e(mode), _e(summary.get("endpoint", "")), f"model {_e(model)}",
+        _e(mode), _e(summary.get("endpoint", "")),
+        *([_e(summary["workload"])] if summary.get("workload") else []), f"model {_e(model)}",
         f"{_fmt(summary.get('concurrency'), None)} users", f"generated {generated} by llm-users",
     ])  # fmt: skip
     return (

@@ -31,6 +31,7 @@ _RECORD_FIELDS = (
     "output_tokens",
     "output_source",
     "prompt_tokens",
+    "cached_tokens",
     "total_tokens",
     "usage_completion_tokens",
     "tpot_ms",
@@ -41,6 +42,7 @@ _RECORD_FIELDS = (
     "warmup",
     "turn",
     "truncated",
+    "server_timing",
 )
 
 

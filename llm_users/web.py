@@ -19,7 +19,7 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterR
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .exporter import make_registry, render
-from .figures import FIGURES, fmt, registry_json
+from .figures import FIGURES, fmt, lookup, registry_json
 from .histogram import PERCENTILES
 from .live import LiveView
 from .live_series import LiveSeries
@@ -53,16 +53,18 @@ def table_rows(s: dict[str, Any], status: str, page: str = "/llm") -> list[dict[
     rows = [_row("Status", status)]
     if not s:
         return rows
+    absent = object()
     for f in FIGURES:
-        if not f.tab or f.key not in s:
+        v = lookup(s, f.key, absent)
+        if not f.tab or v is absent:
             continue
         if f.kind == "distribution":
-            d = s[f.key]
+            d = v
             if d:
                 cells = {k: f.fmt(d[k]) for k, _ in COLUMNS[2:]}
                 rows.append({"figure": f.with_unit, "value": fmt(d["count"]), **cells})
             continue
-        rows.append(_row(f.with_unit, s[f.key], f.digits))
+        rows.append(_row(f.with_unit, v, f.digits))
         if f.key == "failures":
             rows += [_row(f"Failures: {kind}", n) for kind, n in s["failures_by_kind"].items()]
     rows.append(_row("Charts over time, final summary", f"open {page} (also under Download Data)"))
