@@ -20,6 +20,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from .client import ClientConfig, LLMClient
 from .errors import ConfigError
 from .http import Origin, make_ssl_context
+from .kclock import KernelClock, kernel_supported
 from .options import Settings
 from .preflight import preflight
 from .prompts import PromptSource, SeedPrompts
@@ -69,6 +70,8 @@ class RunContext:
     prompts: PromptSource | None = None
     prompts_key: tuple[Any, ...] = ()
     users_made: Any = field(default_factory=itertools.count)  # numbers users, for their seeds
+    clock: KernelClock | None = None  # kernel receive timestamps (--timestamps), else None
+    timestamps: str = "user"  # what times the reads: "kernel", "user" or "user (why)"
 
     def user_rng(self, purpose: str) -> random.Random:
         """A new user's own random stream, repeatable with --seed (the n-th user made in this
@@ -87,6 +90,7 @@ class RunContext:
             request_timeout=s.request_timeout,
             max_event_bytes=s.max_event_bytes,
             max_response_bytes=s.max_response_bytes,
+            clock=self.clock,
         )
         return LLMClient(cfg, self.ssl_context)
 
@@ -148,11 +152,34 @@ def build_context(
             load_counter(settings.tokenizer) if settings.tokenizer and role.sends_requests else None
         )
         prompts = _prompt_source(settings, role, counter)
+    clock, stamps = _clock(settings.timestamps, origin, role, previous)
     if check_server and settings.preflight and not role.is_worker:
         resolved = preflight(origin, settings, ssl_context)
         if resolved != settings.model:
             settings = dataclasses.replace(settings, model=resolved)
-    return RunContext(settings, origin, role, ssl_context, counter, prompts, key)
+    return RunContext(
+        settings, origin, role, ssl_context, counter, prompts, key, clock=clock, timestamps=stamps
+    )
+
+
+def _clock(
+    choice: str, origin: Origin, role: Role, previous: RunContext | None
+) -> tuple[KernelClock | None, str]:
+    """The kernel clock --timestamps asks for (None: user-space stamps), and what it is."""
+    if choice == "user" or not role.sends_requests:
+        return None, "user"
+    why = ""
+    if not kernel_supported():
+        why = "kernel receive timestamps need Linux"
+    elif origin.scheme == "https":
+        why = "TLS: an SSL socket gives no kernel receive timestamps"
+    if why:
+        if choice == "kernel":
+            raise ConfigError(f"--timestamps kernel: {why} ({origin}); use auto or user")
+        return None, f"user ({why})"
+    if previous is not None and previous.clock is not None:
+        return previous.clock, "kernel"
+    return KernelClock(), "kernel"
 
 
 def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:

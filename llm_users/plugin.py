@@ -15,6 +15,7 @@ from typing import Any
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from .accounting import Accounting
 from .context import Role, RunContext, build_context, startup_key
 from .control import RunControl
 from .distributed import MasterLink, WorkerLink
@@ -62,7 +63,9 @@ class LLMPlugin:
         self.ctx: RunContext | None = None
         self.lag = LoopLagMonitor()
         self.sink = ResultSink(env)
-        self.complete = self.sink.complete  # what a user calls with each finished record
+        self.complete = self.sink.complete  # counts one finished record, now
+        self.accounting = Accounting(lambda rec, step: self.complete(rec, step))
+        self.submit = self.accounting.submit  # a user's finished record: counted when idle
         self.control = RunControl(env, lambda: self.headless)
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
@@ -158,7 +161,7 @@ class LLMPlugin:
             self.control.end_test(str(exc))
             return
         s, role = self.ctx.settings, self.role
-        self.sink.configure(s, self.ctx.counter, str(role.index) if role.is_worker else None)
+        self.sink.configure(self.ctx)
         if self.master is not None:
             self.master.start(s.api_key, s.model, s.request_rate)
         else:
@@ -169,6 +172,8 @@ class LLMPlugin:
                     f"{s.records}.worker{role.index}" if role.is_worker else s.records
                 )
         self.control.start(s, role)
+        if role.sends_requests:
+            self.accounting.start()
 
     def _take_delta(self) -> Tally:
         tally = self.sink.take()
@@ -190,6 +195,7 @@ class LLMPlugin:
 
     # -- the end -----------------------------------------------------------------------------
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
+        self.accounting.stop()  # the last records are counted before anything is summed up
         self.control.stop()
         if self.master is None:
             self.lag.stop()

@@ -64,6 +64,11 @@ class RequestRecord:
     message: str | None = None
     events: int = 0  # every data event received, token-carrying or not
     intended_start: float | None = None  # open-loop runs: when the request was due
+    # "kernel": the reads' times are the kernel's arrival stamps; "user": perf_counter
+    # after each read returned. clock_step: the wall clock stepped while it ran (it is
+    # then timed with its user-space stamps).
+    timestamps: str = "user"
+    clock_step: bool = False
 
     @property
     def ok(self) -> bool:

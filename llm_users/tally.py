@@ -15,12 +15,24 @@ from .metrics import RequestResult
 
 __all__ = ["Tally"]
 
+_STAMP_KEYS = ("kernel", "user", "clock_steps", "uncertainty_us")
+
 
 class Tally:
     def __init__(self) -> None:
         self.total = Aggregate()
         self.steps: dict[int, Aggregate] = {}
         self.lag = Histogram()  # how late the client's event loop woke (timing uncertainty)
+        # What timed the requests: counts by source, clock steps, the largest offset
+        # uncertainty of the kernel clock (microseconds).
+        self.stamps: dict[str, float] = dict.fromkeys(_STAMP_KEYS, 0)
+
+    def count_stamps(self, source: str, clock_step: bool, uncertainty_us: float) -> None:
+        st = self.stamps
+        st["kernel" if source == "kernel" else "user"] += 1
+        st["clock_steps"] += clock_step
+        if uncertainty_us > st["uncertainty_us"]:
+            st["uncertainty_us"] = uncertainty_us
 
     def add(self, res: RequestResult, step: int | None = None) -> None:
         """Count one result; with ``step`` (a sweep), in that step too."""
@@ -44,12 +56,18 @@ class Tally:
         for i, agg in other.steps.items():
             self.step(i).merge(agg)
         self.lag.merge(other.lag)
+        for k, v in other.stamps.items():
+            if k == "uncertainty_us":
+                self.stamps[k] = max(self.stamps[k], v)
+            else:
+                self.stamps[k] = self.stamps.get(k, 0) + v
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "total": self.total.to_dict(),
             "steps": {str(i): a.to_dict() for i, a in self.steps.items()},
             "loop_lag_ms": self.lag.to_dict(),
+            "stamps": dict(self.stamps),
         }
 
     @classmethod
@@ -59,4 +77,5 @@ class Tally:
         t.steps = {int(i): Aggregate.from_dict(a) for i, a in data.get("steps", {}).items()}
         if "loop_lag_ms" in data:
             t.lag = Histogram.from_dict(data["loop_lag_ms"])
+        t.stamps.update({k: v for k, v in data.get("stamps", {}).items() if k in _STAMP_KEYS})
         return t

@@ -11,6 +11,7 @@ from typing import Any
 
 from locust import User, task
 
+from .accounting import when_idle
 from .client import LLMClient
 from .errors import LLMUsersError
 from .plugin import plugin_of
@@ -19,6 +20,7 @@ from .prompts import PromptSource
 __all__ = ["BaseLLMUser", "LLMUser"]
 
 _FOREVER = 365 * 24 * 3600.0
+PREPARE_WAIT_S = 0.002  # the longest a user defers preparing its next request to others' reads
 
 
 class BaseLLMUser(User):
@@ -68,13 +70,17 @@ class BaseLLMUser(User):
             return
         assert self.llm is not None
         plugin, control = self.plugin, self.plugin.control
+        if self.sent:
+            # Other users' pending reads first: their data is already here, this request is
+            # not sent yet (its start is taken when it is written).
+            when_idle(PREPARE_WAIT_S)
         body = self.next_request()
         # Open loop: wait for the next due arrival; a late start is the queue delay.
         intended = control.schedule.wait() if control.schedule is not None else None
         step = control.step  # a sweep step owns the requests that start in it
         record = self.llm.request(body, intended_start=intended)
         self.sent += 1
-        plugin.complete(record, step)
+        plugin.submit(record, step)  # counted off the read path (accounting.py)
         limit = plugin.settings.requests_per_user if plugin.settings else 0
         if limit and self.sent >= limit:
             self.done = True
