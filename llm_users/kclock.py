@@ -28,6 +28,7 @@ __all__ = [
 SO_TIMESTAMPNS = 35
 CMSG_SPACE = 64  # one struct timespec (16 bytes) and its cmsghdr, with room to spare
 STEP_S = 0.001  # an offset that moved more than this between samples: the clock stepped
+MAX_SLEW = 500e-6  # ... beyond what NTP may slew meanwhile (at most 500 ppm)
 # Re-sample the offset this often: NTP slews CLOCK_REALTIME by up to 500 ppm (0.5 ms in a
 # second at worst, a few microseconds usually); a sample costs a few microseconds.
 RESAMPLE_S = 1.0
@@ -120,7 +121,8 @@ class KernelClock:
         """A fresh offset; a new epoch if the clock stepped since the last one."""
         old = self.offset
         new = self._sample(old.epoch)
-        if abs(new.value - old.value) > self.step_s + old.uncertainty + new.uncertainty:
+        allowed = self.step_s + MAX_SLEW * (new.taken_at - old.taken_at)
+        if abs(new.value - old.value) > allowed + old.uncertainty + new.uncertainty:
             self.steps += 1
             new = Offset(new.value, new.uncertainty, new.taken_at, old.epoch + 1)
         self.offset = new
