@@ -1,0 +1,192 @@
+"""Aligned streams: one global decode clock (``decode_clock=global``), as a batching server.
+
+Every running stream's token is written in the same decode step, so all sockets become
+readable at once and the client reads them one by one. Rows at 128, 512 and 1,024 streams in
+ONE worker process, with and without ``--tokenizer``, with and without a CPU hog on the load
+generator's core; kernel and user timestamps back to back on the same simulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from .harness import (
+    TAGGED_LOCUSTFILE,
+    mean,
+    run_locust,
+    simulator_class,
+    sub,
+    wall_minus_perf,
+)
+from .scenarios import Context, _check, _compare, _lag, _other_load, _pct, _server_rows
+
+ALIGNED = {"ttft_ms": 200.0, "itl_ms": 20.0, "output_tokens": 100}
+STREAM_S = (ALIGNED["ttft_ms"] + (ALIGNED["output_tokens"] - 1) * ALIGNED["itl_ms"]) / 1000.0
+# Targets (tokenizer on, kernel stamps, 128 and 512 streams), ms.
+TARGETS = {"ttft_mean": 0.3, "ttft_p99": 1.0, "follow_mean": 0.3, "itl_mean": 0.1}
+
+
+def plan(quick: bool) -> list[tuple[int, bool, bool]]:
+    """(streams, tokenizer, CPU hog); each row runs with kernel, then user, timestamps."""
+    sizes = (128, 512) if quick else (128, 512, 1024)
+    return [(n, tok, hog) for hog in (False, True) for n in sizes for tok in (True, False)]
+
+
+@contextlib.contextmanager
+def cpu_hog(cpu: str | None) -> Iterator[None]:
+    """A busy process on the load generator's core for the duration (None: no pinning, none)."""
+    if cpu is None:
+        yield
+        return
+    hog = subprocess.Popen(
+        ["taskset", "-c", cpu, sys.executable, "-c", "while True: pass"],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def _server_itl_ms(server: list[dict[str, Any]]) -> list[float]:
+    """The gaps between a stream's successive token writes (one per event), ms."""
+    gaps: list[float] = []
+    for r in server:
+        times = r.get("token_times") or []
+        prev = None
+        for t in times:
+            if prev is not None and t != prev:  # events of one write share its time
+                gaps.append((t - prev) * 1000.0)
+            prev = t
+    return gaps
+
+
+def aligned(ctx: Context) -> list[dict[str, Any]]:
+    sim_cls = simulator_class()
+    from llm_users.simulator.tokenizer import save_tokenizer
+
+    tok_dir = save_tokenizer(ctx.dir("tokenizer"))
+    knobs = dict(ALIGNED, decode_clock="global", record_tokens=True, max_records=100_000)
+    rows = []
+    with sim_cls(cpu=ctx.cores.sim, **knobs) as sim:
+        for streams, tokenizer, hog in plan(ctx.quick):
+            for stamps in ("kernel", "user"):
+                run = functools.partial(
+                    _aligned_run, ctx, sim, streams, tokenizer, hog, stamps, str(tok_dir)
+                )
+                with cpu_hog(ctx.cores.locust if hog else None):
+                    rows.append(run())
+    return rows
+
+
+def _aligned_run(
+    ctx: Context,
+    sim: Any,
+    streams: int,
+    tokenizer: bool,
+    hog: bool,
+    stamps: str,
+    tok_dir: str,
+) -> dict[str, Any]:
+    sim.reset()
+    per_user = 2
+    name = f"aligned-{streams}-{'tok' if tokenizer else 'notok'}-{'hog' if hog else 'quiet'}"
+    name += f"-{stamps}"
+    ctx.log(f"aligned: {name}")
+    args = [
+        *("-u", str(streams), "-r", str(streams), "--host", sim.url, "--stream"),
+        *("--requests-per-user", str(per_user), "--timestamps", stamps),
+        *(("--tokenizer", tok_dir) if tokenizer else ()),
+        *("--only-summary", "--loglevel", "WARNING"),
+    ]
+    # Arrivals spread over one stream's length (no burst in request delivery); the global
+    # clock aligns every stream's tokens anyway.
+    env = {"LLM_BENCH_USERS": str(streams), "LLM_BENCH_STAGGER_S": str(STREAM_S)}
+    load0 = os.getloadavg()[0]
+    offset0 = wall_minus_perf()
+    run = run_locust(
+        args, ctx.cores, ctx.dir(name), timeout=300, locustfile=TAGGED_LOCUSTFILE, env=env
+    )
+    offset1 = wall_minus_perf()
+    server = _server_rows(sim.records())
+    row = _compare(run, server, (offset0 + offset1) / 2)
+    itl_c = ((run.summary or {}).get("itl_ms") or {}).get("mean")
+    itl_s = mean(_server_itl_ms(server))
+    row.update(
+        streams=streams,
+        tokenizer=tokenizer,
+        hog=hog,
+        stamps=stamps,
+        summary_timestamps=(run.summary or {}).get("timestamps"),
+        itl={"client_mean": itl_c, "server_mean": itl_s, "d_mean": sub(itl_c, itl_s)},
+        loop_lag_ms=_lag(run),
+        locust_cpu_pct=_pct(run.cpu_s, run.elapsed_s),
+        other_load_pct=_other_load(ctx, run),
+        load_avg_1m=load0,
+        note=_check(ctx, run, name),
+    )
+    if tokenizer and stamps == "kernel" and streams in (128, 512):
+        t, f = row["ttft"], row["follow"]
+        row["targets"] = {
+            "ttft_mean": _within(t["d_mean"], TARGETS["ttft_mean"]),
+            "ttft_p99": _within(t["d_p99"], TARGETS["ttft_p99"]),
+            "follow_mean": _within(f["d_mean"], TARGETS["follow_mean"]),
+            "itl_mean": _within(row["itl"]["d_mean"], TARGETS["itl_mean"]),
+        }
+    return row
+
+
+def _within(x: float | None, limit: float) -> bool | None:
+    return None if x is None else abs(x) <= limit
+
+
+def lines(rows: list[dict[str, Any]]) -> list[str]:
+    def f(x: Any, signed: bool = True, digits: int = 2) -> str:
+        if x is None:
+            return "-"
+        return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+    def mark(ok: bool | None) -> str:
+        return "" if ok is None else (" ✓" if ok else " ✗")
+
+    out = [
+        f"### Aligned streams (decode_clock=global: {ALIGNED['ttft_ms']:.0f} ms to first token, "
+        f"{ALIGNED['itl_ms']:.0f} ms between tokens, {ALIGNED['output_tokens']} tokens), one "
+        "worker process",
+        "",
+        "Δ = the plugin's figure minus the simulator's own, ms (mean minus mean, p99 minus p99). "
+        "Targets (tokenizer on, kernel stamps, 128 and 512): TTFT Δ mean <= 0.3, p99 <= 1, "
+        "follow Δ mean <= 0.3, ITL Δ mean <= 0.1.",
+        "",
+        "| streams | tokenizer | CPU hog | stamps | ok / failed | TTFT Δ mean | TTFT Δ p99 "
+        "| follow Δ mean | follow Δ p99 | ITL Δ mean | first-token read delay mean / p99 "
+        "| loop lag p50 / p99 | locust CPU | load avg |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        t, fo, tg = r["ttft"], r["follow"], r.get("targets", {})
+        lag = r.get("loop_lag_ms") or {}
+        first = ((r.get("paired") or {}).get("first_token_delay_ms")) or {}
+        out.append(
+            f"| {r['streams']} | {'on' if r['tokenizer'] else 'off'} "
+            f"| {'yes' if r['hog'] else 'no'} | {r['stamps']} "
+            f"| {r['client_ok']} / {r['client_failed']} "
+            f"| {f(t['d_mean'])}{mark(tg.get('ttft_mean'))} "
+            f"| {f(t['d_p99'])}{mark(tg.get('ttft_p99'))} "
+            f"| {f(fo['d_mean'])}{mark(tg.get('follow_mean'))} | {f(fo['d_p99'])} "
+            f"| {f(r['itl']['d_mean'], digits=3)}{mark(tg.get('itl_mean'))} "
+            f"| {f(first.get('mean'))} / {f(first.get('p99'))} "
+            f"| {f(lag.get('p50'), False)} / {f(lag.get('p99'), False)} "
+            f"| {f(r.get('locust_cpu_pct'), False, 0)} % | {f(r.get('load_avg_1m'), False, 1)} |"
+        )
+    return out
+
+
+__all__ = ["aligned", "lines", "plan"]
