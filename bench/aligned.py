@@ -56,13 +56,16 @@ def cpu_hog(cpu: str | None) -> Iterator[None]:
 
 
 def _server_itl_ms(server: list[dict[str, Any]]) -> list[float]:
-    """The gaps between a stream's successive token writes (one per event), ms."""
+    """The gaps between a stream's successive token-carrying events, ms (as the client's ITL:
+    per event; events of one write share its time, a gap of 0)."""
     gaps: list[float] = []
     for r in server:
-        times = r.get("token_times") or []
-        prev = None
-        for t in times:
-            if prev is not None and t != prev:  # events of one write share its time
+        times, per_event = r.get("token_times") or [], r.get("tokens_per_event") or []
+        i, prev = 0, None
+        for n in per_event:
+            t = times[i]
+            i += n
+            if prev is not None:
                 gaps.append((t - prev) * 1000.0)
             prev = t
     return gaps
@@ -167,13 +170,17 @@ def lines(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "| streams | tokenizer | CPU hog | stamps | ok / failed | TTFT Δ mean | TTFT Δ p99 "
         "| follow Δ mean | follow Δ p99 | ITL Δ mean | first-token read delay mean / p99 "
-        "| loop lag p50 / p99 | locust CPU | load avg |",
-        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| end read delay mean / p99 | request delivery mean / p99 | loop lag p50 / p99 "
+        "| locust CPU | load avg |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         t, fo, tg = r["ttft"], r["follow"], r.get("targets", {})
         lag = r.get("loop_lag_ms") or {}
-        first = ((r.get("paired") or {}).get("first_token_delay_ms")) or {}
+        paired = r.get("paired") or {}
+        first = paired.get("first_token_delay_ms") or {}
+        end = paired.get("end_delay_ms") or {}
+        deliver = paired.get("delivery_ms") or {}
         out.append(
             f"| {r['streams']} | {'on' if r['tokenizer'] else 'off'} "
             f"| {'yes' if r['hog'] else 'no'} | {r['stamps']} "
@@ -183,6 +190,8 @@ def lines(rows: list[dict[str, Any]]) -> list[str]:
             f"| {f(fo['d_mean'])}{mark(tg.get('follow_mean'))} | {f(fo['d_p99'])} "
             f"| {f(r['itl']['d_mean'], digits=3)}{mark(tg.get('itl_mean'))} "
             f"| {f(first.get('mean'))} / {f(first.get('p99'))} "
+            f"| {f(end.get('mean'))} / {f(end.get('p99'))} "
+            f"| {f(deliver.get('mean'))} / {f(deliver.get('p99'))} "
             f"| {f(lag.get('p50'), False)} / {f(lag.get('p99'), False)} "
             f"| {f(r.get('locust_cpu_pct'), False, 0)} % | {f(r.get('load_avg_1m'), False, 1)} |"
         )
