@@ -57,6 +57,7 @@ class Accounting:
         self._ready = Event()
         self._greenlet: gevent.Greenlet | None = None
         self.deferred = 0  # records counted by the greenlet (the others: inline)
+        self._busy = False  # the greenlet is counting one (a count may yield: never kill it then)
 
     @property
     def running(self) -> bool:
@@ -74,6 +75,8 @@ class Accounting:
         """Count what is waiting, then stop the greenlet (records after this count inline)."""
         g, self._greenlet = self._greenlet, None
         if g is not None:
+            if self._busy:
+                g.join()  # it finishes the record it is counting, then sees the stop
             g.kill(block=True)
         self.flush()
 
@@ -95,15 +98,19 @@ class Accounting:
 
     def _run(self) -> None:
         queue = self._queue
-        while True:
+        me = gevent.getcurrent()
+        while self._greenlet is me:
             if not queue:
                 self._ready.clear()
                 self._ready.wait()
                 continue
             when_idle(self.max_wait_s)
-            if queue:
+            if queue and self._greenlet is me:
+                self._busy = True
                 try:
                     self.complete(*queue.popleft())
                 except Exception:  # a listener's bug: say so, and keep counting the others
                     log.exception("llm-users: counting a finished request failed")
+                finally:
+                    self._busy = False
                 self.deferred += 1

@@ -77,3 +77,19 @@ def test_when_idle_returns_by_its_deadline_even_if_the_loop_stays_busy() -> None
             when_idle(0.01)
     finally:
         g.kill()
+
+
+def test_stop_never_interrupts_a_count_that_yields() -> None:
+    got: list[float] = []
+
+    def complete(r: RequestRecord, _s: int) -> None:
+        gevent.sleep(0.02)  # e.g. a long text counted in the thread pool
+        got.append(r.start)
+
+    acc = Accounting(complete)
+    acc.start()
+    for i in range(3):
+        acc.submit(_rec(i))
+    gevent.sleep(0.005)  # the greenlet is inside the first count
+    acc.stop()
+    assert got == [0.0, 1.0, 2.0]  # none lost, none counted twice
