@@ -19,6 +19,7 @@ from typing import Any
 from .harness import (
     TAGGED_LOCUSTFILE,
     mean,
+    percentile,
     run_locust,
     simulator_class,
     sub,
@@ -71,6 +72,29 @@ def _server_itl_ms(server: list[dict[str, Any]]) -> list[float]:
     return gaps
 
 
+def _follow_vs_last_write(run: Any, server: list[dict[str, Any]]) -> dict[str, Any]:
+    """Follow latency Δ per request (paired by tag) against the simulator's last write.
+
+    On the global clock the last token, the finish and usage chunks and ``[DONE]`` go out in
+    one write (the last tick's); the simulator stamps ``done_at`` only after its handler
+    resumes from the clock (after that tick's other streams and the chunked terminator), so
+    ``done_at`` is late by up to a tick's pass. Its last token write time is the truth here.
+    """
+    by_tag: dict[Any, list[dict[str, Any]]] = {}
+    for s in server:
+        by_tag.setdefault(s.get("max_tokens"), []).append(s)
+    d: list[float] = []
+    for c in run.records:
+        match = by_tag.get(c.get("max_tokens"))
+        if not c.get("ok") or c.get("follow_latency_ms") is None or not match or len(match) != 1:
+            continue
+        srv = match[0]
+        times = srv.get("token_times") or []
+        if times and srv["first_token_at"] is not None:
+            d.append(c["follow_latency_ms"] - (times[-1] - srv["first_token_at"]) * 1000.0)
+    return {"mean": mean(d), "p99": percentile(d, 99), "count": len(d)}
+
+
 def aligned(ctx: Context) -> list[dict[str, Any]]:
     sim_cls = simulator_class()
     from llm_users.simulator.tokenizer import save_tokenizer
@@ -120,6 +144,7 @@ def _aligned_run(
     offset1 = wall_minus_perf()
     server = _server_rows(sim.records())
     row = _compare(run, server, (offset0 + offset1) / 2)
+    row["follow_last_write"] = _follow_vs_last_write(run, server)
     itl_c = ((run.summary or {}).get("itl_ms") or {}).get("mean")
     itl_s = mean(_server_itl_ms(server))
     row.update(
@@ -136,11 +161,14 @@ def _aligned_run(
         note=_check(ctx, run, name),
     )
     if tokenizer and stamps == "kernel" and streams in (128, 512):
-        t, f = row["ttft"], row["follow"]
+        # The plugin's own error: its first-token stamp minus the simulator's write (request
+        # delivery, the simulator's loop reading the request, is not the client's), and
+        # follow latency against the last write.
+        first = (row.get("paired") or {}).get("first_token_delay_ms") or {}
         row["targets"] = {
-            "ttft_mean": _within(t["d_mean"], TARGETS["ttft_mean"]),
-            "ttft_p99": _within(t["d_p99"], TARGETS["ttft_p99"]),
-            "follow_mean": _within(f["d_mean"], TARGETS["follow_mean"]),
+            "ttft_mean": _within(first.get("mean"), TARGETS["ttft_mean"]),
+            "ttft_p99": _within(first.get("p99"), TARGETS["ttft_p99"]),
+            "follow_mean": _within(row["follow_last_write"]["mean"], TARGETS["follow_mean"]),
             "itl_mean": _within(row["itl"]["d_mean"], TARGETS["itl_mean"]),
         }
     return row
@@ -164,34 +192,37 @@ def lines(rows: list[dict[str, Any]]) -> list[str]:
         f"{ALIGNED['itl_ms']:.0f} ms between tokens, {ALIGNED['output_tokens']} tokens), one "
         "worker process",
         "",
-        "Δ = the plugin's figure minus the simulator's own, ms (mean minus mean, p99 minus p99). "
-        "Targets (tokenizer on, kernel stamps, 128 and 512): TTFT Δ mean <= 0.3, p99 <= 1, "
-        "follow Δ mean <= 0.3, ITL Δ mean <= 0.1.",
+        "Per request, paired by tag, ms. TTFT error = the client's first-token stamp minus the "
+        "simulator's write of it; follow error = the client's follow latency minus the "
+        "simulator's (last write minus first); ITL Δ = mean minus mean. TTFT Δ (distribution, as "
+        "the fidelity table) adds request delivery, the simulator's loop getting round to "
+        "reading the request. Targets (tokenizer on, kernel stamps, 128 and 512): TTFT error "
+        "mean <= 0.3, p99 <= 1; follow error mean <= 0.3; ITL Δ mean <= 0.1.",
         "",
-        "| streams | tokenizer | CPU hog | stamps | ok / failed | TTFT Δ mean | TTFT Δ p99 "
-        "| follow Δ mean | follow Δ p99 | ITL Δ mean | first-token read delay mean / p99 "
-        "| end read delay mean / p99 | request delivery mean / p99 | loop lag p50 / p99 "
-        "| locust CPU | load avg |",
-        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| streams | tokenizer | CPU hog | stamps | ok / failed | **TTFT error** (first-token "
+        "read delay) mean / p99 | **follow error** (vs last write) mean / p99 | **ITL Δ mean** "
+        "| TTFT Δ mean / p99 | request delivery mean / p99 | follow Δ (vs done_at) mean "
+        "| loop lag p50 / p99 | locust CPU | load avg |",
+        "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         t, fo, tg = r["ttft"], r["follow"], r.get("targets", {})
         lag = r.get("loop_lag_ms") or {}
         paired = r.get("paired") or {}
         first = paired.get("first_token_delay_ms") or {}
-        end = paired.get("end_delay_ms") or {}
+        flw = r.get("follow_last_write") or {}
         deliver = paired.get("delivery_ms") or {}
         out.append(
             f"| {r['streams']} | {'on' if r['tokenizer'] else 'off'} "
             f"| {'yes' if r['hog'] else 'no'} | {r['stamps']} "
             f"| {r['client_ok']} / {r['client_failed']} "
-            f"| {f(t['d_mean'])}{mark(tg.get('ttft_mean'))} "
-            f"| {f(t['d_p99'])}{mark(tg.get('ttft_p99'))} "
-            f"| {f(fo['d_mean'])}{mark(tg.get('follow_mean'))} | {f(fo['d_p99'])} "
+            f"| {f(first.get('mean'))}{mark(tg.get('ttft_mean'))} / "
+            f"{f(first.get('p99'))}{mark(tg.get('ttft_p99'))} "
+            f"| {f(flw.get('mean'))}{mark(tg.get('follow_mean'))} / {f(flw.get('p99'))} "
             f"| {f(r['itl']['d_mean'], digits=3)}{mark(tg.get('itl_mean'))} "
-            f"| {f(first.get('mean'))} / {f(first.get('p99'))} "
-            f"| {f(end.get('mean'))} / {f(end.get('p99'))} "
+            f"| {f(t['d_mean'])} / {f(t['d_p99'])} "
             f"| {f(deliver.get('mean'))} / {f(deliver.get('p99'))} "
+            f"| {f(fo['d_mean'])} "
             f"| {f(lag.get('p50'), False)} / {f(lag.get('p99'), False)} "
             f"| {f(r.get('locust_cpu_pct'), False, 0)} % | {f(r.get('load_avg_1m'), False, 1)} |"
         )
