@@ -285,3 +285,29 @@ def test_a_read_of_several_segments_carries_the_newest_segments_time() -> None:
         conn.close()
         srv.close()
         th.join(5)
+
+
+# -- what the summary says --------------------------------------------------------------------
+def test_stamp_counts_merge_across_workers_and_name_the_source() -> None:
+    from llm_users.report import timestamps_info
+    from llm_users.tally import Tally
+
+    a, b = Tally(), Tally()
+    a.count_stamps("kernel", False, 0.2)
+    a.count_stamps("kernel", True, 0.1)
+    b.count_stamps("user", False, 0.0)
+    master = Tally()
+    master.merge(Tally.from_dict(a.to_dict()))  # as a worker's delta travels
+    assert timestamps_info(master.stamps, "user") == {
+        "source": "kernel",
+        "offset_uncertainty_us": 0.2,
+        "kernel_requests": 2,
+        "user_requests": 0,
+        "clock_steps": 1,
+    }
+    master.merge(Tally.from_dict(b.to_dict()))
+    assert timestamps_info(master.stamps, "user")["source"] == "mixed"
+    tls = timestamps_info(b.stamps, "user (TLS: an SSL socket gives no kernel receive timestamps)")
+    assert tls["source"] == "user" and tls["offset_uncertainty_us"] is None
+    assert tls["why_user"].startswith("TLS")
+    assert timestamps_info(Tally().stamps, "kernel")["source"] == "kernel"  # nothing yet
