@@ -1,4 +1,7 @@
-"""``python -m bench [--quick] [--only fidelity,ingest,distributed,memory] [--json out.json]``."""
+"""``python -m bench [--quick] [--only fidelity,ingest,...,aligned] [--json out.json]``.
+
+``aligned`` (the global decode clock, kernel and user timestamps) runs only when named.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import report, scenarios
+from . import aligned, report, scenarios
 from .harness import Cores, machine_info
 
-SECTIONS = ("fidelity", "ingest", "distributed", "memory")
+SECTIONS = ("fidelity", "ingest", "distributed", "memory", "aligned")
+DEFAULT = ("fidelity", "ingest", "distributed", "memory")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -26,7 +30,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="fewer requests (about 1-2 minutes)")
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated, of: {', '.join(SECTIONS)}"
+        "--only", default=",".join(DEFAULT), help=f"comma-separated, of: {', '.join(SECTIONS)}"
     )
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
     parser.add_argument(
@@ -88,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             results["ingest"] = ingest_rows
         if "memory" in args.sections:
             results["memory"] = scenarios.memory(ctx)
+        if "aligned" in args.sections:
+            results["load_before"] = os.getloadavg()
+            results["aligned"] = aligned.aligned(ctx)
+            results["load_after"] = os.getloadavg()
     results["elapsed_s"] = time.perf_counter() - t0
 
     lines = ["", "## Benchmark", ""]
@@ -98,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", *report.ingest_lines(results["ingest"])]
     if "memory" in results:
         lines += ["", *report.memory_lines(results["memory"])]
+    if "aligned" in results:
+        lines += ["", *aligned.lines(results["aligned"])]
+        before, after = results["load_before"], results["load_after"]
+        lines.append(f"Load average (1/5/15 min) before {before}, after {after}.")
     lines += ["", f"Total bench time {results['elapsed_s']:.0f} s."]
     print("\n".join(lines), flush=True)
     if args.json:

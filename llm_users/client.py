@@ -5,6 +5,8 @@ The client knows nothing of Locust or of aggregation, nor of the endpoint's shap
 record by :func:`failure_of`; only ``BaseException``s such as ``GreenletExit`` (a user being
 stopped) and programming errors propagate. Everything a server sends is bounded
 (:class:`ClientConfig`), and a user never holds the event loop for long.
+Where the kernel can stamp reads (:mod:`~llm_users.kclock`), its stamps time them. The read
+path reads better whole in one module.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from gevent import sleep as _gsleep
 from geventhttpclient.response import HTTPParseError
 
 from .http import Connection, ConnectionLike, Origin, ResponseHead
+from .kclock import KernelClock
 from .protocol import BadShape, Endpoint, clip, error_message, error_text
 from .record import FailureKind, RequestRecord
 from .sse import SSEParser
@@ -56,6 +59,9 @@ class ClientConfig:
     # Fair reading: a user whose socket always has data yields to the other greenlets
     # after this much continuous work (one clock read per socket read, never per event).
     max_busy_s: float = 0.002
+    # Kernel receive timestamps (plain TCP on Linux): every read is stamped with the time
+    # its newest segment arrived, converted by this clock; None: user-space stamps only.
+    clock: KernelClock | None = None
 
 
 class Oversized(Exception):
@@ -86,6 +92,12 @@ class LLMClient:
             if connection is not None
             else connection_factory(config.origin, ssl_context, config.connect_timeout)
         )
+        if config.clock is not None and hasattr(self.conn, "kernel_stamps"):
+            self.conn.kernel_stamps = config.origin.scheme == "http"  # TLS: no recvmsg
+        self._clock = config.clock
+        self._kernel = False  # this request is timed with kernel stamps
+        self._user_head = self._user_end = 0.0  # its user-space stamps, for a fallback
+        self._user_times: list[float] = []
         o = config.origin
         self._path = (o.prefix + config.endpoint.path).encode()
         head = [f"Host: {o.host_header}", "User-Agent: llm-users", "Content-Type: application/json"]
@@ -144,10 +156,19 @@ class LLMClient:
                 conn.close()
             if not conn.connected:
                 conn.connect()
+            clock = self._clock
+            self._kernel = kernel = clock is not None and getattr(conn, "stamped", False)
+            epoch = clock.epoch if clock is not None else 0
+            if kernel:
+                rec.timestamps = "kernel"
+                self._user_times = []
+                conn.recv_real = None  # type: ignore[attr-defined]
             rec.start = _perf()  # just before the request is written (see metrics)
             rec.start_wall = time.time()  # its label, taken after connecting like `start`
             conn.send(payload)
             self._read(rec, stream)
+            if kernel and clock is not None and clock.epoch != epoch:
+                self._to_user_stamps(rec)  # the clock stepped: never mix two offsets
         except BaseException as exc:
             conn.close()  # never leave anything half-read on the socket
             failure = failure_of(exc, rec, self.config, self._received)
@@ -159,6 +180,30 @@ class LLMClient:
         if rec.failure is not None and rec.end is None:
             rec.end = _perf()
         return rec
+
+    def _to_user_stamps(self, rec: RequestRecord) -> None:
+        """Time ``rec`` with the user-space stamps taken beside the kernel ones."""
+        user = self._user_times
+        if rec.first_content_at is not None:
+            rec.first_content_at = user[rec.token_times.index(rec.first_content_at)]
+        rec.token_times[:] = user
+        if rec.headers_at is not None:
+            rec.headers_at = self._user_head
+        if rec.end is not None:
+            rec.end = self._user_end
+        rec.timestamps = "user"
+        rec.clock_step = True
+
+    def _now(self, rec: RequestRecord) -> float:
+        """The time of the last read: the kernel's stamp of it, where there is one."""
+        now = _perf()
+        if self._kernel:
+            self._user_end = now
+            real = self.conn.recv_real  # type: ignore[attr-defined]
+            if real is not None:
+                assert self._clock is not None
+                return self._clock.to_perf(real, now, rec.start)
+        return now
 
     # -- reading -------------------------------------------------------------------------
     def _recv(self, rec: RequestRecord) -> bytes:
@@ -206,7 +251,8 @@ class LLMClient:
             if not resp.headers_complete and head_bytes > cfg.max_header_bytes:
                 limit = cfg.max_header_bytes
                 raise Oversized(f"response headers over {limit} bytes ({head_bytes} received)")
-        rec.headers_at = _perf()
+        rec.headers_at = self._now(rec)
+        self._user_head = self._user_end
         rec.status = resp.status_code
         ctype = str(resp.get("content-type") or "")
         if rec.status != 200:
@@ -227,6 +273,8 @@ class LLMClient:
         texts = rec.texts
         finished_at: float | None = None
         now = rec.headers_at or _perf()
+        kernel, clock, conn = self._kernel, self._clock, self.conn
+        user_times = self._user_times
         data = resp.take_body()
         while True:
             if data:
@@ -244,6 +292,8 @@ class LLMClient:
                         return
                     if chunk.text:
                         token_times.append(now)
+                        if kernel:
+                            user_times.append(self._user_end)
                         texts.append(chunk.text)
                         if chunk.content and rec.first_content_at is None:
                             rec.first_content_at = now
@@ -264,6 +314,12 @@ class LLMClient:
                 break
             raw_data = self._recv(rec)
             now = _perf()
+            if kernel:  # (self._now inline: this runs once per read)
+                self._user_end = now
+                real = conn.recv_real  # type: ignore[attr-defined]
+                if real is not None:
+                    assert clock is not None
+                    now = clock.to_perf(real, now, rec.start)
             resp.feed(raw_data)  # b"" (peer closed) raises HTTPParseError if the body is short
             data = resp.take_body()
         # The body ended cleanly without [DONE]: complete only if a finish_reason came.
@@ -300,7 +356,7 @@ class LLMClient:
             part = resp.take_body()
             size += len(part)
             parts.append(part)
-        rec.end = _perf()
+        rec.end = self._now(rec)
         return parts
 
     def _read_full(self, rec: RequestRecord, resp: ResponseHead, stream: bool) -> None:

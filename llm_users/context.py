@@ -22,6 +22,7 @@ from .client import ClientConfig, LLMClient
 from .conversation import ConversationSource, Dialogue
 from .errors import ConfigError
 from .http import Origin, make_ssl_context
+from .kclock import KernelClock, kernel_supported
 from .options import Settings
 from .preflight import preflight
 from .prompts import PromptSource, SeedPrompts
@@ -72,6 +73,8 @@ class RunContext:
     prompts: PromptSource | None = None
     prompts_key: tuple[Any, ...] = ()
     users_made: Any = field(default_factory=itertools.count)  # numbers users, for their seeds
+    clock: KernelClock | None = None  # kernel receive timestamps (--timestamps), else None
+    timestamps: str = "user"  # what times the reads: "kernel", "user" or "user (why)"
 
     def user_rng(self, purpose: str) -> random.Random:
         """A new user's own random stream, repeatable with --seed (the n-th user made in this
@@ -106,6 +109,7 @@ class RunContext:
             request_timeout=s.request_timeout,
             max_event_bytes=s.max_event_bytes,
             max_response_bytes=s.max_response_bytes,
+            clock=self.clock,
         )
         return LLMClient(cfg, self.ssl_context)
 
@@ -164,6 +168,7 @@ def build_context(
         conversations = previous.conversations
     else:
         counter, prompts, conversations = _off_loop_on_workers(role, lambda: _load(settings, role))
+    clock, stamps = _clock(settings.timestamps, origin, role, previous)
     if check_server and settings.preflight and not role.is_worker:
         resolved = preflight(origin, settings, ssl_context)
         if resolved != settings.model:
@@ -177,6 +182,8 @@ def build_context(
         prompts,
         prompts_key=key,
         conversations=conversations,
+        clock=clock,
+        timestamps=stamps,
     )
 
 
@@ -194,6 +201,26 @@ def _off_loop_on_workers(role: Role, load: Callable[[], _T]) -> _T:
     import gevent
 
     return cast(_T, gevent.get_hub().threadpool.apply(load))
+
+
+def _clock(
+    choice: str, origin: Origin, role: Role, previous: RunContext | None
+) -> tuple[KernelClock | None, str]:
+    """The kernel clock --timestamps asks for (None: user-space stamps), and what it is."""
+    if choice == "user" or not role.sends_requests:
+        return None, "user"
+    why = ""
+    if not kernel_supported():
+        why = "kernel receive timestamps need Linux"
+    elif origin.scheme == "https":
+        why = "TLS: an SSL socket gives no kernel receive timestamps"
+    if why:
+        if choice == "kernel":
+            raise ConfigError(f"--timestamps kernel: {why} ({origin}); use auto or user")
+        return None, f"user ({why})"
+    if previous is not None and previous.clock is not None:
+        return previous.clock, "kernel"
+    return KernelClock(), "kernel"
 
 
 def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:

@@ -22,15 +22,19 @@ from .metrics import RequestResult
 from .options import Settings
 from .workloads.trace import TraceSchedule
 
-__all__ = ["RunControl"]
+__all__ = ["RunControl", "is_headless"]
 
 log = logging.getLogger("llm_users")
 
 
+def is_headless(env: Environment) -> bool:
+    """No web UI to come back to: a test that ends quits the process."""
+    return bool(getattr(env.parsed_options, "headless", False)) or env.web_ui is None
+
+
 class RunControl:
-    def __init__(self, env: Environment, headless: Callable[[], bool]) -> None:
+    def __init__(self, env: Environment) -> None:
         self.env = env
-        self._headless = headless
         self.role = Role()
         self.settings: Settings | None = None
         self.running = False
@@ -150,7 +154,7 @@ class RunControl:
         self.running = False
         self.on_end()  # e.g. freeze the loop-lag monitor: the stop blocks the loop
         # Never stop or quit from inside a user's task: do it in a greenlet of its own.
-        gevent.spawn(self.runner.quit if self._headless() else self.runner.stop)
+        gevent.spawn(self.runner.quit if is_headless(self.env) else self.runner.stop)
 
     # -- open loop and sweeps -------------------------------------------------------------
     def set_rate(self, rate: float) -> None:

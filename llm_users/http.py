@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket as _stdsocket
+import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from gevent import ssl as gssl
 from geventhttpclient.response import HTTPResponse
 
 from .errors import ConfigError
+from .kclock import CMSG_SPACE, SO_TIMESTAMPNS, enable_timestamps
 
 __all__ = ["Connection", "ConnectionLike", "Origin", "ResponseHead", "make_ssl_context"]
 
@@ -115,14 +117,31 @@ class ConnectionLike(Protocol):
     def close(self) -> None: ...
 
 
-class Connection:
-    """One persistent connection; reconnects lazily after a close."""
+_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux: seconds, nanoseconds
 
-    def __init__(self, origin: Origin, ssl_context: gssl.SSLContext | None, connect_timeout: float):
+
+class Connection:
+    """One persistent connection; reconnects lazily after a close.
+
+    With ``kernel_stamps`` (plain TCP on Linux) every read also gives the kernel's arrival
+    time of the newest segment it returned, as CLOCK_REALTIME seconds in ``recv_real``
+    (None when the kernel gave none). Over TLS there is none: the SSL socket has no recvmsg.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        ssl_context: gssl.SSLContext | None,
+        connect_timeout: float,
+        kernel_stamps: bool = False,
+    ):
         self.origin = origin
         self.ssl_context = ssl_context
         self.connect_timeout = connect_timeout
         self.sock: gsocket.socket | None = None
+        self.kernel_stamps = kernel_stamps and origin.scheme == "http"
+        self.stamped = False  # this socket's reads carry kernel stamps
+        self.recv_real: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -136,6 +155,7 @@ class Connection:
             if o.scheme == "https":
                 assert self.ssl_context is not None
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=o.host)
+            self.stamped = self.kernel_stamps and enable_timestamps(sock)
         except BaseException:
             sock.close()
             raise
@@ -165,7 +185,16 @@ class Connection:
         sock = self.sock
         assert sock is not None
         sock.settimeout(timeout)
-        return sock.recv(RECV_SIZE)
+        if not self.stamped:
+            return sock.recv(RECV_SIZE)
+        data, anc, _flags, _addr = sock.recvmsg(RECV_SIZE, CMSG_SPACE)
+        real = None
+        for level, kind, raw in anc:
+            if level == _SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                sec, nsec = _TIMESPEC.unpack_from(raw)
+                real = sec + nsec * 1e-9
+        self.recv_real = real
+        return data
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
@@ -173,6 +202,8 @@ class Connection:
             with contextlib.suppress(OSError):
                 sock.close()
 
+
+_SOL_SOCKET = _stdsocket.SOL_SOCKET
 
 try:  # the real poll/select: with a zero timeout they never block the gevent hub
     _poll: Any = monkey.get_original("select", "poll")

@@ -336,6 +336,15 @@ class Settings:
         group="connection",
         help="PEM file of CA certificates to verify the server with",
     )
+    timestamps: str = opt(
+        "auto",
+        choices=["auto", "kernel", "user"],
+        web=False,
+        group="connection",
+        help="When each read's data arrived: kernel = the kernel's receive stamps (Linux, "
+        "plain http), exact however busy the load generator is; user = the clock after each "
+        "read returns; auto = kernel where available, else user",
+    )
     preflight: bool = opt(
         "on",
         choices=["on", "off"],

@@ -13,8 +13,9 @@ from typing import Any
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from .accounting import Accounting
 from .context import Role, RunContext, build_context, startup_key
-from .control import RunControl
+from .control import RunControl, is_headless
 from .distributed import MasterLink, WorkerLink
 from .errors import ConfigError, LLMUsersError
 from .live import LiveView
@@ -60,8 +61,9 @@ class LLMPlugin:
         self.ctx: RunContext | None = None
         self.lag = LoopLagMonitor()
         self.sink = ResultSink(env)
-        self.complete = self.sink.complete  # what a user calls with each finished record
-        self.control = RunControl(env, lambda: self.headless)
+        self.complete = self.sink.complete  # counts one finished record, now
+        self.accounting = Accounting(lambda rec, step: self.complete(rec, step))
+        self.control = RunControl(env)
         self.warmup = WarmupGate()  # users ask it, at each request's start
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
@@ -82,11 +84,6 @@ class LLMPlugin:
     def role(self) -> Role:
         return Role.of(self.env.runner, self.worker.workers if self.worker is not None else 1)
 
-    @property
-    def headless(self) -> bool:
-        opts = self.env.parsed_options
-        return bool(getattr(opts, "headless", False)) or self.env.web_ui is None
-
     # -- start-up ----------------------------------------------------------------------------
     def on_init(self) -> None:
         """Validate the command line before anything starts (exit 2 with one line if bad)."""
@@ -106,10 +103,10 @@ class LLMPlugin:
         # The web form always posts the (masked, empty) key field: keep the start-up key.
         self._startup_key = startup_key(opts)
         try:
-            self.ctx = self._build(check_server=self.headless)
+            self.ctx = self._build(check_server=is_headless(self.env))
             self.control.initial_users(opts, self.ctx.settings)
         except ConfigError as exc:
-            if self.headless:
+            if is_headless(self.env):
                 sys.stderr.write(f"llm-users: error: {exc}\n")
                 sys.exit(2)
             log.error("llm-users: %s (fix it in the start form)", exc)
@@ -136,14 +133,14 @@ class LLMPlugin:
         try:
             # Settings are resolved once: again only where options can change since (the web
             # form) or first arrive (a worker, with the spawn message).
-            if self.ctx is None or self.worker is not None or not self.headless:
-                self.ctx = self._build(check_server=not self.headless or self.ctx is None)
+            if self.ctx is None or self.worker is not None or not is_headless(self.env):
+                self.ctx = self._build(check_server=not is_headless(self.env) or self.ctx is None)
         except ConfigError as exc:
             log.error("llm-users: %s", exc)
             self.control.end_test(str(exc))
             return
         s, role = self.ctx.settings, self.role
-        self.sink.configure(s, self.ctx.counter, str(role.index) if role.is_worker else None)
+        self.sink.configure(self.ctx)
         if self.master is not None:
             self.master.start(s.api_key, s.model, s.request_rate)
         else:
@@ -154,6 +151,7 @@ class LLMPlugin:
             self.server.start(self.ctx)
         self.control.start(s, role, self.ctx.prompts)
         self.warmup.start(s.warmup_requests, s.warmup_time, role)
+        self.accounting.start()  # a user's finished record is counted when the loop is idle
 
     def _live_view(self) -> LiveView:
         return LiveView(
@@ -175,6 +173,7 @@ class LLMPlugin:
 
     # -- the end -----------------------------------------------------------------------------
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
+        self.accounting.stop()  # the last records are counted before anything is summed up
         self.control.stop()
         self.server.stop()
         if self.master is None:

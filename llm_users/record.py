@@ -70,6 +70,11 @@ class RequestRecord:
     turn: int | None = None  # conversations: 1 for a conversation's first request
     truncated: bool = False  # conversations: oldest turns left out (--max-context-tokens)
     conversation_done: bool = False  # conversations: the last turn of a completed one
+    # "kernel": the reads' times are the kernel's arrival stamps; "user": perf_counter
+    # after each read returned. clock_step: the wall clock stepped while it ran (it is
+    # then timed with its user-space stamps).
+    timestamps: str = "user"
+    clock_step: bool = False
 
     @property
     def ok(self) -> bool:

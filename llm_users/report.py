@@ -97,6 +97,7 @@ def run_info(
             "max_context_tokens": s.max_context_tokens or None,
             "history": s.history,
         }
+    extra["timestamps"] = timestamps_info(tally.stamps, ctx.timestamps)
     if s.seed is not None:
         extra["seed"] = s.seed
     if s.request_rate:
@@ -136,6 +137,31 @@ def run_info(
         prefix_workload=bool(s.prefix_tokens or s.trace),
         extra=extra,
     )
+
+
+def timestamps_info(stamps: dict[str, float], configured: str) -> dict[str, Any]:
+    """What timed the reads: ``source`` kernel, user or mixed (workers that differ), the
+    kernel clock's offset uncertainty, and the requests timed by each."""
+    kernel, user = int(stamps.get("kernel", 0)), int(stamps.get("user", 0))
+    if kernel and user:
+        source = "mixed"
+    elif kernel:
+        source = "kernel"
+    elif user:
+        source = "user"
+    else:
+        source = configured.split(" ", 1)[0]
+    out: dict[str, Any] = {
+        "source": source,
+        "offset_uncertainty_us": round(stamps.get("uncertainty_us", 0.0), 3) if kernel else None,
+        "kernel_requests": kernel,
+        "user_requests": user,
+    }
+    if configured.startswith("user ("):
+        out["why_user"] = configured[len("user (") : -1]
+    if stamps.get("clock_steps"):
+        out["clock_steps"] = int(stamps["clock_steps"])
+    return out
 
 
 def finish(

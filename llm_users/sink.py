@@ -74,13 +74,19 @@ class ResultSink:
         self.records: RecordsWriter | None = None
         self.tally = Tally()
         self.observers: list[Callable[[RequestResult], None]] = []
+        self.clock: Any = None  # the kernel clock (its uncertainty is reported), or None
 
-    def configure(self, settings: Any, counter: Any, worker: str | None) -> None:
-        self.counter = counter
+    def configure(self, ctx: Any) -> None:
+        """A test starts with this :class:`~llm_users.context.RunContext`."""
+        settings, role = ctx.settings, ctx.role
+        self.counter = ctx.counter
+        self.clock = ctx.clock
+        if self.clock is not None:
+            self.clock.reset()  # a fresh offset for each test
         self.slo = settings.slo
         self.sweep = bool(settings.sweep)
         self.print_requests = settings.print_requests
-        self.worker = worker
+        self.worker = str(role.index) if role.is_worker else None  # its name in the records
 
     def open_records(self, path: str, role: Any) -> None:
         """--records: one file per process (a worker's gets ``.worker<index>``)."""
@@ -105,6 +111,9 @@ class ResultSink:
         if self.slo:
             res.slo_met = slo_met(res, self.slo)
         self.tally.add(res, step if self.sweep else None)
+        kernel = rec.timestamps == "kernel"
+        unc = self.clock.uncertainty_us if kernel and self.clock is not None else 0.0
+        self.tally.count_stamps(rec.timestamps, rec.clock_step, unc)
         if not res.warmup:  # warm-up requests are in no figure, Locust's included
             tell_locust(self.env, res)
         if self.print_requests and not res.warmup:

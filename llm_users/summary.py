@@ -341,6 +341,16 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         lines.append("  failures by kind:")
         for kind, n in sorted(agg.failures.items(), key=lambda kv: -kv[1]):
             lines.append(f"    {kind:<22}{n:>7}  e.g. {agg.failure_examples.get(kind, '')[:150]}")
+    ts = info.extra.get("timestamps")
+    if ts:
+        line = f"  timestamps: {ts['source']}"
+        if ts.get("offset_uncertainty_us") is not None:
+            line += f" (clock offset uncertainty {ts['offset_uncertainty_us']:.2f} us)"
+        if ts.get("why_user"):
+            line += f" ({ts['why_user']})"
+        if ts.get("clock_steps"):
+            line += f"; the wall clock stepped: {ts['clock_steps']} requests timed with user stamps"
+        lines.append(line)
     lag = info.extra.get("client_loop_lag_ms")
     if lag:
         lines.append(

@@ -16,6 +16,8 @@ from .turns import TurnTally
 
 __all__ = ["Tally"]
 
+_STAMP_KEYS = ("kernel", "user", "clock_steps", "uncertainty_us")
+
 
 class Tally:
     def __init__(self) -> None:
@@ -24,6 +26,16 @@ class Tally:
         self.lag = Histogram()  # how late the client's event loop woke (timing uncertainty)
         self.warmup = Aggregate()  # requests that started in the warm-up: in no figure
         self.turns = TurnTally()  # conversations: per turn index
+        # What timed the requests: counts by source, clock steps, the largest offset
+        # uncertainty of the kernel clock (microseconds).
+        self.stamps: dict[str, float] = dict.fromkeys(_STAMP_KEYS, 0)
+
+    def count_stamps(self, source: str, clock_step: bool, uncertainty_us: float) -> None:
+        st = self.stamps
+        st["kernel" if source == "kernel" else "user"] += 1
+        st["clock_steps"] += clock_step
+        if uncertainty_us > st["uncertainty_us"]:
+            st["uncertainty_us"] = uncertainty_us
 
     def add(self, res: RequestResult, step: int | None = None) -> None:
         """Count one result; with ``step`` (a sweep), in that step too. A warm-up result
@@ -55,6 +67,11 @@ class Tally:
         self.lag.merge(other.lag)
         self.warmup.merge(other.warmup)
         self.turns.merge(other.turns)
+        for k, v in other.stamps.items():
+            if k == "uncertainty_us":
+                self.stamps[k] = max(self.stamps[k], v)
+            else:
+                self.stamps[k] = self.stamps.get(k, 0) + v
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +80,7 @@ class Tally:
             "loop_lag_ms": self.lag.to_dict(),
             "warmup": self.warmup.to_dict(),
             "turns": self.turns.to_dict(),
+            "stamps": dict(self.stamps),
         }
 
     @classmethod
@@ -76,4 +94,5 @@ class Tally:
             t.warmup = Aggregate.from_dict(data["warmup"])
         if "turns" in data:
             t.turns = TurnTally.from_dict(data["turns"])
+        t.stamps.update({k: v for k, v in data.get("stamps", {}).items() if k in _STAMP_KEYS})
         return t

@@ -11,6 +11,7 @@ from typing import Any
 
 from locust import User, task
 
+from .accounting import when_idle
 from .client import LLMClient
 from .conversation import Dialogue
 from .errors import LLMUsersError
@@ -20,6 +21,7 @@ from .prompts import PromptsExhausted, PromptSource
 __all__ = ["BaseLLMUser", "LLMUser"]
 
 _FOREVER = 365 * 24 * 3600.0
+PREPARE_WAIT_S = 0.002  # the longest a user defers preparing its next request to others' reads
 
 
 class BaseLLMUser(User):
@@ -73,6 +75,10 @@ class BaseLLMUser(User):
             return
         assert self.llm is not None
         plugin, control = self.plugin, self.plugin.control
+        if self.sent:
+            # Other users' pending reads first: their data is already here, this request is
+            # not sent yet (its start is taken when it is written).
+            when_idle(PREPARE_WAIT_S)
         try:
             body = self.next_request()
         except PromptsExhausted:  # a finite source (a trace) is done: so is this user
@@ -87,7 +93,7 @@ class BaseLLMUser(User):
         if self.dialogue is not None:
             self.dialogue.finish(record)  # its turn; the answer joins the history
         self.sent += 1
-        plugin.complete(record, step)
+        plugin.accounting.submit(record, step)  # counted off the read path (accounting.py)
         limit = plugin.ctx.settings.requests_per_user if plugin.ctx is not None else 0
         if limit and self.sent >= limit:
             self._finish()
