@@ -54,34 +54,41 @@ class BadShape(ValueError):
 
 _NOTHING = Chunk(None, False, None, None)
 _DONE = Chunk(None, False, None, None, True)
+# Builds a Chunk from all six fields without the NamedTuple's Python-level __new__: the
+# handlers below run once per streamed event.
+_new = tuple.__new__
 
 
 def _chat_chunk(obj: dict[str, Any]) -> Chunk:
     choices = obj.get("choices")
-    usage = obj.get("usage")
     if not choices:  # usage-only chunk (include_usage) or an empty keep-alive object
-        return Chunk(None, False, None, usage) if usage else _NOTHING
+        usage = obj.get("usage")
+        return _new(Chunk, (None, False, None, usage, False, None)) if usage else _NOTHING
     choice = choices[0]
     delta = choice.get("delta") or {}
     content = delta.get("content")
     # Reasoning models put their thinking in reasoning_content (vLLM, SGLang, DeepSeek)
     # or reasoning (OpenRouter, newer vLLM): it is generated output, so it is a token.
-    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-    if reasoning and isinstance(reasoning, str):
-        text = reasoning + content if content else reasoning
+    if "reasoning_content" in delta or "reasoning" in delta:
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and isinstance(reasoning, str):
+            text = reasoning + content if content else reasoning
+        else:
+            text = content or None
     else:
         text = content or None
-    return Chunk(text, bool(content), choice.get("finish_reason"), usage)
+    finish = choice.get("finish_reason")
+    return _new(Chunk, (text, bool(content), finish, obj.get("usage"), False, None))
 
 
 def _completion_chunk(obj: dict[str, Any]) -> Chunk:
     choices = obj.get("choices")
     usage = obj.get("usage")
     if not choices:
-        return Chunk(None, False, None, usage) if usage else _NOTHING
+        return _new(Chunk, (None, False, None, usage, False, None)) if usage else _NOTHING
     choice = choices[0]
     text = choice.get("text") or None
-    return Chunk(text, text is not None, choice.get("finish_reason"), usage)
+    return _new(Chunk, (text, text is not None, choice.get("finish_reason"), usage, False, None))
 
 
 def _chat_text(obj: dict[str, Any]) -> str:
@@ -132,7 +139,9 @@ def json_events(
             raise BadShape(f"data line is not JSON: {clip(raw)}") from None
         if not isinstance(obj, dict):
             raise BadShape(f"data is not a JSON object: {clip(raw)}")
-        if error_of is not None:
+        # An object with (non-empty) choices is never an error object (error_message):
+        # only an ``event: error`` makes it one, so the common event skips the check.
+        if error_of is not None and (event or not obj.get("choices")):
             err = error_of(obj)
             if err is not None or event == b"error":
                 return Chunk(None, False, None, None, False, err or clip(raw))
