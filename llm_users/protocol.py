@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .fastevents import choices_events
+
 __all__ = [
     "CHAT",
     "COMPLETIONS",
@@ -54,41 +56,34 @@ class BadShape(ValueError):
 
 _NOTHING = Chunk(None, False, None, None)
 _DONE = Chunk(None, False, None, None, True)
-# Builds a Chunk from all six fields without the NamedTuple's Python-level __new__: the
-# handlers below run once per streamed event.
-_new = tuple.__new__
 
 
 def _chat_chunk(obj: dict[str, Any]) -> Chunk:
     choices = obj.get("choices")
+    usage = obj.get("usage")
     if not choices:  # usage-only chunk (include_usage) or an empty keep-alive object
-        usage = obj.get("usage")
-        return _new(Chunk, (None, False, None, usage, False, None)) if usage else _NOTHING
+        return Chunk(None, False, None, usage) if usage else _NOTHING
     choice = choices[0]
     delta = choice.get("delta") or {}
     content = delta.get("content")
     # Reasoning models put their thinking in reasoning_content (vLLM, SGLang, DeepSeek)
     # or reasoning (OpenRouter, newer vLLM): it is generated output, so it is a token.
-    if "reasoning_content" in delta or "reasoning" in delta:
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if reasoning and isinstance(reasoning, str):
-            text = reasoning + content if content else reasoning
-        else:
-            text = content or None
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if reasoning and isinstance(reasoning, str):
+        text = reasoning + content if content else reasoning
     else:
         text = content or None
-    finish = choice.get("finish_reason")
-    return _new(Chunk, (text, bool(content), finish, obj.get("usage"), False, None))
+    return Chunk(text, bool(content), choice.get("finish_reason"), usage)
 
 
 def _completion_chunk(obj: dict[str, Any]) -> Chunk:
     choices = obj.get("choices")
     usage = obj.get("usage")
     if not choices:
-        return _new(Chunk, (None, False, None, usage, False, None)) if usage else _NOTHING
+        return Chunk(None, False, None, usage) if usage else _NOTHING
     choice = choices[0]
     text = choice.get("text") or None
-    return _new(Chunk, (text, text is not None, choice.get("finish_reason"), usage, False, None))
+    return Chunk(text, text is not None, choice.get("finish_reason"), usage)
 
 
 def _chat_text(obj: dict[str, Any]) -> str:
@@ -380,7 +375,9 @@ def error_text(body: bytes, limit: int = 200) -> str:
 
 
 def _endpoint(name: str, path: str, chunk: Any, text: Any, build: Any) -> Endpoint:
-    return Endpoint(name, path, chunk, text, build, json_events(chunk), choices_full(text))
+    # the general handler, behind a fast path for the common event (fastevents.py)
+    events = choices_events(json_events(chunk), Chunk, chat=chunk is _chat_chunk)
+    return Endpoint(name, path, chunk, text, build, events, choices_full(text))
 
 
 CHAT = _endpoint("chat", "/v1/chat/completions", _chat_chunk, _chat_text, _chat_body)
