@@ -1,8 +1,9 @@
 """``python -m bench.master_scale``: how many workers one master holds.
 
 A real Locust ``MasterRunner`` with the plugin runs in a child process; N simulated workers
-(zmq DEALER sockets in this process, as Locust's ``WorkerRunner`` has) send it the worker
-report every 3 s, staggered. Each report is what a real worker sends: Locust's own stats
+(zmq DEALER sockets in this process, as Locust's ``WorkerRunner`` has) announce themselves
+(``client_ready``) and send it a heartbeat every second and the worker report every 3 s,
+staggered. Each report is what a real worker sends: Locust's own stats
 and the plugin's delta (a ``Tally.to_dict()``), built by the plugin's real ``complete()``
 from 3 s of 128 streams (200 ms to first token, 20 ms between tokens, 100 tokens, with
 log-normal spreads of 20 % and 10 %, and now and then a longer gap). The master's CPU time
@@ -26,6 +27,7 @@ from typing import Any
 INTERVAL_S = 3.0  # Locust's worker report interval (WORKER_REPORT_INTERVAL)
 STREAMS = 128  # concurrent streams of one worker (the README's sizing)
 TTFT_MS, ITL_MS, TOKENS = 200.0, 20.0, 100
+HEARTBEAT = {"current_cpu_usage": 50.0, "current_memory_usage": 60_000_000}  # Locust's, 1 s
 
 
 # -- the worker's side: realistic reports ------------------------------------------------
@@ -154,6 +156,7 @@ def _rss_kib() -> int:
 # -- one run: N workers against one master -------------------------------------------------
 def run(workers: int, rounds: int, reports: list[dict[str, Any]]) -> dict[str, Any]:
     import gevent
+    from locust import __version__
     from locust.rpc import Message
     from locust.rpc.zmqrpc import Client
 
@@ -178,16 +181,31 @@ def run(workers: int, rounds: int, reports: list[dict[str, Any]]) -> dict[str, A
                 for i, cid in enumerate(ids)
             ]  # fmt: skip
             sizes = [len(b) for row in blobs for b in row]
+            # A worker announces itself, then beats every second and reports every 3 s.
+            for cid, client in zip(ids, clients, strict=True):
+                client.socket.send(Message("client_ready", __version__, cid).serialize())
+            beats = [
+                Message("heartbeat", {**HEARTBEAT, "state": "running"}, cid).serialize()
+                for cid in ids
+            ]
             gevent.sleep(0.5)  # let the connections settle
+            plan = [  # (due, worker, report round or -1 for a heartbeat), staggered
+                (r * INTERVAL_S + (i + j / 3) * INTERVAL_S / workers, i, -1 if j else r)
+                for r in range(rounds)
+                for i in range(workers)
+                for j in range(3)
+            ]
+            plan.sort()
             t0 = time.perf_counter()
             sent = 0
-            for r in range(rounds):
-                for i, client in enumerate(clients):
-                    due = t0 + r * INTERVAL_S + i * INTERVAL_S / workers  # staggered
-                    wait = due - time.perf_counter()
-                    if wait > 0:
-                        gevent.sleep(wait)
-                    client.socket.send(blobs[i][r % len(reports)])
+            for due, i, r in plan:
+                wait = t0 + due - time.perf_counter()
+                if wait > 0:
+                    gevent.sleep(wait)
+                if r < 0:
+                    clients[i].socket.send(beats[i])
+                else:
+                    clients[i].socket.send(blobs[i][r % len(reports)])
                     sent += 1
             proc.wait(timeout=duration + 60)
             res = json.loads(Path(result_file).read_text())
@@ -199,6 +217,7 @@ def run(workers: int, rounds: int, reports: list[dict[str, Any]]) -> dict[str, A
                 c.close(linger=0)
     got = res["reports"]
     (w0, c0), (w1, c1) = res["first"], res["last"]
+    # Everything the master did between the first and the last report, its heartbeats too.
     per_report_cpu = (c1 - c0) / (got - 1) if got > 1 else None
     return {
         "workers": workers,
@@ -221,7 +240,7 @@ def capacity(row: dict[str, Any], budget: float = 0.5) -> int | None:
 
 def lines(rows: list[dict[str, Any]]) -> list[str]:
     out = [
-        "| workers | bytes per report | master CPU per report | merge per report "
+        "| workers | bytes per report | master CPU per report (+3 heartbeats) | merge per report "
         "| master CPU (one core) | reports merged |",
         "|---:|---:|---:|---:|---:|---:|",
     ]
@@ -229,7 +248,7 @@ def lines(rows: list[dict[str, Any]]) -> list[str]:
         out.append(
             f"| {r['workers']:,} | {r['bytes_per_report'] / 1024:.1f} KiB "
             f"| {r['master_cpu_ms_per_report']:.2f} ms | {r['merge_ms_per_report']:.2f} ms "
-            f"| {r['master_cpu_pct']:.0f} % | {r['reports_merged']:,}/{r['reports_sent']:,} |"
+            f"| {r['master_cpu_pct']:.1f} % | {r['reports_merged']:,}/{r['reports_sent']:,} |"
         )
     cap = [c for c in (capacity(r) for r in rows) if c]
     if cap:
