@@ -49,9 +49,10 @@ demo: install  ## a short streaming test against the built-in simulator; prints 
 simulator: install  ## run the built-in simulated server on PORT (default 9997)
 	$(BIN)/python -m llm_users.simulator --port $(PORT)
 
-bench: install  ## fidelity, ingest, distributed, memory (~3 min), then a 30-min fault soak; not in CI
+bench: install  ## fidelity, ingest, distributed, memory (~3 min), master at scale (~2 min), then a 30-min fault soak; not in CI
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.master_scale
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 bench-quick: install  ## the benchmark's short form (~1 min), no soak

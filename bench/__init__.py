@@ -9,6 +9,10 @@ built-in simulator pinned to another. Four sections (see ``python -m bench --hel
 * distributed: the same ingest with two worker processes;
 * memory: peak RSS of the locust process after N tiny requests (it must not grow with N).
 
+``python -m bench.master_scale`` (also part of ``make bench``): one real Locust master with
+the plugin, fed realistic 3-second worker reports by 10, 100 and 1,000 simulated workers
+over zmq: its CPU per report, bytes per report and merge time.
+
 The driver (``python -m bench``) never imports ``llm_users`` itself (that would
 gevent-patch it): the simulator's process wrapper is standard library only and is loaded on
 its own. Fidelity runs use ``bench/locustfile.py`` (the plugin unchanged; each request

@@ -278,33 +278,33 @@ class LLMClient:
         data = resp.take_body()
         while True:
             if data:
-                for ev in parser.feed(data):
+                for raw, kind in parser.feed(data):  # (unpacked: this runs once per event)
                     rec.events += 1
                     try:
-                        chunk = on_event(ev.data, ev.event)
+                        text, content, finish, usage, done, error, timing = on_event(raw, kind)
                     except BadShape as exc:
                         rec.fail(FailureKind.BAD_EVENT, str(exc))
                         self.conn.close()
                         return
-                    if chunk.error is not None:
-                        rec.fail(FailureKind.ERROR_EVENT, chunk.error)
+                    if error is not None:
+                        rec.fail(FailureKind.ERROR_EVENT, error)
                         self.conn.close()
                         return
-                    if chunk.text:
+                    if text:
                         token_times.append(now)
                         if kernel:
                             user_times.append(self._user_end)
-                        texts.append(chunk.text)
-                        if chunk.content and rec.first_content_at is None:
+                        texts.append(text)
+                        if content and rec.first_content_at is None:
                             rec.first_content_at = now
-                    if chunk.finish_reason:
-                        rec.finish_reason = chunk.finish_reason
+                    if finish:
+                        rec.finish_reason = finish
                         finished_at = now
-                    if chunk.usage:
-                        rec.usage = chunk.usage
-                    if chunk.server_timing:
-                        rec.server_timing = chunk.server_timing
-                    if chunk.done:
+                    if usage:
+                        rec.usage = usage
+                    if timing:
+                        rec.server_timing = timing
+                    if done:
                         rec.end = now
                         self._drain(rec, resp)
                         return

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .fastevents import choices_events
 from .server_timing import server_timing
 
 __all__ = [
@@ -144,7 +145,9 @@ def json_events(
             raise BadShape(f"data line is not JSON: {clip(raw)}") from None
         if not isinstance(obj, dict):
             raise BadShape(f"data is not a JSON object: {clip(raw)}")
-        if error_of is not None:
+        # An object with (non-empty) choices is never an error object (error_message):
+        # only an ``event: error`` makes it one, so the common event skips the check.
+        if error_of is not None and (event or not obj.get("choices")):
             err = error_of(obj)
             if err is not None or event == b"error":
                 return Chunk(None, False, None, None, False, err or clip(raw))
@@ -384,7 +387,9 @@ def error_text(body: bytes, limit: int = 200) -> str:
 
 
 def _endpoint(name: str, path: str, chunk: Any, text: Any, build: Any) -> Endpoint:
-    return Endpoint(name, path, chunk, text, build, json_events(chunk), choices_full(text))
+    # the general handler, behind a fast path for the common event (fastevents.py)
+    events = choices_events(json_events(chunk), Chunk, chat=chunk is _chat_chunk)
+    return Endpoint(name, path, chunk, text, build, events, choices_full(text))
 
 
 CHAT = _endpoint("chat", "/v1/chat/completions", _chat_chunk, _chat_text, _chat_body)

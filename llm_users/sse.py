@@ -10,6 +10,7 @@ is never decoded half-way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 __all__ = ["SSEEvent", "SSEParser"]
@@ -17,6 +18,8 @@ __all__ = ["SSEEvent", "SSEParser"]
 _LF = 10
 _COLON = 58
 _SPACE = 32
+_BLANK = (b"",)  # one blank line: it dispatches the event being read
+_new = tuple.__new__  # builds an SSEEvent without its Python-level __new__ (once per event)
 
 
 class SSEEvent(NamedTuple):
@@ -87,14 +90,34 @@ class SSEParser:
         if last:
             tail.append(last)
         self._tail_len = len(last)
-        out: list[SSEEvent] = []
+        # The common shape: whole events of one "data: " line each, nothing held before
+        # them; the lines alternate data, blank. Checked and taken in C-level steps.
+        if len(lines) > 1 and not self._data and not self._event:
+            odd = lines.pop() if len(lines) & 1 else None
+            if not any(lines[1::2]):
+                out: list[SSEEvent] = [
+                    _new(SSEEvent, (v[6:], b"")) for v in lines[::2] if v[:6] == b"data: "
+                ]
+                if len(out) * 2 == len(lines):
+                    if odd is not None:
+                        self._lines((odd,), out)
+                    return out
+            if odd is not None:
+                lines.append(odd)
+        out = []
+        if lines:
+            self._lines(lines, out)
+        return out
+
+    def _lines(self, lines: Iterable[bytes], out: list[SSEEvent]) -> None:
+        """Applies complete lines (without their ends), appending the events they end."""
         data = self._data
         held = self._data_len
         for line in lines:
             if not line:
                 if data:
                     payload = data[0] if len(data) == 1 else b"\n".join(data)
-                    out.append(SSEEvent(payload, self._event))
+                    out.append(_new(SSEEvent, (payload, self._event)))
                     data.clear()
                     held = 0
                 self._event = b""
@@ -107,7 +130,6 @@ class SSEParser:
             else:
                 held += self._field(line)
         self._data_len = held
-        return out
 
     def _field(self, line: bytes) -> int:
         """Applies a field line; returns the bytes it added to the event's data."""
