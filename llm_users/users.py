@@ -60,14 +60,19 @@ class BaseLLMUser(User):
         if self.llm is not None:
             self.llm.close()
 
+    def body(self, prompt: Any, max_tokens: int | None = None) -> dict[str, Any]:
+        """A request body for ``prompt`` (text or chat messages) as the options ask for it:
+        endpoint, model, streaming, sampling, system prompt; ``max_tokens`` None: --max-tokens."""
+        assert self.plugin.ctx is not None
+        return self.plugin.ctx.body(prompt, max_tokens)
+
     def next_request(self) -> dict[str, Any]:
         """The JSON body of the next request (a conversation's next turn with --turns)."""
         if self.dialogue is not None:
             return self.dialogue.next_body()
         assert self.prompts is not None
         prompt, max_tokens = self.prompts.next()
-        assert self.plugin.ctx is not None
-        return self.plugin.ctx.body(prompt, max_tokens)
+        return self.body(prompt, max_tokens)
 
     @task
     def generate(self) -> None:

@@ -28,7 +28,9 @@ SEED_STREAMING = (
 def test_the_wheel_holds_the_web_page_and_the_bundled_locustfile(image: Image) -> None:
     wheel = image.wheel
     names = set(zipfile.ZipFile(wheel).namelist())
-    webui = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "llm_users/webui").iterdir())
+    webui = sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "llm_users/webui").rglob("*") if p.is_file()
+    )
     assert webui and set(webui) <= names, set(webui) - names
     assert "llm_users/locustfile.py" in names
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
