@@ -192,16 +192,15 @@ def stages(tokens: int, burst: bool) -> list[tuple[str, float]]:
     return [(name, t / tokens) for name, t in rows]
 
 
-def _locust_complete(rec: Any) -> list[tuple[str, float]]:
-    """The plugin's whole ``complete()``: result_of, aggregate, Locust's events and stats."""
-    try:
-        from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
-        from locust.env import Environment
-        from locust.event import Events
+def offline_plugin() -> Any:
+    """The plugin on a local runner, streaming, ``--preflight off``: nothing is ever sent.
+    For timing its parts without a server (here, and in bench/master_scale.py)."""
+    from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
+    from locust.env import Environment
+    from locust.event import Events
 
-        from llm_users import LLMUser, add_arguments, setup
-    except ImportError:
-        return []
+    from llm_users import LLMUser, add_arguments, setup
+
     parser = get_empty_argument_parser()
     setup_parser_arguments(parser)
     add_arguments(parser)
@@ -211,7 +210,16 @@ def _locust_complete(rec: Any) -> list[tuple[str, float]]:
     )
     plugin = setup(env)
     env.create_local_runner()
-    plugin.on_init()  # --preflight off: nothing is sent
+    plugin.on_init()
+    return plugin
+
+
+def _locust_complete(rec: Any) -> list[tuple[str, float]]:
+    """The plugin's whole ``complete()``: result_of, aggregate, Locust's events and stats."""
+    try:
+        plugin = offline_plugin()
+    except ImportError:
+        return []
     return [("plugin.complete (per request)", timeit(lambda: plugin.complete(rec)))]
 
 

@@ -33,24 +33,14 @@ HEARTBEAT = {"current_cpu_usage": 50.0, "current_memory_usage": 60_000_000}  # L
 # -- the worker's side: realistic reports ------------------------------------------------
 def worker_reports(kinds: int, seed: int = 1) -> list[dict[str, Any]]:
     """``kinds`` distinct 3-second worker reports (Locust stats + the plugin's delta)."""
-    from locust.argument_parser import get_empty_argument_parser, setup_parser_arguments
-    from locust.env import Environment
-    from locust.event import Events
     from locust.stats import setup_distributed_stats_event_listeners
 
-    from llm_users import LLMUser, add_arguments, setup
     from llm_users.record import RequestRecord
 
-    parser = get_empty_argument_parser()
-    setup_parser_arguments(parser)
-    add_arguments(parser)
-    opts = parser.parse_args(["--headless", "--stream", "--preflight", "off"])
-    env = Environment(
-        user_classes=[LLMUser], events=Events(), host="http://127.0.0.1:9", parsed_options=opts
-    )
-    plugin = setup(env)
-    env.create_local_runner()
-    plugin.on_init()  # --preflight off: nothing is sent
+    from .hotpath import offline_plugin
+
+    plugin = offline_plugin()
+    env = plugin.env
     setup_distributed_stats_event_listeners(env.events, env.stats)
     rng = random.Random(seed)
     t0 = time.time()
