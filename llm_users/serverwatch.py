@@ -122,6 +122,16 @@ def _gauge(d: Any, scale: float = 1.0, unit: str = "") -> str:
     return f"mean {d['mean'] * scale:.2f}{unit}, max {d['max'] * scale:.2f}{unit}"
 
 
+def _pct(dist: dict[str, Any], key: str) -> str:
+    """A server percentile with the bucket it lies in (its resolution), e.g. 175.0 (100-250)."""
+    text = _ms(dist.get(key))
+    bucket = dist.get(f"{key}_bucket")
+    if bucket and dist.get(key) not in (None, 0.0):
+        low, high = bucket
+        text += f" ({low:g}-{high:g})" if high != float("inf") else f" (>{low:g})"
+    return text
+
+
 def server_lines(summary: dict[str, Any]) -> list[str]:
     """Console lines for the summary's ``server`` dict, beside the client's TTFT."""
     srv = summary.get("server")
@@ -136,29 +146,25 @@ def server_lines(summary: dict[str, Any]) -> list[str]:
     ]
     ttft, client = srv.get("ttft_ms"), summary.get("ttft_ms")
     if isinstance(ttft, dict):
+        # The mean is exact (sum / count); percentiles only as fine as the server's buckets.
         row = (
             f"    server TTFT ms  n {ttft['count']}  mean {_ms(ttft['mean'])}  "
-            f"p50 {_ms(ttft['p50'])}  p99 {_ms(ttft['p99'])}"
+            f"p50 {_pct(ttft, 'p50')}  p99 {_pct(ttft, 'p99')}"
         )
         if isinstance(client, dict) and client.get("count"):
             row += (
                 f"  | client mean {_ms(client['mean'])}  p50 {_ms(client['p50'])}  "
                 f"p99 {_ms(client['p99'])}"
             )
-            diffs = [
-                f"{k} {client[k] - ttft[k]:+.1f}"
-                for k in ("mean", "p50", "p99")
-                if client.get(k) is not None and ttft.get(k) is not None
-            ]
-            if diffs:
-                row += f"  | client - server: {', '.join(diffs)}"
+            if client.get("mean") is not None and ttft.get("mean") is not None:
+                row += f"  | client - server mean {client['mean'] - ttft['mean']:+.1f}"
         lines.append(row)
     else:
         lines.append(f"    server TTFT: {ttft}")
     q = srv.get("queue_time_ms")
     if isinstance(q, dict):
         lines.append(
-            f"    queue time ms  mean {_ms(q['mean'])}  p50 {_ms(q['p50'])}  p99 {_ms(q['p99'])}"
+            f"    queue time ms  mean {_ms(q['mean'])}  p50 {_pct(q, 'p50')}  p99 {_pct(q, 'p99')}"
         )
     else:
         lines.append(f"    queue time: {q}")

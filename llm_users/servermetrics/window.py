@@ -51,6 +51,19 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | 
     return lower + (upper - lower) * ((rank - below) / in_bucket) if in_bucket else upper
 
 
+def quantile_bucket(q: float, buckets: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """The bounds (lower, upper) of the bucket that holds the q-quantile: the resolution of
+    :func:`histogram_quantile`'s answer. The +Inf bucket gives (highest finite bound, inf)."""
+    b = sorted(buckets)
+    if len(b) < 2 or not math.isinf(b[-1][0]) or b[-1][1] <= 0:
+        return None
+    counts = [c for _, c in b]
+    for i in range(1, len(counts)):
+        counts[i] = max(counts[i], counts[i - 1])
+    i = bisect_left(counts, q * counts[-1])
+    return (b[i - 1][0] if i > 0 else 0.0, b[i][0])
+
+
 @dataclass
 class _Hist:
     """Cumulative bucket counts (upper bound -> count), sum and count."""
@@ -196,9 +209,13 @@ class Window:
             "mean": h.total / h.count * 1000.0 if h.count > 0 else None,
         }
         pairs = list(h.buckets.items())
+        all_zero = h.count > 0 and h.total == 0  # every sample was 0 (e.g. no queueing at all)
         for p in (50, 90, 99):
             v = histogram_quantile(p / 100, pairs) if pairs else None
-            out[f"p{p}"] = v * 1000.0 if v is not None else None
+            out[f"p{p}"] = 0.0 if all_zero else (v * 1000.0 if v is not None else None)
+            bucket = quantile_bucket(p / 100, pairs) if pairs else None
+            if bucket is not None:  # what the server's buckets allow: the answer is in here
+                out[f"p{p}_bucket"] = [bucket[0] * 1000.0, bucket[1] * 1000.0]
         return out
 
     def _gauge(self, common: str) -> dict[str, float] | str:

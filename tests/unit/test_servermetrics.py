@@ -385,3 +385,13 @@ def test_parsing_in_pieces_gives_the_same_families() -> None:
     assert set(known.families) <= KNOWN_KEYS and "vllm:request_prompt_tokens" not in known.families
     for name, fam in known.families.items():
         assert fam.samples == whole.families[name].samples
+
+
+def test_quantile_bucket_and_an_all_zero_histogram() -> None:
+    from llm_users.servermetrics.window import quantile_bucket
+
+    inf = float("inf")
+    pairs = [(0.1, 0.0), (0.25, 40.0), (0.5, 40.0), (inf, 40.0)]
+    assert quantile_bucket(0.5, pairs) == (0.1, 0.25)
+    assert quantile_bucket(0.99, [(0.1, 1.0), (inf, 2.0)]) == (0.1, inf)
+    assert quantile_bucket(0.5, [(0.1, 0.0), (inf, 0.0)]) is None

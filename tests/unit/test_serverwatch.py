@@ -61,7 +61,8 @@ def test_console_lines_put_client_and_server_side_by_side() -> None:
     }  # fmt: skip
     text = "\n".join(server_lines(summary))
     assert "server metrics (http://s/metrics, 5 scrapes over 4.0 s, 0 failed)" in text
-    assert "client - server: mean +10.0, p50 +5.0, p99 -10.0" in text
+    # only the mean is exact on the server's side: percentiles are not subtracted
+    assert "client - server mean +10.0" in text and "p50 +5.0" not in text
     assert "queue time: not reported by the server" in text
     assert "running: mean 1.50, max 2.00   waiting: mean 0.25, max 1.00" in text
     assert "KV-cache usage: mean 12.50 %, max 50.00 %" in text
@@ -83,3 +84,14 @@ def test_auto_does_not_probe_with_preflight_off() -> None:
     w.resolve(ctx)  # port 9 (discard): a probe would fail with another reason
     why = "not available: not probed (--preflight off)"
     assert w.result() == {"source": None, "how": "auto", "not_available": why}
+
+
+def test_server_percentiles_show_the_bucket_they_lie_in() -> None:
+    """A server histogram answers a percentile only to its bucket: the line says which."""
+    dist = {"count": 40, "mean": 121.6, "p50": 175.0, "p99": 248.5,
+            "p50_bucket": [100.0, 250.0], "p99_bucket": [100.0, 250.0]}  # fmt: skip
+    srv = {"source": "s", "scrapes": 2, "window_s": 1.0, "failed_scrapes": 0, "ttft_ms": dist,
+           "queue_time_ms": "not reported by the server"}  # fmt: skip
+    summary = {"server": srv}
+    text = "\n".join(server_lines(summary))
+    assert "p50 175.0 (100-250)  p99 248.5 (100-250)" in text
