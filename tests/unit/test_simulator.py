@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 import pytest
 import sseclient
 
-from llm_users.simulator import SimConfig, SimulatorProcess
+from llm_users.simulator import SimulatorProcess
 from llm_users.simulator.process import SimulatorError
 from llm_users.simulator.tokenizer import count_tokens
 from llm_users.simulator.vocab import VOCABS
 
-FAST = {"ttft_ms": 5.0, "itl_ms": 2.0}
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 
@@ -131,18 +130,7 @@ def get_json(sim, path):
         return resp.status, resp.headers, json.loads(resp.read())
 
 
-@pytest.fixture(scope="module")
-def server():
-    with SimulatorProcess(**FAST) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(server):
-    """The shared simulator, back to defaults (fast timings) with fresh records."""
-    server.configure(**{**SimConfig().to_dict(), **FAST})
-    server.reset()
-    return server
+# `server` and `sim` (the shared fast simulator, reset for each test) come from conftest.py
 
 
 # --- endpoints and shapes -------------------------------------------------------------------

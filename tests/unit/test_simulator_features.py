@@ -16,12 +16,11 @@ import pytest
 import sseclient
 from prometheus_client.parser import text_string_to_metric_families
 
-from llm_users.simulator import SimConfig, SimulatorProcess
+from llm_users.simulator import SimulatorProcess
 from llm_users.simulator.tokenizer import count_tokens
 from llm_users.simulator.vocab import VOCABS
 from tests.unit.test_simulator import CHAT, COMPLETIONS, chat, request
 
-FAST = {"ttft_ms": 5.0, "itl_ms": 2.0}
 RESPONSES = "/v1/responses"
 WORDS = VOCABS["en"]
 
@@ -31,17 +30,7 @@ def words(n: int, start: int = 0) -> str:
     return " ".join(WORDS[(start + i) % len(WORDS)] for i in range(n))
 
 
-@pytest.fixture(scope="module")
-def server():
-    with SimulatorProcess(**FAST) as sim:
-        yield sim
-
-
-@pytest.fixture
-def sim(server):
-    server.configure(**{**SimConfig().to_dict(), **FAST})
-    server.reset()
-    return server
+# `server` and `sim` (the shared fast simulator, reset for each test) come from conftest.py
 
 
 def ttft(rec) -> float:
