@@ -49,7 +49,7 @@ def when_idle(max_wait_s: float) -> None:
 class Accounting:
     """``submit(record, step)`` from a user; ``complete(record, step)`` counts one."""
 
-    def __init__(self, complete: Complete, backlog: int = 64, max_wait_s: float = 0.01) -> None:
+    def __init__(self, complete: Complete, backlog: int = 1024, max_wait_s: float = 0.1) -> None:
         self.complete = complete
         self.backlog = backlog
         self.max_wait_s = max_wait_s

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import gevent.socket as gsocket
-from gevent import monkey
+from gevent import get_hub, monkey
 from gevent import ssl as gssl
 from geventhttpclient.response import HTTPResponse
 
@@ -142,6 +142,13 @@ class Connection:
         self.kernel_stamps = kernel_stamps and origin.scheme == "http"
         self.stamped = False  # this socket's reads carry kernel stamps
         self.recv_real: float | None = None
+        # Plain TCP: a read watcher of our own, so a read waits for data FIRST and then
+        # reads once. gevent's recv tries first, and when nothing has arrived (the usual
+        # case: the next token is a decode step away) that costs a failed syscall and a
+        # raised EAGAIN per read. Not over TLS: the SSL layer may hold decrypted bytes
+        # the kernel no longer reports as readable.
+        self._watcher: Any = None
+        self._more = False  # the last read filled the buffer: more is likely waiting
 
     @property
     def connected(self) -> bool:
@@ -156,10 +163,13 @@ class Connection:
                 assert self.ssl_context is not None
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=o.host)
             self.stamped = self.kernel_stamps and enable_timestamps(sock)
+            if o.scheme == "http":
+                self._watcher = get_hub().loop.io(sock.fileno(), 1)
         except BaseException:
             sock.close()
             raise
         self.sock = sock
+        self._more = False
 
     def closed_while_idle(self) -> bool:
         """True when an idle connection is readable: EOF, a reset or stray bytes, not reusable."""
@@ -184,26 +194,35 @@ class Connection:
         """Whatever bytes have arrived (blocks until some do); b"" when the peer closed."""
         sock = self.sock
         assert sock is not None
+        watcher = self._watcher
+        if watcher is not None and not self._more:
+            _wait(watcher, timeout)  # socket.timeout past it, as sock.recv would raise
         sock.settimeout(timeout)
         if not self.stamped:
-            return sock.recv(RECV_SIZE)
-        data, anc, _flags, _addr = sock.recvmsg(RECV_SIZE, CMSG_SPACE)
-        real = None
-        for level, kind, raw in anc:
-            if level == _SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
-                sec, nsec = _TIMESPEC.unpack_from(raw)
-                real = sec + nsec * 1e-9
-        self.recv_real = real
+            data = sock.recv(RECV_SIZE)
+        else:
+            data, anc, _flags, _addr = sock.recvmsg(RECV_SIZE, CMSG_SPACE)
+            real = None
+            for level, kind, raw in anc:
+                if level == _SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                    sec, nsec = _TIMESPEC.unpack_from(raw)
+                    real = sec + nsec * 1e-9
+            self.recv_real = real
+        self._more = len(data) == RECV_SIZE
         return data
 
     def close(self) -> None:
         sock, self.sock = self.sock, None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.close()
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.close()
 
 
 _SOL_SOCKET = _stdsocket.SOL_SOCKET
+_wait = gsocket.wait  # gevent's public "block until this watcher is ready, or time out"
 
 try:  # the real poll/select: with a zero timeout they never block the gevent hub
     _poll: Any = monkey.get_original("select", "poll")

@@ -13,6 +13,7 @@ from typing import Any
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from . import heap
 from .accounting import Accounting
 from .context import Role, RunContext, build_context, startup_key
 from .control import RunControl, is_headless
@@ -144,6 +145,7 @@ class LLMPlugin:
         if self.master is not None:
             self.master.start(s.api_key, s.model, s.request_rate)
         else:
+            heap.freeze_startup()  # no full GC pass over start-up's objects mid-test (heap.py)
             self.lag.take()
             self.lag.start()
             self.sink.open_records(s.records, role)
@@ -178,6 +180,7 @@ class LLMPlugin:
         self.server.stop()
         if self.master is None:
             self.lag.stop()
+            heap.thaw()
         records_error = self.sink.close_records()
         errors = [str(records_error)] if records_error else []  # output files not written
         if self.worker is not None:

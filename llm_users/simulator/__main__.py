@@ -10,6 +10,7 @@ import signal
 import sys
 from typing import Any
 
+from . import heap
 from .config import SimConfig, add_arguments, from_namespace
 
 
@@ -50,6 +51,7 @@ async def serve(
     )
     bound = listener.sockets[0].getsockname()[1]
     scheme = "https" if ssl_context is not None else "http"
+    heap.settle()  # start-up's objects are never scanned again (heap.py)
     print(f"listening on {scheme}://{host}:{bound}", flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -20,12 +20,13 @@ Note = Callable[[dict[str, Any], float, tuple[int, ...]], None]
 
 
 class _Entry:
-    __slots__ = ("resp", "rec", "writes", "done")
+    __slots__ = ("resp", "rec", "writes", "done", "eof")
 
-    def __init__(self, resp: Any, rec: dict[str, Any], writes: list[TickWrite]) -> None:
+    def __init__(self, resp: Any, rec: dict[str, Any], writes: list[TickWrite], eof: bool) -> None:
         self.resp = resp
         self.rec = rec
         self.writes = deque(writes)
+        self.eof = eof
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
 
@@ -49,12 +50,17 @@ class DecodeClock:
     def tick_time(self, k: int) -> float:
         return self.origin + k * self._period()
 
-    async def run(self, resp: Any, rec: dict[str, Any], writes: list[TickWrite]) -> None:
+    async def run(
+        self, resp: Any, rec: dict[str, Any], writes: list[TickWrite], eof: bool = False
+    ) -> None:
         """Write ``writes`` to ``resp`` on their ticks; returns when all are out (or raises the
-        write's ``ConnectionError``)."""
+        write's ``ConnectionError``). ``eof``: the last write also ends the body (the chunked
+        terminator goes out with it, in the same send, as a server's handler ending its
+        stream right after ``[DONE]``; not after the whole tick's pass over the other
+        streams, which would stamp a client's merged read of both late)."""
         if not writes:
             return
-        entry = _Entry(resp, rec, writes)
+        entry = _Entry(resp, rec, writes, eof)
         self._entries.add(entry)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop())
@@ -86,10 +92,14 @@ class DecodeClock:
             parts.append(data)
             tokens.extend(events)
         data = b"".join(parts)
-        if data:
+        end = entry.eof and not writes
+        if data or end:
             now = perf_counter()
             try:
-                await entry.resp.write(data)
+                if end:
+                    await entry.resp.write_eof(data)
+                else:
+                    await entry.resp.write(data)
             except ConnectionError as exc:
                 self._entries.discard(entry)
                 if not entry.done.done():

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from . import heap
 from . import payloads as p
 from .arrival import take_arrival
 from .config import SimConfig
@@ -95,6 +96,7 @@ async def sim_stats(request: web.Request) -> web.Response:
 
 async def sim_reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
+    heap.settle()  # between runs: the full collection happens here, not mid-run (heap.py)
     return _json({"reset": True})
 
 
@@ -403,7 +405,7 @@ async def _on_global_clock(
     ticked.append((k0 + round(max(plan.end_due - t0, 0.0) / itl), b"", ()))  # the body's end
     if cfg.keepalive_ms > 0:
         await pacer.wait(clock.tick_time(k0) - itl / 2, True)
-    await clock.run(resp, rec, ticked)
+    await clock.run(resp, rec, ticked, eof=not plan.abort)
 
 
 async def _write(resp: web.StreamResponse, data: bytes, cfg: SimConfig) -> None:
