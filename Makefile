@@ -21,8 +21,8 @@ $(BIN)/.installed: pyproject.toml scripts/install-extras.sh scripts/install-brow
 	bash scripts/install-extras.sh $(BIN)
 	@touch $@
 
-test: install  ## run the whole test suite (unit, in-process, subprocess, browser, real server)
-	$(BIN)/pytest -q
+test: install  ## run the whole test suite (unit, in-process, subprocess, browser, real server), two pytest processes side by side
+	$(BIN)/python scripts/run-tests.py
 
 test-stress: install  ## the whole suite while a CPU hog keeps every core busy; must pass too
 	@$(BIN)/python scripts/cpu-hog.py --seconds 1800 & hog=$$!; \

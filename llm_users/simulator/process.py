@@ -119,11 +119,13 @@ class SimulatorProcess:
         fd = self._proc.stdout.fileno()
         deadline = time.monotonic() + self.startup_timeout
         buf = b""
+        poller = select.poll()  # not select(): a test process may hold descriptors past 1024
+        poller.register(fd, select.POLLIN)
         while b"\n" not in buf:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._fail(f"no '{_READY.decode()}' line within {self.startup_timeout:g} s")
-            ready, _, _ = select.select([fd], [], [], min(remaining, 0.2))
+            ready = poller.poll(min(remaining, 0.2) * 1000.0)
             chunk = os.read(fd, 4096) if ready else b""
             if ready and not chunk:
                 self._fail("exited before listening")
