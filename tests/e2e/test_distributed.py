@@ -28,6 +28,10 @@ def _headless(users: int) -> list[str]:
     return ["--headless", "-u", str(users), "-r", str(users)]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Cluster:
     """`locust --master` plus N `--worker` processes on loopback."""
 
@@ -58,6 +62,10 @@ class Cluster:
             text=True,
             env=env,
             cwd=ROOT,
+            # Ctrl-C's signal reaches the master as from a terminal, even when this suite was
+            # started in the background (`cmd &` in a script ignores SIGINT, and a child
+            # inherits that: Python then never turns it into KeyboardInterrupt).
+            preexec_fn=_default_sigint,
         )
         self.workers = [
             subprocess.Popen(
