@@ -16,11 +16,10 @@ import gc
 __all__ = ["freeze_startup", "thaw"]
 
 
-def freeze_startup() -> int:
-    """Collect, then freeze every surviving object; returns how many are frozen."""
+def freeze_startup() -> None:
+    """Collect, then freeze every surviving object."""
     gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
 
 
 def thaw() -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import gc
 
+from ..heap import freeze_startup
+
 __all__ = ["settle"]
 
 FULL_EVERY = 1000  # first-generation collections per automatic full one (Python's: 10)
@@ -21,7 +23,6 @@ FULL_EVERY = 1000  # first-generation collections per automatic full one (Python
 
 def settle() -> None:
     """Collect everything now, freeze what survives, and make automatic full passes rare."""
-    gc.collect()
-    gc.freeze()
+    freeze_startup()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_EVERY)
