@@ -24,6 +24,7 @@ from geventhttpclient.response import HTTPParseError
 
 from .http import Connection, ConnectionLike, Origin, ResponseHead
 from .kclock import KernelClock
+from .poller import Poller
 from .protocol import BadShape, Endpoint, clip, error_message, error_text
 from .record import FailureKind, RequestRecord
 from .sse import SSEParser
@@ -62,6 +63,9 @@ class ClientConfig:
     # Kernel receive timestamps (plain TCP on Linux): every read is stamped with the time
     # its newest segment arrived, converted by this clock; None: user-space stamps only.
     clock: KernelClock | None = None
+    # Reads every plain-TCP stream of the process from one greenlet (None: each user reads
+    # its own socket, as over TLS).
+    poller: Poller | None = None
 
 
 class Oversized(Exception):
@@ -265,71 +269,31 @@ class LLMClient:
             conn.close()
 
     def _read_stream(self, rec: RequestRecord, resp: ResponseHead) -> None:
-        """The hot loop: every recv is stamped, events are handled as soon as complete."""
-        parser = SSEParser()
-        on_event = self.config.endpoint.on_event
-        max_event = self.config.max_event_bytes
-        token_times = rec.token_times
-        texts = rec.texts
-        finished_at: float | None = None
-        now = rec.headers_at or _perf()
-        kernel, clock, conn = self._kernel, self._clock, self.conn
-        user_times = self._user_times
-        data = resp.take_body()
-        while True:
-            if data:
-                for raw, kind in parser.feed(data):  # (unpacked: this runs once per event)
-                    rec.events += 1
-                    try:
-                        text, content, finish, usage, done, error, timing = on_event(raw, kind)
-                    except BadShape as exc:
-                        rec.fail(FailureKind.BAD_EVENT, str(exc))
-                        self.conn.close()
-                        return
-                    if error is not None:
-                        rec.fail(FailureKind.ERROR_EVENT, error)
-                        self.conn.close()
-                        return
-                    if text:
-                        token_times.append(now)
-                        if kernel:
-                            user_times.append(self._user_end)
-                        texts.append(text)
-                        if content and rec.first_content_at is None:
-                            rec.first_content_at = now
-                    if finish:
-                        rec.finish_reason = finish
-                        finished_at = now
-                    if usage:
-                        rec.usage = usage
-                    if timing:
-                        rec.server_timing = timing
-                    if done:
-                        rec.end = now
-                        self._drain(rec, resp)
-                        return
-                if parser.held > max_event:
-                    raise Oversized(f"SSE event over {max_event} bytes ({parser.held} held)")
-            if resp.message_complete:
-                break
-            raw_data = self._recv(rec)
-            now = _perf()
-            if kernel:  # (self._now inline: this runs once per read)
-                self._user_end = now
-                real = conn.recv_real  # type: ignore[attr-defined]
-                if real is not None:
-                    assert clock is not None
-                    now = clock.to_perf(real, now, rec.start)
-            resp.feed(raw_data)  # b"" (peer closed) raises HTTPParseError if the body is short
-            data = resp.take_body()
-        # The body ended cleanly without [DONE]: complete only if a finish_reason came.
-        if finished_at is None:
-            what = "no [DONE] and no finish_reason" if token_times else "no tokens"
-            rec.fail(FailureKind.TRUNCATED, f"stream ended with {what} after {rec.events} events")
-            return
-        rec.end = now
-        if not token_times:
-            rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
+        """The body of a stream: every read stamped, events handled as soon as complete.
+
+        Plain TCP is read by the process's :class:`~llm_users.poller.Poller` (this user
+        sleeps meanwhile); anything else (TLS, fakes) by this user's own reads.
+        """
+        st = _StreamReader(self, rec, resp)
+        if not st.body(resp.take_body(), rec.headers_at or _perf()):
+            conn = self.conn
+            poller = self.config.poller
+            if poller is not None and getattr(conn, "pollable", False):
+                cfg = self.config
+                total, first = rec.start + cfg.request_timeout, rec.start + self._first_span
+                poller.follow(
+                    conn,  # type: ignore[arg-type]
+                    st,
+                    lambda: total if rec.token_times else first,
+                )
+            else:
+                read, recv = st.read, self._recv
+                while not read(recv(rec), getattr(conn, "recv_real", None), _perf()):
+                    pass
+        if st.failed:
+            self.conn.close()
+        elif st.done:
+            self._drain(rec, resp)
 
     def _drain(self, rec: RequestRecord, resp: ResponseHead) -> None:
         """After the end event: read to the end of the body so the connection can be reused."""
@@ -400,6 +364,97 @@ class LLMClient:
             body = b""
             self.conn.close()
         rec.fail(kind, f"HTTP {rec.status}: {error_text(body)}")
+
+
+class _StreamReader:
+    """One streamed body being read: a read's bytes and times in, the record filled.
+
+    Used by the user's own read loop and by the poller alike: one code path for every
+    stream shape. ``read`` returns True once the stream is over: ``done`` ([DONE] came;
+    the body's end may still be due), ``failed`` (an error event or a malformed one; the
+    connection must close), or the body ended (the record says whether it was complete).
+    Malformed framing and oversized events raise, for :func:`failure_of`.
+    """
+
+    __slots__ = (
+        "client", "rec", "resp", "parser", "on_event", "max_event", "finished_at",
+        "kernel", "clock", "user_times", "done", "failed",
+    )  # fmt: skip
+
+    def __init__(self, client: LLMClient, rec: RequestRecord, resp: ResponseHead) -> None:
+        self.client = client
+        self.rec = rec
+        self.resp = resp
+        self.parser = SSEParser()
+        self.on_event = client.config.endpoint.on_event
+        self.max_event = client.config.max_event_bytes
+        self.finished_at: float | None = None
+        self.kernel, self.clock = client._kernel, client._clock
+        self.user_times = client._user_times
+        self.done = self.failed = False
+
+    def read(self, raw: bytes, real: float | None, now: float) -> bool:
+        """One read's bytes (b"": the peer closed); ``now`` the clock just after it."""
+        if self.kernel:
+            self.client._user_end = now
+            if real is not None:
+                clock = self.clock
+                assert clock is not None
+                now = clock.to_perf(real, now, self.rec.start)
+        resp = self.resp
+        resp.feed(raw)  # b"" (peer closed) raises HTTPParseError if the body is short
+        return self.body(resp.take_body(), now)
+
+    def body(self, data: bytes, now: float) -> bool:
+        """Body bytes that arrived at ``now``; True once the stream is over."""
+        rec = self.rec
+        if data:
+            token_times, texts = rec.token_times, rec.texts
+            on_event = self.on_event
+            for raw, kind in self.parser.feed(data):  # (unpacked: this runs once per event)
+                rec.events += 1
+                try:
+                    text, content, finish, usage, done, error, timing = on_event(raw, kind)
+                except BadShape as exc:
+                    rec.fail(FailureKind.BAD_EVENT, str(exc))
+                    self.failed = True
+                    return True
+                if error is not None:
+                    rec.fail(FailureKind.ERROR_EVENT, error)
+                    self.failed = True
+                    return True
+                if text:
+                    token_times.append(now)
+                    if self.kernel:
+                        self.user_times.append(self.client._user_end)
+                    texts.append(text)
+                    if content and rec.first_content_at is None:
+                        rec.first_content_at = now
+                if finish:
+                    rec.finish_reason = finish
+                    self.finished_at = now
+                if usage:
+                    rec.usage = usage
+                if timing:
+                    rec.server_timing = timing
+                if done:
+                    rec.end = now
+                    self.done = True
+                    return True
+            held = self.parser.held
+            if held > self.max_event:
+                raise Oversized(f"SSE event over {self.max_event} bytes ({held} held)")
+        if not self.resp.message_complete:
+            return False
+        # The body ended cleanly without [DONE]: complete only if a finish_reason came.
+        if self.finished_at is None:
+            what = "no [DONE] and no finish_reason" if rec.token_times else "no tokens"
+            rec.fail(FailureKind.TRUNCATED, f"stream ended with {what} after {rec.events} events")
+            return True
+        rec.end = now
+        if not rec.token_times:
+            rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
+        return True
 
 
 def _deadline(rec: RequestRecord, cfg: ClientConfig) -> tuple[float, FailureKind]:

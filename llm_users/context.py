@@ -24,6 +24,7 @@ from .errors import ConfigError
 from .http import Origin, make_ssl_context
 from .kclock import KernelClock, kernel_supported
 from .options import Settings
+from .poller import Poller
 from .preflight import preflight
 from .prompts import PromptSource, SeedPrompts
 from .protocol import ENDPOINTS
@@ -75,6 +76,7 @@ class RunContext:
     users_made: Any = field(default_factory=itertools.count)  # numbers users, for their seeds
     clock: KernelClock | None = None  # kernel receive timestamps (--timestamps), else None
     timestamps: str = "user"  # what times the reads: "kernel", "user" or "user (why)"
+    poller: Poller | None = None  # reads every plain-TCP stream of this process
 
     def user_rng(self, purpose: str) -> random.Random:
         """A new user's own random stream, repeatable with --seed (the n-th user made in this
@@ -110,6 +112,7 @@ class RunContext:
             max_event_bytes=s.max_event_bytes,
             max_response_bytes=s.max_response_bytes,
             clock=self.clock,
+            poller=self.poller,
         )
         return LLMClient(cfg, self.ssl_context)
 
@@ -184,6 +187,7 @@ def build_context(
         conversations=conversations,
         clock=clock,
         timestamps=stamps,
+        poller=_poller(origin, role, previous),
     )
 
 
@@ -221,6 +225,15 @@ def _clock(
     if previous is not None and previous.clock is not None:
         return previous.clock, "kernel"
     return KernelClock(), "kernel"
+
+
+def _poller(origin: Origin, role: Role, previous: RunContext | None) -> Poller | None:
+    """The process's stream poller: plain TCP where epoll exists, in a process that sends."""
+    if origin.scheme != "http" or not role.sends_requests or not Poller.available():
+        return None
+    if previous is not None and previous.poller is not None:
+        return previous.poller
+    return Poller()
 
 
 def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:

@@ -202,13 +202,30 @@ class Connection:
             data = sock.recv(RECV_SIZE)
         else:
             data, anc, _flags, _addr = sock.recvmsg(RECV_SIZE, CMSG_SPACE)
-            real = None
-            for level, kind, raw in anc:
-                if level == _SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
-                    sec, nsec = _TIMESPEC.unpack_from(raw)
-                    real = sec + nsec * 1e-9
-            self.recv_real = real
+            self.recv_real = _stamp(anc)
         self._more = len(data) == RECV_SIZE
+        return data
+
+    @property
+    def pollable(self) -> bool:
+        """Plain TCP, connected: :mod:`~llm_users.poller` may read it (never TLS: the SSL
+        layer may hold decrypted bytes the kernel no longer reports as readable)."""
+        return self._watcher is not None and self.sock is not None
+
+    def fileno(self) -> int:
+        assert self.sock is not None
+        return int(self.sock.fileno())
+
+    def read_ready(self) -> bytes:
+        """One read that never waits, for a socket the poller saw readable (the kernel's
+        stamp in ``recv_real``); BlockingIOError when nothing is there after all."""
+        raw = self.sock._sock  # type: ignore[union-attr]  # the non-blocking stdlib socket
+        if not self.stamped:
+            data: bytes = raw.recv(RECV_SIZE)
+        else:
+            data, anc, _flags, _addr = raw.recvmsg(RECV_SIZE, CMSG_SPACE)
+            self.recv_real = _stamp(anc)
+        self._more = False  # the poller reads again only when the socket is readable
         return data
 
     def close(self) -> None:
@@ -222,6 +239,18 @@ class Connection:
 
 
 _SOL_SOCKET = _stdsocket.SOL_SOCKET
+
+
+def _stamp(anc: list[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's receive time in a recvmsg's ancillary data (CLOCK_REALTIME seconds)."""
+    real = None
+    for level, kind, raw in anc:
+        if level == _SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+            sec, nsec = _TIMESPEC.unpack_from(raw)
+            real = sec + nsec * 1e-9
+    return real
+
+
 _wait = gsocket.wait  # gevent's public "block until this watcher is ready, or time out"
 
 try:  # the real poll/select: with a zero timeout they never block the gevent hub
