@@ -3,11 +3,11 @@
 A batching server writes every stream's token in the same decode step, so every socket
 becomes readable at once. With each user waiting on its own socket, every read costs a
 greenlet switch, a watcher and a timer (``python -m bench.wakeups``: 16.8 us per read for
-512 sockets on one clock, against 5.5 us read from one epoll), and a socket's read waits for the parsing and
-bookkeeping of every stream handled before it. Here one greenlet waits on one epoll
-descriptor and, at each wake-up, first READS every ready socket (each read stamped: the
-kernel's arrival time, and the clock right after it), then lets each stream parse what it
-got. The users sleep until their stream ends or their deadline passes.
+512 sockets on one clock, against 5.5 us read from one epoll), and a socket's read waits
+for the parsing and bookkeeping of every stream handled before it. Here one greenlet waits
+on one epoll descriptor and, at each wake-up, first READS every ready socket (each read
+stamped: the kernel's arrival time, and the clock right after it), then lets each stream
+parse what it got. The users sleep until their stream ends or their deadline passes.
 
 Bounded: at most ``max_events`` sockets and ``max_bytes`` per round (the rest stay ready
 for the next); between two streams' parsing the poller yields a turn of the loop once it
