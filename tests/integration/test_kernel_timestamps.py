@@ -58,6 +58,10 @@ def _run(sim: Any, timestamps: str) -> tuple[list[float], list[float], dict[str,
         d_first.append((rec.first_token_at - srv["first_token_at"]) * 1000.0)
     summary = plugin.last_summary
     assert summary is not None
+    # The streams were read by the process's poller (plain TCP), not by the user itself:
+    # at least tokens 2 and 3 of each (100 ms apart, after the head and the first token).
+    poller = plugin.ctx.poller
+    assert poller is not None and poller.reads >= 5 * 2
     return d_ttft, d_first, summary
 
 
