@@ -106,6 +106,11 @@ def lag_ms(summary: dict[str, Any], stat: str = "max") -> float:
     return float((summary.get("client_loop_lag_ms") or {}).get(stat) or 0.0)
 
 
+def sim_lag_ms(sim: Any, stat: str = "max") -> float:
+    """The simulator's own loop lag since its last reset: how late its stamps may be."""
+    return float((sim.stats().get("loop_lag_ms") or {}).get(stat) or 0.0)
+
+
 def server_itl_ms(records: list[dict[str, Any]]) -> float:
     """The server's mean gap between tokens: first to last token, over all gaps."""
     spans = [

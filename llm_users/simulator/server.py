@@ -19,12 +19,14 @@ from . import heap
 from . import payloads as p
 from .arrival import take_arrival
 from .config import SimConfig
+from .looplag import LoopLag
 from .metrics import CONTENT_TYPE, GARBAGE, huge_page
 from .parse import BadRequest, make_job, max_tokens, read_prompt
 from .state import SimState
 from .stream import BAD_JSON, build_plan, first_token_delay, keepalive_bytes, token_events
 
 STATE = web.AppKey("state", SimState)
+LAG = web.AppKey("loop_lag", LoopLag)
 RECEIVED_AT = "llm_sim_received_at"  # request key: when its first bytes arrived
 MAX_BODY = 256 * 1024 * 1024  # benchmark prompts can be long
 JSON = "application/json"
@@ -35,6 +37,9 @@ def build_app(config: SimConfig) -> web.Application:
     """A fresh application serving ``config`` (changeable at runtime via /sim/config)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_arrival, _auth])
     app[STATE] = SimState(config)
+    app[LAG] = lag = LoopLag()
+    app.on_startup.append(lag.start)
+    app.on_cleanup.append(lag.stop)
     app.router.add_get("/v1/models", models)
     app.router.add_get("/health", health)
     app.router.add_post("/v1/chat/completions", chat_completions)
@@ -91,12 +96,13 @@ async def sim_records(request: web.Request) -> web.Response:
 
 
 async def sim_stats(request: web.Request) -> web.Response:
-    return _json(request.app[STATE].stats())
+    return _json({**request.app[STATE].stats(), "loop_lag_ms": request.app[LAG].stats()})
 
 
 async def sim_reset(request: web.Request) -> web.Response:
     request.app[STATE].reset()
     heap.settle()  # between runs: the full collection happens here, not mid-run (heap.py)
+    request.app[LAG].reset()  # (after the collection: its pause is not the next run's lag)
     return _json({"reset": True})
 
 

@@ -696,3 +696,15 @@ def test_cli_module_serves_with_flags_over_config_json():
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == 0
+
+
+def test_the_simulator_measures_its_own_loop_lag_since_reset(sim):
+    """Its stamps are as late as its loop: /sim/stats says how late (tests add it)."""
+    sim.reset()
+    first = sim.stats()["loop_lag_ms"]
+    time.sleep(0.3)  # the monitor wakes every 5 ms: some 60 samples
+    lag = sim.stats()["loop_lag_ms"]
+    assert lag["count"] >= 20 and lag["count"] > first["count"]
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
+    sim.reset()
+    assert sim.stats()["loop_lag_ms"]["count"] < lag["count"]  # afresh
