@@ -200,13 +200,16 @@ class LLMClient:
 
     def _now(self, rec: RequestRecord) -> float:
         """The time of the last read: the kernel's stamp of it, where there is one."""
-        now = _perf()
+        return self._read_time(getattr(self.conn, "recv_real", None), _perf(), rec.start)
+
+    def _read_time(self, real: float | None, now: float, start: float) -> float:
+        """A read's time: the kernel's stamp ``real`` of it on the perf_counter clock, when
+        this request is kernel-timed and has one; else ``now`` (the clock after the read)."""
         if self._kernel:
             self._user_end = now
-            real = self.conn.recv_real  # type: ignore[attr-defined]
             if real is not None:
                 assert self._clock is not None
-                return self._clock.to_perf(real, now, rec.start)
+                return self._clock.to_perf(real, now, start)
         return now
 
     # -- reading -------------------------------------------------------------------------
@@ -280,12 +283,7 @@ class LLMClient:
             poller = self.config.poller
             if poller is not None and getattr(conn, "pollable", False):
                 cfg = self.config
-                total, first = rec.start + cfg.request_timeout, rec.start + self._first_span
-                poller.follow(
-                    conn,  # type: ignore[arg-type]
-                    st,
-                    lambda: total if rec.token_times else first,
-                )
+                poller.follow(conn, st, lambda: _deadline(rec, cfg)[0])  # type: ignore[arg-type]
             else:
                 read, recv = st.read, self._recv
                 while not read(recv(rec), getattr(conn, "recv_real", None), _perf()):
@@ -378,7 +376,7 @@ class _StreamReader:
 
     __slots__ = (
         "client", "rec", "resp", "parser", "on_event", "max_event", "finished_at",
-        "kernel", "clock", "user_times", "done", "failed",
+        "kernel", "user_times", "done", "failed",
     )  # fmt: skip
 
     def __init__(self, client: LLMClient, rec: RequestRecord, resp: ResponseHead) -> None:
@@ -389,18 +387,13 @@ class _StreamReader:
         self.on_event = client.config.endpoint.on_event
         self.max_event = client.config.max_event_bytes
         self.finished_at: float | None = None
-        self.kernel, self.clock = client._kernel, client._clock
+        self.kernel = client._kernel
         self.user_times = client._user_times
         self.done = self.failed = False
 
     def read(self, raw: bytes, real: float | None, now: float) -> bool:
         """One read's bytes (b"": the peer closed); ``now`` the clock just after it."""
-        if self.kernel:
-            self.client._user_end = now
-            if real is not None:
-                clock = self.clock
-                assert clock is not None
-                now = clock.to_perf(real, now, self.rec.start)
+        now = self.client._read_time(real, now, self.rec.start)
         resp = self.resp
         resp.feed(raw)  # b"" (peer closed) raises HTTPParseError if the body is short
         return self.body(resp.take_body(), now)
