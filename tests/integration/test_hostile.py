@@ -30,7 +30,7 @@ import psutil
 import pytest
 from gevent.server import StreamServer
 
-from tests.helpers import ROOT, run_in_process
+from tests.helpers import ROOT, run_in_process, sim_lag_ms
 
 Respond = Callable[[Any, bytes], bool]  # (socket, request head) -> keep the connection?
 
@@ -375,4 +375,6 @@ def test_endless_body_is_bounded_and_the_other_users_go_on(hostile, simulator, t
     ]  # fmt: skip
     assert len(late) == len(good) >= 10
     assert statistics.median(late) < 3.0 + lag["p99"], late
-    assert max(late) < 50.0 + lag["max"], late
+    # (each includes the request's delivery: the simulator stamps its arrival when its own
+    # loop gets round to it, as late as its measured lag on a busy machine)
+    assert max(late) < 50.0 + lag["max"] + sim_lag_ms(sim), (late, sim_lag_ms(sim))
