@@ -136,6 +136,20 @@ def stages(tokens: int, burst: bool) -> list[tuple[str, float]]:
         for body in bodies:
             sp.feed(body)
 
+    def sse_batch() -> None:
+        sp = SSEParser()
+        for body in bodies:
+            sp.feed_batch(body)
+
+    split = SSEParser()
+    runs = [run for run in (split.feed_batch(body)[0] for body in bodies) if run]
+    on_batch = CHAT.on_batch
+    assert on_batch is not None
+
+    def batch() -> None:
+        for run in runs:
+            on_batch(run)
+
     def loads() -> None:
         for d in datas:
             orjson.loads(d)
@@ -181,6 +195,8 @@ def stages(tokens: int, burst: bool) -> list[tuple[str, float]]:
     rows = [
         ("llhttp feed + take_body", timeit(llhttp)),
         ("SSE split (SSEParser.feed)", timeit(sse)),
+        ("SSE payloads (SSEParser.feed_batch)", timeit(sse_batch)),
+        ("token chunks (CHAT.on_batch)", timeit(batch)),
         ("orjson.loads", timeit(loads)),
         ("chunk extraction (CHAT.chunk)", timeit(chunk)),
         ("token_times/texts appends", timeit(appends)),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,7 +375,7 @@ class _StreamReader:
     """
 
     __slots__ = (
-        "client", "rec", "resp", "parser", "on_event", "max_event", "finished_at",
+        "client", "rec", "resp", "parser", "on_event", "on_batch", "max_event", "finished_at",
         "kernel", "user_times", "done", "failed",
     )  # fmt: skip
 
@@ -385,6 +385,7 @@ class _StreamReader:
         self.resp = resp
         self.parser = SSEParser()
         self.on_event = client.config.endpoint.on_event
+        self.on_batch = client.config.endpoint.on_batch
         self.max_event = client.config.max_event_bytes
         self.finished_at: float | None = None
         self.kernel = client._kernel
@@ -402,9 +403,20 @@ class _StreamReader:
         """Body bytes that arrived at ``now``; True once the stream is over."""
         rec = self.rec
         if data:
+            payloads, parsed = self.parser.feed_batch(data)
+            events: Sequence[tuple[bytes, bytes]] = parsed
+            if payloads:
+                if len(payloads) > 1 and self.on_batch is not None:
+                    taken = self._run(payloads, now)
+                    if taken:
+                        payloads = payloads[taken:]
+                if len(payloads) == 1:
+                    events = [(payloads[0], b"")]
+                elif payloads:
+                    events = [(raw, b"") for raw in payloads]
             token_times, texts = rec.token_times, rec.texts
             on_event = self.on_event
-            for raw, kind in self.parser.feed(data):  # (unpacked: this runs once per event)
+            for raw, kind in events:  # (unpacked: this runs once per event)
                 rec.events += 1
                 try:
                     text, content, finish, usage, done, error, timing = on_event(raw, kind)
@@ -448,6 +460,29 @@ class _StreamReader:
         if not rec.token_times:
             rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
         return True
+
+    def _run(self, payloads: list[bytes], now: float) -> int:
+        """A read's run of plain data events in one call of the endpoint's batch handler,
+        applied as the per-event loop of :meth:`body` would apply them; returns how many it
+        took from the first (the rest go to that loop, one by one)."""
+        assert self.on_batch is not None
+        rec = self.rec
+        run = self.on_batch(payloads)
+        rec.events += run.taken
+        texts = run.texts
+        if texts:
+            rec.token_times += [now] * len(texts)
+            if self.kernel:
+                self.user_times += [self.client._user_end] * len(texts)
+            rec.texts += texts
+            if run.content and rec.first_content_at is None:
+                rec.first_content_at = now
+        if run.finish_reason:
+            rec.finish_reason = run.finish_reason
+            self.finished_at = now
+        if run.usage:
+            rec.usage = run.usage
+        return run.taken
 
 
 def _deadline(rec: RequestRecord, cfg: ClientConfig) -> tuple[float, FailureKind]:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from .fastevents import choices_events
+from .fastevents import Batch, choices_batch, choices_events
 from .server_timing import server_timing
 
 __all__ = [
@@ -224,6 +224,8 @@ class Endpoint:
     on_full: Callable[[dict[str, Any]], Full]
     max_tokens_key: str = "max_tokens"  # where ``build`` puts the output budget
     min_output_tokens: int = 1  # the smallest budget the API accepts (a pre-test ping)
+    # A run of plain data events in one call (fastevents.choices_batch); None: per event.
+    on_batch: Callable[[list[bytes]], Batch] | None = None
 
     def body(
         self,
@@ -388,8 +390,10 @@ def error_text(body: bytes, limit: int = 200) -> str:
 
 def _endpoint(name: str, path: str, chunk: Any, text: Any, build: Any) -> Endpoint:
     # the general handler, behind a fast path for the common event (fastevents.py)
-    events = choices_events(json_events(chunk), Chunk, chat=chunk is _chat_chunk)
-    return Endpoint(name, path, chunk, text, build, events, choices_full(text))
+    chat = chunk is _chat_chunk
+    events = choices_events(json_events(chunk), Chunk, chat=chat)
+    batch = choices_batch(events, BadShape, chat=chat)
+    return Endpoint(name, path, chunk, text, build, events, choices_full(text), on_batch=batch)
 
 
 CHAT = _endpoint("chat", "/v1/chat/completions", _chat_chunk, _chat_text, _chat_body)

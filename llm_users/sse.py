@@ -62,8 +62,18 @@ class SSEParser:
         self.retry: int | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """The events completed by ``chunk``, in order."""
+        payloads, events = self.feed_batch(chunk)
+        if payloads:
+            return [_new(SSEEvent, (p, b"")) for p in payloads]
+        return events
+
+    def feed_batch(self, chunk: bytes) -> tuple[list[bytes], list[SSEEvent]]:
+        """:meth:`feed` for a hot read loop: ``(payloads, [])`` where every event completed
+        by ``chunk`` is the common shape (one ``data: `` line, default type), given as its
+        data alone; else ``([], events)``. Never both."""
         if not chunk:
-            return []
+            return [], []
         if self._pending_cr:
             self._pending_cr = False
             if chunk[:1] == b"\n":
@@ -75,11 +85,21 @@ class SSEParser:
                 self._pending_cr = True
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         tail = self._tail
+        if (
+            chunk[:6] == b"data: "
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk[-1:] == b"\n"
+            and not tail
+            and not self._data
+            and not self._event
+        ):  # the commonest read of all: one whole event, "data: X\n\n", nothing held
+            self._tail_len = 0
+            return [chunk[6:-2]], []
         if tail:
             if b"\n" not in chunk:  # the line goes on: keep the piece, copy nothing
                 tail.append(chunk)
                 self._tail_len += len(chunk)
-                return []
+                return [], []
             tail.append(chunk)
             buf = b"".join(tail)  # the line ends here: one copy of its pieces
             tail.clear()
@@ -95,19 +115,18 @@ class SSEParser:
         if len(lines) > 1 and not self._data and not self._event:
             odd = lines.pop() if len(lines) & 1 else None
             if not any(lines[1::2]):
-                out: list[SSEEvent] = [
-                    _new(SSEEvent, (v[6:], b"")) for v in lines[::2] if v[:6] == b"data: "
-                ]
-                if len(out) * 2 == len(lines):
+                datas = lines[::2]
+                payloads = [v[6:] for v in datas if v[:6] == b"data: "]
+                if len(payloads) == len(datas):
                     if odd is not None:
-                        self._lines((odd,), out)
-                    return out
+                        self._lines((odd,), [])  # a line that starts an event: it ends none
+                    return payloads, []
             if odd is not None:
                 lines.append(odd)
-        out = []
+        out: list[SSEEvent] = []
         if lines:
             self._lines(lines, out)
-        return out
+        return [], out
 
     def _lines(self, lines: Iterable[bytes], out: list[SSEEvent]) -> None:
         """Applies complete lines (without their ends), appending the events they end."""

@@ -3,12 +3,16 @@ gives, on every shape: the same Chunk, or the same BadShape message."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import random
 from typing import Any
 
 import orjson
 import pytest
 
+import llm_users.client as client_mod
+from llm_users.fastevents import choices_batch
 from llm_users.protocol import (
     CHAT,
     COMPLETIONS,
@@ -17,6 +21,8 @@ from llm_users.protocol import (
     _completion_chunk,
     json_events,
 )
+
+from .test_client import chat_body, chunked, head, make
 
 DELTAS: list[Any] = [
     {"content": "hi"},
@@ -35,8 +41,8 @@ DELTAS: list[Any] = [
     {"reasoning_content": "", "content": "c"},
     "not a dict",
 ]
-FINISH: list[Any] = [None, "stop", "length", 7]
-USAGE: list[Any] = [None, {"prompt_tokens": 3, "completion_tokens": 2}, 9]
+FINISH: list[Any] = [None, "stop", "length", "", 7]
+USAGE: list[Any] = [None, {"prompt_tokens": 3, "completion_tokens": 2}, 9, {}, 0]
 
 
 def chat_objects() -> list[Any]:
@@ -69,6 +75,9 @@ COMMON: list[Any] = [
     {"object": "error", "message": "bad", "code": 400},
     {"error": None, "choices": [{"delta": {"content": "x"}}]},
     {"choices": [{"delta": {"content": "x"}}], "error": {"message": "both"}},
+    {"choices": [{"delta": {"content": "x"}, "text": "x"}], "metrics": {"mean_itl_ms": 2.5}},
+    {"choices": [], "usage": {"completion_tokens": 1}, "metrics": {"queue_time_ms": 1}},
+    {"choices": [{"delta": {"content": "x"}, "text": "x"}], "metrics": {"note": "no numbers"}},
     [1, 2],
     "text",
     3,
@@ -130,3 +139,71 @@ def test_a_number_past_double_range_where_nothing_is_read_is_accepted() -> None:
     assert CHAT.on_event(raw, b"").text == "x"
     with pytest.raises(BadShape):
         json_events(_chat_chunk)(raw, b"")
+
+
+# -- a read of many events in one call (choices_batch) -------------------------------------
+
+
+def _batch_pool(objects: list[Any]) -> list[bytes]:
+    """Every event shape above as a data line's payload ([DONE], errors, bad JSON...)."""
+    raws = [orjson.dumps(o) for o in [*objects, *COMMON]] + RAW + [b"[DONE]"] * 3
+    return [r for r in raws if b"\n" not in r and b"\r" not in r]
+
+
+def _record(endpoint: Any, pieces: list[bytes], monkeypatch: Any) -> tuple[Any, ...]:
+    """The record a stream read in these pieces gives; each read on its own clock tick."""
+    ticks = itertools.count(1.0)
+    monkeypatch.setattr(client_mod, "_perf", lambda: next(ticks))
+    client, _ = make([head(), *chunked(*pieces)], endpoint=endpoint)
+    rec = client.request(chat_body())
+    return (
+        rec.failure, rec.message, rec.texts, rec.token_times, rec.events, rec.first_content_at,
+        rec.end, rec.finish_reason, rec.usage, rec.server_timing,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(120))
+@pytest.mark.parametrize("endpoint", [CHAT, COMPLETIONS], ids=["chat", "completions"])
+def test_a_read_of_many_events_gives_the_record_reading_them_one_by_one_gives(
+    endpoint: Any, seed: int, monkeypatch: Any
+) -> None:
+    """The batch handler against the per-event loop alone (``on_batch=None``), on random
+    streams of every shape, cut at random places: the same record, to the last field."""
+    rng = random.Random(seed)
+    objects = chat_objects() if endpoint is CHAT else completion_objects()
+    pool = _batch_pool(objects)
+    common = [o for o in objects[:40] if rng.random() < 0.5] or objects[:1]
+    lines = []
+    for _ in range(rng.randint(1, 60)):
+        if rng.random() < 0.7:  # mostly runs of the common chunk, as a real stream
+            lines.append(b"data: " + orjson.dumps(rng.choice(common)) + b"\n\n")
+        elif rng.random() < 0.9:
+            lines.append(b"data: " + rng.choice(pool) + b"\n\n")
+        else:
+            lines.append(b"event: error\ndata: " + rng.choice(pool) + b"\n\n")
+    stream = b"".join(lines)
+    cut = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randint(0, 5))))
+    edges = [0, *cut, len(stream)]
+    random_cuts = [stream[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    one_by_one = dataclasses.replace(endpoint, on_batch=None)
+    for pieces in ([stream], random_cuts, lines):
+        batched = _record(endpoint, pieces, monkeypatch)
+        assert batched == _record(one_by_one, pieces, monkeypatch), (seed, pieces)
+
+
+def test_a_burst_of_common_chunks_is_taken_in_one_call() -> None:
+    """The point of the batch: a run of token chunks never reaches the per-event handler;
+    the first event that ends the stream is left to it, with the rest."""
+    calls: list[bytes] = []
+
+    def one(raw: bytes, event: bytes) -> Any:
+        calls.append(raw)
+        return CHAT.on_event(raw, event)
+
+    batch = choices_batch(one, BadShape, chat=True)
+    tokens = [b'{"choices":[{"delta":{"content":"t%d"}}]}' % i for i in range(50)]
+    usage = b'{"choices":[],"usage":{"completion_tokens":50}}'
+    run = batch([*tokens, usage, b"[DONE]", tokens[0]])
+    assert run.taken == 51 and run.texts == [f"t{i}" for i in range(50)] and run.content
+    assert run.usage == {"completion_tokens": 50} and run.finish_reason is None
+    assert calls == [usage, b"[DONE]"]  # the usage-only object and the end: per event

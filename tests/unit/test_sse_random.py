@@ -79,3 +79,36 @@ def test_random_streams_match_the_specification(seed: int) -> None:
         parser = SSEParser()
         got = [ev for piece in pieces for ev in parser.feed(piece)]
         assert got == expected, (seed, pieces)
+
+
+def at_event_ends(stream: bytes) -> list[bytes]:
+    """One read per event, as a server writing an event at a time is read."""
+    pieces = stream.split(b"\n\n")
+    return [p + b"\n\n" for p in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_feed_batch_gives_the_same_events_as_payloads_or_events(seed: int) -> None:
+    """The hot loop's form of ``feed``: a read's events as bare payloads when every one is
+    the common shape, else as events; never both; the same events either way."""
+    rng = random.Random(seed)
+    stream = random_stream(rng)
+    expected = reference(stream)
+    for pieces in ([stream], cuts(rng, stream), at_event_ends(stream)):
+        parser = SSEParser()
+        got: list[SSEEvent] = []
+        for piece in pieces:
+            payloads, events = parser.feed_batch(piece)
+            assert not (payloads and events)
+            got += [SSEEvent(p) for p in payloads] or events
+        assert got == expected, (seed, pieces)
+
+
+def test_the_commonest_read_is_one_payload() -> None:
+    parser = SSEParser()
+    assert parser.feed_batch(b'data: {"a":1}\n\n') == ([b'{"a":1}'], [])
+    assert parser.feed_batch(b"data: x\n\ndata: y") == ([b"x"], [])  # y is held
+    assert parser.buffered == 7
+    assert parser.feed_batch(b"\n\n") == ([b"y"], [])
+    assert parser.feed_batch(b"data: a\n\n\n") == ([b"a"], [])  # a stray blank line: nothing
+    assert parser.feed_batch(b"event: e\ndata: z\n\n") == ([], [SSEEvent(b"z", b"e")])
