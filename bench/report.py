@@ -109,8 +109,8 @@ def ingest_lines(rows: list[dict[str, Any]]) -> list[str]:
         "| worker processes | locust CPUs | users | requests ok / failed | tokens/s | "
         "client CPU per token | locust CPU (in the window) | simulator CPU "
         "| other load on locust's CPU "
-        "| loop lag p99 / max |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| loop lag p99 / max | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lag = r.get("loop_lag_ms") or {}
@@ -120,7 +120,8 @@ def ingest_lines(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['client_ok']} / {r['client_failed']} "
             f"| {_f(r.get('tokens_per_s'), 0)}{mark} | {_f(r.get('client_us_per_token'))} µs "
             f"| {_f(r.get('locust_cpu_pct'), 0)} % | {_f(r.get('sim_cpu_pct'), 0)} % "
-            f"| {_f(r.get('other_load_pct'), 0)} % | {_f(lag.get('p99'))} / {_f(lag.get('max'))} |"
+            f"| {_f(r.get('other_load_pct'), 0)} % | {_f(lag.get('p99'))} / {_f(lag.get('max'))} "
+            f"| {_f(r.get('peak_rss_mib'), 0)} MiB |"
         )
     notes = [f"- {r['note']}" for r in rows if r.get("note")]
     return out + ([""] + notes if notes else [])

@@ -419,6 +419,8 @@ def _ingest_run(ctx: Context, processes: int, label: str, cores: Cores | None) -
         sim_cpu_pct=_pct(sub(sim_cpu1, sim_cpu0), row.get("wall_s") or run.elapsed_s),
         client_us_per_token=_per_token_us(window_cpu, row.get("tokens")),
         loop_lag_ms=_lag(run),
+        # the locust process that reads the streams (with --processes, the largest worker)
+        peak_rss_mib=_peak_reader_mib(run, processes),
         elapsed_s=run.elapsed_s,
         other_load_pct=_other_load(ctx, run) if cores == ctx.cores else None,
         cpu_busy_pct=run.cpu_busy_pct,
@@ -427,6 +429,11 @@ def _ingest_run(ctx: Context, processes: int, label: str, cores: Cores | None) -
     if processes == 1:
         row["target"] = (row.get("tokens_per_s") or 0) >= INGEST_TOKENS_PER_S
     return row
+
+
+def _peak_reader_mib(run: Any, processes: int) -> float | None:
+    kib = max(run.child_peak_rss_kib.values(), default=0) if processes > 1 else run.peak_rss_kib
+    return kib / 1024 if kib else None
 
 
 # -- 4. memory -----------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 Counting a request (tokenizer, aggregation, Locust events, records file) must not delay other
 users' pending reads: a user hands its record over and goes on; the greenlet counts one
 record each time the event loop has no I/O pending (or after ``max_wait_s``, so a loop that is
-never idle still counts). Past ``backlog`` waiting records a user counts them itself (memory
-stays bounded); :meth:`Accounting.flush` counts the rest before the summary.
+never idle still counts). Past ``backlog`` waiting records, or ``backlog_tokens`` tokens held
+by them (a record keeps each token's text and time until counted: long answers would make a
+count bound alone hold gigabytes), a user counts them itself, so memory stays bounded;
+:meth:`Accounting.flush` counts the rest before the summary.
 """
 
 from __future__ import annotations
@@ -49,11 +51,19 @@ def when_idle(max_wait_s: float) -> None:
 class Accounting:
     """``submit(record, step)`` from a user; ``complete(record, step)`` counts one."""
 
-    def __init__(self, complete: Complete, backlog: int = 1024, max_wait_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        complete: Complete,
+        backlog: int = 1024,
+        max_wait_s: float = 0.1,
+        backlog_tokens: int = 200_000,  # about 20 MB of texts and times
+    ) -> None:
         self.complete = complete
         self.backlog = backlog
+        self.backlog_tokens = backlog_tokens
         self.max_wait_s = max_wait_s
-        self._queue: deque[tuple[RequestRecord, int]] = deque()
+        self._queue: deque[tuple[RequestRecord, int, int]] = deque()  # record, step, tokens
+        self.tokens = 0  # tokens held by the waiting records
         self._ready = Event()
         self._greenlet: gevent.Greenlet | None = None
         self.deferred = 0  # records counted by the greenlet (the others: inline)
@@ -85,16 +95,24 @@ class Accounting:
             self.complete(rec, step)
             return
         queue = self._queue
-        queue.append((rec, step))
-        while len(queue) > self.backlog:  # the loop is never idle: count them here
-            self.complete(*queue.popleft())
+        n = len(rec.token_times)
+        queue.append((rec, step, n))
+        self.tokens += n
+        # The loop is never idle: count the oldest here.
+        while len(queue) > self.backlog or (self.tokens > self.backlog_tokens and queue):
+            self._count_oldest()
         self._ready.set()
+
+    def _count_oldest(self) -> None:
+        rec, step, n = self._queue.popleft()
+        self.tokens -= n
+        self.complete(rec, step)
 
     def flush(self) -> None:
         """Count every waiting record now (test stop: before the summary)."""
         queue = self._queue
         while queue:
-            self.complete(*queue.popleft())
+            self._count_oldest()
 
     def _run(self) -> None:
         queue = self._queue
@@ -108,7 +126,7 @@ class Accounting:
             if queue and self._greenlet is me:
                 self._busy = True
                 try:
-                    self.complete(*queue.popleft())
+                    self._count_oldest()
                 except Exception:  # a listener's bug: say so, and keep counting the others
                     log.exception("llm-users: counting a finished request failed")
                 finally:

@@ -46,6 +46,26 @@ def test_a_backlog_is_counted_by_the_user_and_stop_flushes_the_rest() -> None:
     assert got[-1] == 5.0  # after the stop: inline again
 
 
+def test_the_backlog_is_bounded_in_tokens_too() -> None:
+    """Each waiting record holds its tokens' texts and times: long answers are counted by
+    the user once the waiting ones hold more than ``backlog_tokens``."""
+    got: list[float] = []
+    acc = Accounting(lambda r, s: got.append(r.start), backlog_tokens=250)
+    acc.start()
+    try:
+        for i in range(4):
+            rec = _rec(i)
+            rec.token_times = [0.0] * 100
+            acc.submit(rec)
+        assert got == [0.0, 1.0] and acc.pending == 2 and acc.tokens == 200
+        big = _rec(9)
+        big.token_times = [0.0] * 1000  # over the bound alone: counted at once
+        acc.submit(big)
+        assert got == [0.0, 1.0, 2.0, 3.0, 9.0] and acc.pending == 0 and acc.tokens == 0
+    finally:
+        acc.stop()
+
+
 def test_a_failing_count_does_not_stop_the_others(caplog) -> None:  # type: ignore[no-untyped-def]
     got: list[float] = []
 
