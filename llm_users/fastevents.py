@@ -57,12 +57,12 @@ def choices_events(general: Handler, chunk: type, *, chat: bool) -> Handler:
     NamedTuples: text, content, finish_reason, usage, done, error, server_timing) behind a
     fast path.
 
-    The fast path takes an ASCII JSON object with non-empty ``choices`` of the expected
-    types and no ``event:`` type. Such an object is never an error object, and it gives
-    the chunk protocol's ``_chat_chunk`` / ``_completion_chunk`` give. Anything else (an
-    event type, ``[DONE]``, invalid JSON, another type, a usage-only or error object,
-    non-ASCII bytes, which a typed decoder would not validate where it skips) goes to
-    ``general``, whole.
+    The fast path takes a JSON object with non-empty ``choices`` of the expected types and
+    no ``event:`` type, in valid UTF-8 (checked first when not ASCII: a typed decoder does
+    not validate the fields it skips, the general handler does). Such an object is never
+    an error object, and it gives the chunk protocol's ``_chat_chunk`` /
+    ``_completion_chunk`` give. Anything else (an event type, ``[DONE]``, invalid JSON or
+    UTF-8, another type, a usage-only or error object) goes to ``general``, whole.
     """
 
     def on_event(
@@ -75,8 +75,13 @@ def choices_events(general: Handler, chunk: type, *, chat: bool) -> Handler:
         general: Handler = general,
     ) -> Any:
         # (the defaults are locals: this runs once per streamed event)
-        if event or raw[:1] != b"{" or not raw.isascii():
+        if event or raw[:1] != b"{":
             return general(raw, event)
+        if not raw.isascii():
+            try:
+                raw.decode()  # valid UTF-8 throughout, as the general handler requires
+            except UnicodeDecodeError:
+                return general(raw, event)
         try:
             obj = decode(raw)
         except errors:
@@ -137,11 +142,13 @@ def choices_batch(one: Handler, stop: type[Exception], *, chat: bool) -> BatchHa
         taken = 0
         for raw in payloads:
             obj = None
-            if raw[:1] == b"{" and raw.isascii():  # (choices_events' own conditions)
-                try:  # noqa: SIM105 (a context manager per event costs more than the decode)
+            if raw[:1] == b"{":  # (choices_events' own conditions)
+                try:
+                    if not raw.isascii():
+                        raw.decode()  # valid UTF-8 throughout, as the general handler requires
                     obj = decode(raw)
-                except errors:
-                    pass
+                except (errors, UnicodeDecodeError):
+                    obj = None
             if obj is not None and obj.choices and obj.metrics is None:
                 choice = obj.choices[0]
                 if not chat:

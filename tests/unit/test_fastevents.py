@@ -93,6 +93,17 @@ RAW: list[bytes] = [
     b'{"choices":[{"delta":{"content":"a","content":"b"}}]}',
     b'{"choices":[{"delta":{"content":"\\u00e9\\n\\"q\\""}}]}',
     b' {"choices":[{"delta":{"content":"lead"}}]}',
+    # non-ASCII where the typed decoder reads and where it skips: valid, then each way
+    # UTF-8 can be invalid (a stray byte, overlong, an encoded surrogate, cut short)
+    b'{"choices":[{"delta":{"content":"\xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x8e\x89"}}]}',
+    b'{"model":"m\xc3\xa9","choices":[{"delta":{"content":"x"}}]}',
+    b'{"choices":[{"delta":{"content":"\xc0\xaf"}}]}',
+    b'{"model":"\xc0\xaf","choices":[{"delta":{"content":"x"}}]}',
+    b'{"model":"\xed\xa0\x80","choices":[{"delta":{"content":"x"}}]}',
+    b'{"choices":[{"delta":{"content":"\xed\xa0\x80"}}]}',
+    b'{"model":"\xe4\xb8","choices":[{"delta":{"content":"x"}}]}',
+    b'{"choices":[{"text":"\xe4\xb8\x96","delta":{"content":"\xe7\x95\x8c"}}]}',
+    b'{"choices":[{"delta":{"content":"x"}}],"x":"\xff\xfe"}',
 ]
 EVENTS = [b"", b"error", b"message"]
 
