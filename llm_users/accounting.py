@@ -95,7 +95,8 @@ class Accounting:
             self.complete(rec, step)
             return
         queue = self._queue
-        n = len(rec.token_times)
+        # A stream's tokens; a whole response's text (one piece) at ~4 characters a token.
+        n = len(rec.token_times) or sum(map(len, rec.texts)) // 4
         queue.append((rec, step, n))
         self.tokens += n
         # The loop is never idle: count the oldest here.

@@ -62,6 +62,14 @@ def test_the_backlog_is_bounded_in_tokens_too() -> None:
         big.token_times = [0.0] * 1000  # over the bound alone: counted at once
         acc.submit(big)
         assert got == [0.0, 1.0, 2.0, 3.0, 9.0] and acc.pending == 0 and acc.tokens == 0
+        whole = _rec(10)  # a whole (non-streamed) response: no token times, one text
+        whole.texts = ["x" * 400]
+        acc.submit(whole)
+        assert acc.pending == 1 and acc.tokens == 100
+        whole = _rec(11)
+        whole.texts = ["x" * 4000]  # ~1,000 tokens: over the bound alone
+        acc.submit(whole)
+        assert got[-2:] == [10.0, 11.0] and acc.pending == 0 and acc.tokens == 0
     finally:
         acc.stop()
 
