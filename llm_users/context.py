@@ -153,7 +153,9 @@ def build_context(
     model the master's preflight resolved. ``previous`` lends its prompt source and counter
     when the options that shape them did not change (a web UI run started again).
     """
-    settings = Settings.from_options(opts, master_key=api_key)
+    # The key is exactly ``api_key`` (or the options' own): the plugin pins it to an origin,
+    # so no other fallback (the environment) may bring it back for another host.
+    settings = Settings.from_options(opts, environ={}, master_key=api_key)
     if model and not settings.model:
         settings = dataclasses.replace(settings, model=model)
     host = host or (getattr(opts, "host", None) if opts is not None else None)

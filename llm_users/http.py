@@ -58,6 +58,11 @@ class Origin:
         return cls(parts.scheme, parts.hostname, port, prefix)
 
     @property
+    def base(self) -> tuple[str, str, int]:
+        """Scheme, host and port: what a browser calls the origin (no path)."""
+        return (self.scheme, self.host.lower(), self.port)
+
+    @property
     def host_header(self) -> str:
         default = 443 if self.scheme == "https" else 80
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -372,6 +372,7 @@ class Settings:
         "",
         parse=_existing_file,
         group="prompts",
+        web=False,
         help="Prompts from a file: text (one per line), JSONL ({prompt} or {messages}) or "
         "ShareGPT JSON (first human turn); replaces --prompt-type",
     )
@@ -436,6 +437,7 @@ class Settings:
         "",
         parse=stripped,
         group="prompts",
+        web=False,
         help="Hugging Face tokenizer folder or name, to count follow tokens as the seed does "
         "(loaded once, before users start; local to each worker)",
     )

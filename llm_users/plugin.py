@@ -19,6 +19,7 @@ from .context import Role, RunContext, build_context, startup_key
 from .control import RunControl, is_headless
 from .distributed import MasterLink, WorkerLink
 from .errors import ConfigError, LLMUsersError
+from .http import Origin
 from .live import LiveView
 from .looplag import LoopLagMonitor
 from .report import finish, live_info
@@ -74,6 +75,9 @@ class LLMPlugin:
         self.master: MasterLink | None = None
         self.last_summary: dict[str, Any] | None = None
         self._startup_key = ""  # master/local: the key of the command line or environment
+        # ... and the one origin it may go to: --host as given at start (None: no host then,
+        # so a host typed in the web form gets a key only when the form gives one too)
+        self._key_origin: Origin | None = None
         self._init_done = False
         ev = env.events
         ev.test_start.add_listener(self._on_test_start)
@@ -101,8 +105,12 @@ class LLMPlugin:
         opts = self.env.parsed_options
         if opts is None:
             return
-        # The web form always posts the (masked, empty) key field: keep the start-up key.
+        # The web form always posts the (masked, empty) key field: keep the start-up key,
+        # pinned to the start-up host.
         self._startup_key = startup_key(opts)
+        self._key_origin = _origin_or_none(self.env.host or getattr(opts, "host", None))
+        if self.env.web_ui is not None and self._startup_key:
+            _warn_open_web_ui(opts, self._key_origin)
         try:
             self.ctx = self._build(check_server=is_headless(self.env))
             self.control.initial_users(opts, self.ctx.settings)
@@ -122,11 +130,19 @@ class LLMPlugin:
             self.env.parsed_options,
             self.env.host,
             self.role,
-            api_key=w.api_key if w is not None else self._startup_key,
+            api_key=w.api_key if w is not None else self._pinned_key(),
             model=w.model if w is not None else "",
             check_server=check_server,
             previous=self.ctx,
         )
+
+    def _pinned_key(self) -> str:
+        """The start-up key, for the start-up host only (the web form may change the host)."""
+        origin = _origin_or_none(self.env.host or getattr(self.env.parsed_options, "host", None))
+        pinned = self._key_origin
+        if pinned is None or origin is None or origin.base != pinned.base:
+            return ""
+        return self._startup_key
 
     def _on_test_start(self, environment: Environment, **_kw: Any) -> None:
         self.sink.take()
@@ -197,3 +213,28 @@ class LLMPlugin:
                 self.server,
                 errors,
             )
+
+
+def _origin_or_none(host: str | None) -> Origin | None:
+    try:
+        return Origin.parse(host) if host else None
+    except ConfigError:
+        return None
+
+
+def _warn_open_web_ui(opts: Any, origin: Origin | None) -> None:
+    """Say where the key may go, and who can start runs with it."""
+    if origin is None:
+        log.warning(
+            "llm-users: the API key is sent only to --host, and none was given: a host typed "
+            "in the web form gets no key unless the form gives one too"
+        )
+    if (getattr(opts, "web_host", "") or "*") in ("*", "", "0.0.0.0", "::") and not getattr(
+        opts, "web_login", False
+    ):
+        log.warning(
+            "llm-users: the web UI listens on every interface, and anyone who reaches it can "
+            "start runs against %s with your API key: --web-host 127.0.0.1 keeps it to this "
+            "machine (or use --web-login)",
+            origin or "--host",
+        )

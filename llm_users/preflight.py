@@ -7,11 +7,14 @@ server's own "model not found" message can be shown before the test starts.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import urllib.error
 import urllib.request
 from typing import Any
+
+import gevent
 
 from .errors import ConfigError
 from .http import Origin
@@ -21,7 +24,18 @@ from .protocol import ENDPOINTS, error_message, error_text
 __all__ = ["preflight"]
 
 log = logging.getLogger("llm_users")
-TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0  # each read or connect
+# The whole call, however the server drips its answer (a byte every few seconds would
+# otherwise reset the per-read timeout forever and hang the tool before the test).
+DEADLINE_S = 20.0
+MAX_BODY = 1 << 20  # a model list of thousands of models is a few hundred KiB
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: it would carry the Authorization header to another origin."""
+
+    def redirect_request(self, *_args: Any, **_kw: Any) -> None:
+        return None  # urllib then raises HTTPError with the 3xx status
 
 
 def _call(
@@ -38,18 +52,33 @@ def _call(
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
     req = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
+    # No proxies from the environment: the load itself goes straight to the host too.
+    handlers: list[Any] = [urllib.request.ProxyHandler({}), _NoRedirect()]
+    if ssl_context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
+    opener = urllib.request.build_opener(*handlers)
+    method = req.get_method()
     try:
-        # No proxies from the environment: the load itself goes straight to the host too.
-        handlers: list[Any] = [urllib.request.ProxyHandler({})]
-        if ssl_context is not None:
-            handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
-        opener = urllib.request.build_opener(*handlers)
-        with opener.open(req, timeout=TIMEOUT_S) as resp:
-            return resp.status, resp.read(1 << 20)
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(1 << 16) if exc.fp else b""
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+        with gevent.Timeout(DEADLINE_S):
+            try:
+                with opener.open(req, timeout=TIMEOUT_S) as resp:
+                    return resp.status, resp.read(MAX_BODY)
+            except urllib.error.HTTPError as exc:
+                if 300 <= exc.code < 400:
+                    where = str(exc.headers.get("Location", ""))[:200] if exc.headers else ""
+                    raise ConfigError(
+                        f"{method} {url} answered a redirect (HTTP {exc.code}) to "
+                        f"{where or 'nowhere'!r}; redirects are never followed (the API key "
+                        "would go with them): give --host the server's own address"
+                    ) from None
+                return exc.code, exc.read(1 << 16) if exc.fp else b""
+    except gevent.Timeout:
+        raise ConfigError(
+            f"{method} {url} did not answer in full within {DEADLINE_S:.0f} s; check --host, "
+            "or skip this check with --preflight off"
+        ) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {exc}"[:200]
         raise ConfigError(
             f"cannot reach the server at {origin} ({reason}); check --host, or skip this "
             "check with --preflight off"
@@ -70,7 +99,7 @@ def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
         try:
             data = json.loads(raw)
             models = [str(m["id"]) for m in data["data"] if isinstance(m, dict) and "id" in m]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise ConfigError(
                 f"{origin} does not look OpenAI-compatible: GET /v1/models answered "
                 f"{_message(raw)[:120]!r}"
@@ -106,7 +135,7 @@ def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
             ok = isinstance(obj, dict) and error_message(obj) is None
             if ok:
                 ep.on_full(obj)  # the endpoint's own shape (choices, or output)
-        except (ValueError, AttributeError):  # not JSON, or BadShape
+        except (ValueError, AttributeError, RecursionError):  # not JSON, BadShape, too deep
             ok = False
         if ok:
             return model

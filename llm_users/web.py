@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from .summary import seed_lines, summary_dict
 
 __all__ = ["LLMWebView", "install_web_ui"]
 
+log = logging.getLogger("llm_users")
 TAB = "llm"
 PAGE = Path(__file__).with_name("webui") / "llm.html"
 VENDOR = PAGE.parent / "vendor"
@@ -37,6 +39,24 @@ STOP_WAIT_S = 5.0
 TEXT_TYPES = ("application/json", "text/html", "text/csv", "text/plain")
 COLUMNS = [("figure", "Figure"), ("value", "Value / count"), ("mean", "Mean")]
 COLUMNS += [(f"p{p}", f"p{p}") for p in PERCENTILES] + [("max", "Max")]
+
+
+# Locust's own fields of the start form (its React app posts them in snake case).
+LOCUST_FORM_FIELDS = frozenset(
+    ("user_count", "spawn_rate", "host", "run_time", "profile", "user_classes", "shape_class")
+)
+
+
+def form_fields() -> frozenset[str]:
+    """Every field the start form shows: Locust's own and each option added with
+    ``include_in_web_ui`` (ours declared ``web=True``, and a locustfile's own)."""
+    from locust.argument_parser import get_parser  # the web UI itself builds it per page
+
+    from .declare import declared
+    from .options import Settings
+
+    ours = (o.dest for _name, o in declared(Settings) if o.web)
+    return LOCUST_FORM_FIELDS | frozenset(ours) | frozenset(get_parser().args_included_in_web_ui)
 
 
 def install_web_ui(env: Any, view: LiveView) -> LLMWebView:
@@ -125,6 +145,7 @@ class LLMWebView:
         bp.add_url_rule("/llm/vendor/<path:name>", "vendor", auth(self.vendor))
         bp.add_url_rule("/metrics", "metrics", auth(self.metrics))
         web_ui.app.register_blueprint(bp)
+        web_ui.app.before_request(self._guard_swarm)
         web_ui.app.after_request(self._after_request)
         ev = self.env.events
         ev.test_start.add_listener(self._on_test_start)  # after the plugin's: total is fresh
@@ -225,6 +246,20 @@ class LLMWebView:
         if request.endpoint == "locust.request_stats":
             self._extend_stats(response)
         return self._scrub(response)
+
+    def _guard_swarm(self) -> Response | None:
+        """The start form sets only what it shows: Locust's /swarm would take any option
+        (an output path, a dataset to send, Locust's own --html) posted by anyone."""
+        if request.method != "POST" or request.endpoint != "locust.swarm":
+            return None
+        shown = form_fields()
+        refused = sorted(k for k in request.form if k not in shown)
+        if not refused:
+            return None
+        names = ", ".join(repr(k[:40]) for k in refused[:5])
+        message = f"llm-users: the start form cannot set {names}: not a field of the form"
+        log.warning("%s", message)
+        return jsonify({"success": False, "message": message, "host": self.env.host})
 
     def _extend_stats(self, response: Response) -> None:
         data = response.get_json(silent=True)

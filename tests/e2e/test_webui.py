@@ -39,7 +39,8 @@ CHROMIUM_ARGS = [
 ]
 CLI_KEY, ENV_KEY = "sk-test-SECRET", "sk-env-SECRET-2"
 LEAK = "SECRET"  # in both keys, and in nothing else the UI serves
-PLUGIN_OPTIONS = ("promptType", "maxTokens", "stream", "tokenizer", "model", "requestsPerUser")
+PLUGIN_OPTIONS = ("promptType", "maxTokens", "stream", "model", "requestsPerUser")
+PATH_OPTIONS = ("tokenizer", "dataset", "summaryJson", "records")  # never set from a browser
 SEED_ROWS = {
     "Average first token latency (ms)": "average_first_token_latency_ms",
     "Average follow latency (ms)": "average_follow_latency_ms",
@@ -116,14 +117,14 @@ def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}/"
     log = tmp_path / "locust.log"
     env = dict(os.environ, OPENAI_API_KEY=ENV_KEY, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    cmd = locust_cmd(
-        "--web-host", "127.0.0.1", "--web-port", str(port), "--stream", "--api-key", CLI_KEY
-    )
     # The server wants the command-line key: the form's empty key field must not replace it.
     with (
         SimulatorProcess(ttft_ms=50, itl_ms=10, output_tokens=40, api_key=CLI_KEY) as sim,
         log.open("wb") as out,
     ):
+        # the key goes to --host as given at start (typed again in the form: the same origin)
+        cmd = locust_cmd("--web-host", "127.0.0.1", "--web-port", str(port), "--stream",
+                         "--api-key", CLI_KEY, "--host", sim.url)  # fmt: skip
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT
         )
@@ -158,6 +159,8 @@ def _drive(ctx: Any, base: str, sim: SimulatorProcess) -> None:
     page.get_by_role("button", name="Custom parameters").click()
     for name in PLUGIN_OPTIONS:
         assert page.locator(f"[name={name}]").is_visible(), f"option {name} not in the form"
+    for name in PATH_OPTIONS:
+        assert page.locator(f"[name={name}]").count() == 0, f"path option {name} in the form"
     assert page.locator("input[name=stream]").is_checked()  # --stream on the command line
     key = page.locator("input[name=apiKey]")
     assert key.get_attribute("type") == "password"
