@@ -34,10 +34,11 @@ test-fast: install  ## unit and in-process tests only
 test-pythons:  ## unit and in-process tests under Python 3.10, 3.12, 3.13 (.venv-pyX.Y each)
 	MAIN_PY=$(BIN)/python bash scripts/test-pythons.sh
 
-lint: install  ## ruff (lint + format check) and mypy
+lint: install  ## ruff (lint + format check), mypy, and the layer contracts (import-linter)
 	$(BIN)/ruff check llm_users tests bench locustfile.py
 	$(BIN)/ruff format --check llm_users tests bench locustfile.py
 	$(BIN)/mypy llm_users
+	$(BIN)/lint-imports
 
 format: install  ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format llm_users tests bench locustfile.py

@@ -17,15 +17,15 @@ from typing import Any
 
 import orjson
 
-from llm_users.aggregate import Aggregate
-from llm_users.client import ClientConfig, LLMClient
-from llm_users.http import Origin, ResponseHead
-from llm_users.metrics import result_of
-from llm_users.protocol import CHAT
+from llm_users.measure.aggregate import Aggregate
+from llm_users.measure.per_request import result_of
 from llm_users.simulator import payloads as p
 from llm_users.simulator.config import SimConfig
 from llm_users.simulator.stream import make_plan
-from llm_users.sse import SSEParser
+from llm_users.wire.client import ClientConfig, LLMClient
+from llm_users.wire.endpoints import CHAT
+from llm_users.wire.http import Origin, ResponseHead
+from llm_users.wire.sse import SSEParser
 
 RECV = 65536
 
@@ -65,7 +65,7 @@ def response_bytes(tokens: int, burst: bool) -> tuple[bytes, list[bytes]]:
 
 
 class FakeConn:
-    """Stands for :class:`llm_users.http.Connection`: replays the pieces, one per recv."""
+    """Stands for :class:`llm_users.wire.http.Connection`: replays the pieces, one per recv."""
 
     def __init__(self, pieces: list[bytes]) -> None:
         self.pieces = pieces

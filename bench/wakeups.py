@@ -4,7 +4,7 @@ A forked writer sends one chat chunk to each of N socket pairs every 20 ms (a ba
 server's decode step: every socket readable at once), 200 steps. The reader reads them:
 
 - ``gevent``: a greenlet per socket, waiting on its own watcher then reading with
-  ``recvmsg``, as each user read its own socket before ``llm_users/poller.py``;
+  ``recvmsg``, as each user read its own socket before ``llm_users/wire/poller.py``;
 - ``epoll``: one loop waiting on one epoll descriptor, reading every ready socket.
 
 Prints the reader's CPU (user + system) per read. Nothing is parsed: only the wake-up.

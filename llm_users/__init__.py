@@ -19,24 +19,24 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Aggregate": ".aggregate",
-    "BaseLLMUser": ".users",
+    "Aggregate": ".measure.aggregate",
+    "BaseLLMUser": ".plugin.users",
     "ConfigError": ".errors",
     "FailureKind": ".record",
-    "Histogram": ".histogram",
-    "LLMPlugin": ".plugin",
-    "LLMUser": ".users",
+    "Histogram": ".measure.histogram",
+    "LLMPlugin": ".plugin.wiring",
+    "LLMUser": ".plugin.users",
     "LLMUsersError": ".errors",
     "PreflightError": ".errors",
     "RequestRecord": ".record",
-    "RequestResult": ".metrics",
-    "SSEEvent": ".sse",
-    "SSEParser": ".sse",
-    "Settings": ".options",
-    "add_arguments": ".options",
-    "plugin_of": ".plugin",
-    "register": ".plugin",
-    "setup": ".plugin",
+    "RequestResult": ".measure.per_request",
+    "SSEEvent": ".wire.sse",
+    "SSEParser": ".wire.sse",
+    "Settings": ".options.settings",
+    "add_arguments": ".options.settings",
+    "plugin_of": ".plugin.wiring",
+    "register": ".plugin.wiring",
+    "setup": ".plugin.wiring",
 }
 __all__ = sorted(_EXPORTS)
 

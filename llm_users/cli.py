@@ -51,14 +51,14 @@ def simulator(args: list[str]) -> int:
 
 
 def compare(args: list[str]) -> int:
-    if importlib.util.find_spec("llm_users.compare") is None:
+    if importlib.util.find_spec("llm_users.report.compare") is None:
         print(
             f"llm-users: error: 'compare' is not available in llm-users {__version__} "
-            "(no module llm_users.compare)",
+            "(no module llm_users.report.compare)",
             file=sys.stderr,
         )
         return 2
-    main: Callable[..., int | None] = importlib.import_module("llm_users.compare").main
+    main: Callable[..., int | None] = importlib.import_module("llm_users.report.compare").main
     if inspect.signature(main).parameters:
         return main(args) or 0
     sys.argv = ["llm-users compare", *args]

@@ -8,8 +8,8 @@ and reports. Your own locustfile can do the same, or subclass :class:`~llm_users
 # only absolute ``llm_users`` names here (tests/unit/test_cli.py checks nothing else leaks in).
 from locust import events
 
-from llm_users.plugin import register
-from llm_users.users import LLMUser
+from llm_users.plugin.users import LLMUser
+from llm_users.plugin.wiring import register
 
 __all__ = ["LLMUser"]
 

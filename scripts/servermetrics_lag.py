@@ -14,7 +14,7 @@ import gevent.monkey
 
 gevent.monkey.patch_all()
 
-from llm_users.histogram import Histogram  # noqa: E402
+from llm_users.measure.histogram import Histogram  # noqa: E402
 from llm_users.servermetrics.names import KNOWN_KEYS  # noqa: E402
 from llm_users.servermetrics.parse import parse  # noqa: E402
 from llm_users.servermetrics.scraper import _parse_off_loop  # noqa: E402

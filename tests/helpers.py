@@ -15,7 +15,7 @@ from locust.env import Environment
 from locust.event import Events
 
 from llm_users import LLMPlugin, LLMUser, add_arguments, setup
-from llm_users.metrics import RequestResult
+from llm_users.measure.per_request import RequestResult
 from llm_users.record import RequestRecord
 
 ROOT = Path(__file__).resolve().parents[1]

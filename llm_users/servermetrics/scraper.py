@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import gevent
 from gevent import ssl as gssl
 
-from ..http import Connection, Origin, ResponseHead, make_ssl_context
+from ..wire.http import Connection, Origin, ResponseHead, make_ssl_context
 from .names import KNOWN_KEYS
 from .parse import MAX_BYTES, NOT_PROMETHEUS, Parsed, parse
 from .window import Window

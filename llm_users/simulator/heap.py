@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import gc
 
-from ..heap import freeze_startup
-
 __all__ = ["settle"]
 
 FULL_EVERY = 1000  # first-generation collections per automatic full one (Python's: 10)
@@ -23,6 +21,7 @@ FULL_EVERY = 1000  # first-generation collections per automatic full one (Python
 
 def settle() -> None:
     """Collect everything now, freeze what survives, and make automatic full passes rare."""
-    freeze_startup()
+    gc.collect()
+    gc.freeze()  # what survives start-up is never scanned again
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_EVERY)

@@ -14,7 +14,7 @@ import contextlib
 from time import perf_counter
 from typing import Any
 
-from ..histogram import Histogram
+from ..measure.histogram import Histogram
 
 __all__ = ["LoopLag"]
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from llm_users.figures import registry_json
-from llm_users.web import PAGE
+from llm_users.measure.figures import registry_json
+from llm_users.webui.tab import PAGE
 from tests.browser import require_browser
-from tests.unit.test_report_workloads import summary
+from tests.unit.report.test_report_workloads import summary
 
 BASE = "http://llm.test/"
 

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from llm_users.client import LLMClient
 from llm_users.record import RequestRecord
+from llm_users.wire.client import LLMClient
 from tests.helpers import mean, run_in_process
 
 Sent = list[tuple[int, dict[str, Any], RequestRecord]]  # (client id, body, record)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from gevent.server import StreamServer
 
-from llm_users.metrics import RequestResult
+from llm_users.measure.per_request import RequestResult
 from llm_users.record import RequestRecord
 from llm_users.simulator import SimConfig, SimulatorProcess
 from tests.helpers import run_in_process

@@ -271,8 +271,8 @@ from dataclasses import replace
 from locust import events
 
 import llm_users
-from llm_users.client import LLMClient
-from llm_users.http import Origin
+from llm_users.wire.client import LLMClient
+from llm_users.wire.http import Origin
 
 llm_users.register(events)
 

@@ -14,9 +14,9 @@ from typing import Any
 import gevent
 import pytest
 
-from llm_users.kclock import kernel_supported
-from llm_users.metrics import RequestResult
+from llm_users.measure.per_request import RequestResult
 from llm_users.record import RequestRecord
+from llm_users.wire.kclock import kernel_supported
 
 from ..helpers import mean, run_in_process
 

@@ -9,10 +9,10 @@ import gevent
 import pytest
 from gevent.server import StreamServer
 
-from llm_users.client import ClientConfig, LLMClient
-from llm_users.http import Origin
-from llm_users.metrics import result_of
-from llm_users.protocol import CHAT, COMPLETIONS
+from llm_users.measure.per_request import result_of
+from llm_users.wire.client import ClientConfig, LLMClient
+from llm_users.wire.endpoints import CHAT, COMPLETIONS
+from llm_users.wire.http import Origin
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "realserver"
 

@@ -190,7 +190,7 @@ def test_compare_gates_a_planted_regression(shared_sim: SimulatorProcess, tmp_pa
     rules = "ttft_ms.p50>+50%,server.ttft_ms.mean>+50%"
 
     def compare(new: str) -> subprocess.CompletedProcess[str]:
-        cmd = ["python", "-m", "llm_users.compare", str(tmp_path / "base.json"),
+        cmd = ["python", "-m", "llm_users.report.compare", str(tmp_path / "base.json"),
                str(tmp_path / new), "--fail-on", rules]  # fmt: skip
         cmd[0] = __import__("sys").executable
         return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT)

@@ -16,7 +16,7 @@ from typing import Any
 
 import gevent
 
-from llm_users.metrics import RequestResult
+from llm_users.measure.per_request import RequestResult
 from llm_users.record import RequestRecord
 from llm_users.simulator import SimulatorProcess
 from tests.helpers import run_in_process

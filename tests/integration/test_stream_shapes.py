@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-import llm_users.client
-from llm_users.metrics import RequestResult
+import llm_users.wire.client
+from llm_users.measure.per_request import RequestResult
 from llm_users.record import RequestRecord
 from llm_users.simulator import SimConfig, SimulatorProcess
 from llm_users.simulator.payloads import token_texts
-from llm_users.sse import SSEParser
+from llm_users.wire.sse import SSEParser
 from tests.helpers import mean, run_in_process
 
 # How late the client may see what the server wrote (same machine, same clock): each
@@ -244,7 +244,7 @@ def test_events_split_across_reads_are_reassembled(
     sim_with, tokenizer_dir, monkeypatch, split, vocab, knobs
 ):
     RecordingParser.feeds = []
-    monkeypatch.setattr(llm_users.client, "SSEParser", RecordingParser)
+    monkeypatch.setattr(llm_users.wire.client, "SSEParser", RecordingParser)
     knobs = dict(knobs)
     n = knobs.pop("output_tokens", 5)
     # Each piece is a write of its own, about 1 ms apart (the event loop's resolution).

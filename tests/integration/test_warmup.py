@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from llm_users.context import Role
-from llm_users.warmup import share
+from llm_users.plugin.warmup import share
+from llm_users.role import Role
 from tests.helpers import mean, run_in_process, server_ttft_ms
 
 
@@ -59,7 +59,7 @@ def test_the_workers_shares_add_up_to_the_whole_test():
 
 
 def test_warmup_time_counts_from_the_test_start():
-    from llm_users.warmup import WarmupGate
+    from llm_users.plugin.warmup import WarmupGate
 
     gate = WarmupGate()
     gate.start(2, 0.0, Role())

@@ -93,7 +93,7 @@ def test_compare_without_the_module_is_one_clear_line(
     monkeypatch.setattr(
         cli.importlib.util,
         "find_spec",
-        lambda name, *a: None if name == "llm_users.compare" else real(name, *a),
+        lambda name, *a: None if name == "llm_users.report.compare" else real(name, *a),
     )
     assert cli.main(["compare", "a.json", "b.json"]) == 2
     err = capsys.readouterr().err.splitlines()
@@ -102,9 +102,9 @@ def test_compare_without_the_module_is_one_clear_line(
 
 def test_compare_dispatches_to_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
-    fake = types.ModuleType("llm_users.compare")
-    fake.__spec__ = importlib.machinery.ModuleSpec("llm_users.compare", None)
+    fake = types.ModuleType("llm_users.report.compare")
+    fake.__spec__ = importlib.machinery.ModuleSpec("llm_users.report.compare", None)
     fake.main = lambda argv: seen.append(argv) or 3  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "llm_users.compare", fake)
+    monkeypatch.setitem(sys.modules, "llm_users.report.compare", fake)
     assert cli.main(["compare", "a.json", "b.json"]) == 3
     assert seen == [["a.json", "b.json"]]

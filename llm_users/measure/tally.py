@@ -1,0 +1,98 @@
+"""The figures of a run as one mergeable unit: the whole run, each sweep step, the loop lag.
+
+A local or master process keeps one :class:`Tally` for the whole test; a worker keeps one of
+what finished since its last report to the master (a delta). Deltas never overlap, so adding
+them gives the whole run exactly. Loop lag is a field of its own, not a request figure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .aggregate import Aggregate
+from .histogram import Histogram
+from .per_request import RequestResult
+from .turns import TurnTally
+
+__all__ = ["Tally"]
+
+_STAMP_KEYS = ("kernel", "user", "clock_steps", "uncertainty_us")
+
+
+class Tally:
+    def __init__(self) -> None:
+        self.total = Aggregate()
+        self.steps: dict[int, Aggregate] = {}
+        self.lag = Histogram()  # how late the client's event loop woke (timing uncertainty)
+        self.warmup = Aggregate()  # requests that started in the warm-up: in no figure
+        self.turns = TurnTally()  # conversations: per turn index
+        # What timed the requests: counts by source, clock steps, the largest offset
+        # uncertainty of the kernel clock (microseconds).
+        self.stamps: dict[str, float] = dict.fromkeys(_STAMP_KEYS, 0)
+
+    def count_stamps(self, source: str, clock_step: bool, uncertainty_us: float) -> None:
+        st = self.stamps
+        st["kernel" if source == "kernel" else "user"] += 1
+        st["clock_steps"] += clock_step
+        if uncertainty_us > st["uncertainty_us"]:
+            st["uncertainty_us"] = uncertainty_us
+
+    def add(self, res: RequestResult, step: int | None = None) -> None:
+        """Count one result; with ``step`` (a sweep), in that step too. A warm-up result
+        is counted only as warm-up."""
+        if res.warmup:
+            self.warmup.add(res)
+            return
+        self.total.add(res)
+        if step is not None:
+            self.step(step).add(res)
+        if res.turn is not None:
+            self.turns.add(res)
+
+    def step(self, index: int) -> Aggregate:
+        agg = self.steps.get(index)
+        if agg is None:
+            agg = self.steps[index] = Aggregate()
+        return agg
+
+    def step_requests(self, index: int) -> int:
+        """Requests of a sweep step so far, ok or failed."""
+        agg = self.steps.get(index)
+        return agg.requests + agg.failed if agg is not None else 0
+
+    def merge(self, other: Tally) -> None:
+        self.total.merge(other.total)
+        for i, agg in other.steps.items():
+            self.step(i).merge(agg)
+        self.lag.merge(other.lag)
+        self.warmup.merge(other.warmup)
+        self.turns.merge(other.turns)
+        for k, v in other.stamps.items():
+            if k == "uncertainty_us":
+                self.stamps[k] = max(self.stamps[k], v)
+            else:
+                self.stamps[k] = self.stamps.get(k, 0) + v
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total.to_dict(),
+            "steps": {str(i): a.to_dict() for i, a in self.steps.items()},
+            "loop_lag_ms": self.lag.to_dict(),
+            "warmup": self.warmup.to_dict(),
+            "turns": self.turns.to_dict(),
+            "stamps": dict(self.stamps),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Tally:
+        t = cls()
+        t.total = Aggregate.from_dict(data["total"])
+        t.steps = {int(i): Aggregate.from_dict(a) for i, a in data.get("steps", {}).items()}
+        if "loop_lag_ms" in data:
+            t.lag = Histogram.from_dict(data["loop_lag_ms"])
+        if "warmup" in data:
+            t.warmup = Aggregate.from_dict(data["warmup"])
+        if "turns" in data:
+            t.turns = TurnTally.from_dict(data["turns"])
+        t.stamps.update({k: v for k, v in data.get("stamps", {}).items() if k in _STAMP_KEYS})
+        return t

@@ -1,0 +1,306 @@
+"""The run context: everything a process needs to send requests, resolved once per test.
+
+Built from Locust's parsed options (never written back into them): validated settings with
+the preflight's model, the server's origin and TLS context, the tokenizer counter and the
+prompt source. Slow things (tokenizer, dataset files) load here, before users start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from locust.runners import MasterRunner, WorkerRunner
+
+from ..errors import ConfigError
+from ..options.settings import Settings
+from ..role import Role
+from ..wire.client import ClientConfig, LLMClient
+from ..wire.endpoints import ENDPOINTS
+from ..wire.http import Origin, make_ssl_context
+from ..wire.kclock import KernelClock, kernel_supported
+from ..wire.poller import Poller
+from ..workload.conversation import ConversationSource, Dialogue
+from ..workload.prompts import PromptSource, SeedPrompts
+from ..workload.tokenizer import load_counter
+from .preflight import preflight
+
+__all__ = ["RunContext", "build_context", "role_of", "startup_key"]
+
+log = logging.getLogger("llm_users")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    settings: Settings
+    origin: Origin
+    role: Role
+    ssl_context: Any = None
+    counter: Any = None  # text -> tokens, when --tokenizer is given (not on the master)
+    prompts: PromptSource | None = None
+    prompts_key: tuple[Any, ...] = ()
+    users_made: Any = field(default_factory=itertools.count)  # numbers users, for their seeds
+    clock: KernelClock | None = None  # kernel receive timestamps (--timestamps), else None
+    timestamps: str = "user"  # what times the reads: "kernel", "user" or "user (why)"
+    poller: Poller | None = None  # reads every plain-TCP stream of this process
+
+    def user_rng(self, purpose: str) -> random.Random:
+        """A new user's own random stream, repeatable with --seed (the n-th user made in this
+        process, and the worker's index)."""
+        n = next(self.users_made)
+        return random.Random(self.settings.seed_for(f"{purpose}/user{n}", self.role.index))
+
+    conversations: ConversationSource | None = None  # with --turns
+
+    def new_dialogue(self) -> Dialogue | None:
+        """A user's own conversation state (None: single requests)."""
+        if self.conversations is None:
+            return None
+        s = self.settings
+        return Dialogue(
+            self.conversations,
+            self.body,
+            system_prompt=s.system_prompt,
+            recorded=s.history == "recorded",
+            max_context=s.max_context_tokens,
+            counter=self.counter,
+        )
+
+    def new_client(self) -> LLMClient:
+        s = self.settings
+        cfg = ClientConfig(
+            origin=self.origin,
+            endpoint=ENDPOINTS[s.endpoint],
+            headers=s.request_headers(),
+            connect_timeout=s.connect_timeout,
+            first_token_timeout=s.first_token_timeout,
+            request_timeout=s.request_timeout,
+            max_event_bytes=s.max_event_bytes,
+            max_response_bytes=s.max_response_bytes,
+            clock=self.clock,
+            poller=self.poller,
+        )
+        return LLMClient(cfg, self.ssl_context)
+
+    def body(self, prompt: Any, max_tokens: int | None) -> dict[str, Any]:
+        s = self.settings
+        return ENDPOINTS[s.endpoint].body(
+            prompt,
+            model=s.model,
+            max_tokens=max_tokens if max_tokens is not None else s.max_tokens,
+            stream=s.stream,
+            stream_usage=s.stream_usage,
+            system_prompt=s.system_prompt,
+            extra=s.extra_body,
+        )
+
+
+def startup_key(opts: Any, environ: Any = None) -> str:
+    """The API key of the command line, config or environment (the web form posts it empty)."""
+    env = os.environ if environ is None else environ
+    raw = getattr(opts, "api_key", "") if opts is not None else ""
+    key = getattr(raw, "value", None) or str(raw or "")
+    return (key or env.get("OPENAI_API_KEY", "")).strip()
+
+
+def build_context(
+    opts: Any,
+    host: str | None,
+    role: Role,
+    *,
+    api_key: str = "",
+    model: str = "",
+    check_server: bool = False,
+    previous: RunContext | None = None,
+) -> RunContext:
+    """Validate the options and load what the hot path needs; raises ConfigError.
+
+    ``api_key`` is the key the process got at start-up or from the master; ``model`` the
+    model the master's preflight resolved. ``previous`` lends its prompt source and counter
+    when the options that shape them did not change (a web UI run started again).
+    """
+    # The key is exactly ``api_key`` (or the options' own): the plugin pins it to an origin,
+    # so no other fallback (the environment) may bring it back for another host.
+    settings = Settings.from_options(opts, environ={}, master_key=api_key)
+    if model and not settings.model:
+        settings = dataclasses.replace(settings, model=model)
+    host = host or (getattr(opts, "host", None) if opts is not None else None)
+    if not host:
+        raise ConfigError("no --host given (the server's base URL, e.g. http://127.0.0.1:8000)")
+    origin = Origin.parse(host)
+    ssl_context = None
+    if origin.scheme == "https":
+        ssl_context = make_ssl_context(settings.insecure, settings.ca_bundle or None)
+        if settings.insecure:
+            log.warning("llm-users: --insecure: TLS certificates are NOT verified")
+    key = _prompts_key(settings, role)
+    if previous is not None and previous.prompts_key == key:
+        counter, prompts = previous.counter, previous.prompts
+        conversations = previous.conversations
+    else:
+        counter, prompts, conversations = _off_loop_on_workers(role, lambda: _load(settings, role))
+    clock, stamps = _clock(settings.timestamps, origin, role, previous)
+    if check_server and settings.preflight and not role.is_worker:
+        resolved = preflight(origin, settings, ssl_context)
+        if resolved != settings.model:
+            settings = dataclasses.replace(settings, model=resolved)
+    return RunContext(
+        settings,
+        origin,
+        role,
+        ssl_context,
+        counter,
+        prompts,
+        prompts_key=key,
+        conversations=conversations,
+        clock=clock,
+        timestamps=stamps,
+        poller=_poller(origin, role, previous),
+    )
+
+
+def _load(s: Settings, role: Role) -> tuple[Any, PromptSource | None, ConversationSource | None]:
+    # The tokenizer is local to each process that sends requests (not the master).
+    counter = load_counter(s.tokenizer) if s.tokenizer and role.sends_requests else None
+    return (counter, *_sources(s, role, counter))
+
+
+def _off_loop_on_workers(role: Role, load: Callable[[], _T]) -> _T:
+    """A worker loads in gevent's thread pool: its loop keeps sending heartbeats (a tokenizer
+    or a trace can take longer than the master waits for one)."""
+    if not role.is_worker:
+        return load()
+    import gevent
+
+    return cast(_T, gevent.get_hub().threadpool.apply(load))
+
+
+def _clock(
+    choice: str, origin: Origin, role: Role, previous: RunContext | None
+) -> tuple[KernelClock | None, str]:
+    """The kernel clock --timestamps asks for (None: user-space stamps), and what it is."""
+    if choice == "user" or not role.sends_requests:
+        return None, "user"
+    why = ""
+    if not kernel_supported():
+        why = "kernel receive timestamps need Linux"
+    elif origin.scheme == "https":
+        why = "TLS: an SSL socket gives no kernel receive timestamps"
+    if why:
+        if choice == "kernel":
+            raise ConfigError(f"--timestamps kernel: {why} ({origin}); use auto or user")
+        return None, f"user ({why})"
+    if previous is not None and previous.clock is not None:
+        return previous.clock, "kernel"
+    return KernelClock(), "kernel"
+
+
+def _poller(origin: Origin, role: Role, previous: RunContext | None) -> Poller | None:
+    """The process's stream poller: plain TCP where epoll exists, in a process that sends."""
+    if origin.scheme != "http" or not role.sends_requests or not Poller.available():
+        return None
+    if previous is not None and previous.poller is not None:
+        return previous.poller
+    return Poller()
+
+
+def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
+    return (
+        s.dataset,
+        s.dataset_format,
+        s.dataset_order,
+        s.dataset_output_len,
+        s.input_tokens,
+        s.input_tokens_spread,
+        s.tokenizer,
+        s.prompt_type,
+        s.prompt_language,
+        s.seed,
+        s.prefix_tokens,
+        s.prefix_count,
+        s.prefix_in,
+        s.endpoint,
+        s.trace,
+        s.trace_speed,
+        s.trace_limit,
+        s.trace_block_tokens,
+        s.turns,
+        role,
+    )
+
+
+def _sources(
+    s: Settings, role: Role, counter: Any
+) -> tuple[PromptSource | None, ConversationSource | None]:
+    """The prompt source, and with --turns the conversation source (a --dataset then holds
+    conversations, not single prompts)."""
+    if not s.turns:
+        return _prompt_source(s, role, counter), None
+    from ..workload.conversation import PromptConversations
+
+    if not s.dataset:
+        return None, PromptConversations(_prompt_source(s, role, counter), max(1, s.turns))
+    from ..workload.conversation_data import load_conversations
+
+    n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
+    index = role.index
+    return None, load_conversations(
+        s.dataset,
+        fmt=None if s.dataset_format == "auto" else s.dataset_format,
+        max_turns=max(0, s.turns),
+        order=s.dataset_order,
+        seed=index if s.seed is None else s.seed_for("dataset", index),
+        partition=(index % n, n),
+    )
+
+
+def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
+    """Loaded once per process, before users start (files and tokenizers are slow)."""
+    index = role.index
+    if (s.trace or s.prefix_tokens) and not role.is_master:  # the master sends nothing
+        from ..workload.choose import workload_prompts
+
+        return workload_prompts(s, role)
+    if s.dataset:
+        from ..workload.datasets import load_dataset
+
+        # Sequential: worker i of n sends prompts i, i+n, ... (together: the file once per
+        # pass). Shuffle: every worker the whole file, in an order seeded by its index.
+        n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
+        return load_dataset(
+            s.dataset,
+            fmt=None if s.dataset_format == "auto" else s.dataset_format,
+            use_output_len=s.dataset_output_len,
+            counter=counter if s.dataset_output_len else None,
+            order=s.dataset_order,
+            seed=index if s.seed is None else s.seed_for("dataset", index),
+            partition=(index % n, n),
+        )
+    if s.input_tokens:
+        if role.is_master:  # the master sends nothing; workers build their own
+            return SeedPrompts(s.prompt_type, s.prompt_language)
+        from ..workload.datasets import SyntheticPrompts
+
+        return SyntheticPrompts(
+            s.input_tokens,
+            s.input_tokens_spread,
+            tokenizer_name=s.tokenizer,
+            seed=s.seed_for("synthetic", index),
+        )
+    return SeedPrompts(
+        s.prompt_type, s.prompt_language, rng=random.Random(s.seed_for("prompts", index))
+    )
+
+
+def role_of(runner: Any, workers: int = 1) -> Role:
+    """The role of this process's Locust runner (``workers``: as the master said)."""
+    if isinstance(runner, WorkerRunner):
+        return Role("worker", int(getattr(runner, "worker_index", 0)), workers)
+    return Role("master" if isinstance(runner, MasterRunner) else "local")

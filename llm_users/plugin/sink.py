@@ -1,0 +1,125 @@
+"""Where a finished request goes: record -> figures -> tally, Locust's stats, records file.
+
+Everything here runs once per request, after its stream has been read; nothing runs per
+token. The SLO check is a pure function of the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from locust.env import Environment
+from locust.event import EventHook
+
+from ..measure.figures import slo_met
+from ..measure.histogram import Histogram
+from ..measure.per_request import RequestResult, result_of
+from ..measure.tally import Tally
+from ..record import RequestRecord
+from ..report.summary import request_line
+from ..report.writers import OutputError, RecordsWriter
+from ..wire.endpoints import ENDPOINTS
+
+__all__ = ["LLMRequestError", "ResultSink", "tell_locust"]
+
+
+class LLMRequestError(Exception):
+    """What Locust's failure table shows for a failed LLM request."""
+
+
+def tell_locust(env: Environment, res: RequestResult) -> None:
+    """One request event for Locust's table; own TTFT/follow rows that stay out of Aggregated."""
+    ev: Any = env.events  # with the plugin's own hooks (llm_first_token, ...)
+    path = ENDPOINTS[res.endpoint].path
+    ev.request.fire(
+        request_type="POST",
+        name=path,
+        response_time=res.e2e_ms or 0.0,
+        response_length=res.output_tokens or 0,
+        exception=None if res.ok else LLMRequestError(f"{res.failure}: {res.message}"),
+        context={"llm": True},
+        response=None,
+        url=path,
+        start_time=res.start_wall,
+    )
+    if res.ok and res.stream and res.ttft_ms is not None:
+        # Logged straight into their entries: they show in every Locust report without
+        # counting as requests in "Aggregated" or RPS. StatsEntry.log takes float ms.
+        stats: Any = env.stats
+        stats.get("TTFT", "LLM").log(res.ttft_ms, 0)
+        if res.follow_latency_ms is not None:
+            stats.get("Follow latency", "LLM").log(res.follow_latency_ms, res.follow_tokens or 0)
+        ev.llm_first_token.fire(ttft_ms=res.ttft_ms, result=res)
+        ev.llm_follow_tokens.fire(
+            follow_tokens=res.follow_tokens, follow_latency_ms=res.follow_latency_ms, result=res
+        )
+    ev.llm_request.fire(result=res)
+
+
+class ResultSink:
+    """Turns records into results and sends them everywhere they are counted or written."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        ev = env.events  # the plugin's own events, for listeners of every result
+        for name in ("llm_first_token", "llm_follow_tokens", "llm_request"):
+            if not hasattr(ev, name):
+                setattr(ev, name, EventHook())
+        self.counter: Any = None
+        self.slo: Mapping[str, float] = {}
+        self.sweep = False
+        self.print_requests = False
+        self.worker: str | None = None  # this worker's name in the records file
+        self.records: RecordsWriter | None = None
+        self.tally = Tally()
+        self.observers: list[Callable[[RequestResult], None]] = []
+        self.clock: Any = None  # the kernel clock (its uncertainty is reported), or None
+
+    def configure(self, ctx: Any) -> None:
+        """A test starts with this :class:`~llm_users.plugin.context.RunContext`."""
+        settings, role = ctx.settings, ctx.role
+        self.counter = ctx.counter
+        self.clock = ctx.clock
+        if self.clock is not None:
+            self.clock.reset()  # a fresh offset for each test
+        self.slo = settings.slo
+        self.sweep = bool(settings.sweep)
+        self.print_requests = settings.print_requests
+        self.worker = str(role.index) if role.is_worker else None  # its name in the records
+
+    def open_records(self, path: str, role: Any) -> None:
+        """--records: one file per process (a worker's gets ``.worker<index>``)."""
+        self.close_records()
+        if path:
+            self.records = RecordsWriter(f"{path}.worker{role.index}" if role.is_worker else path)
+
+    def close_records(self) -> OutputError | None:
+        """Close the records file; returns why it could not be written, if it could not."""
+        records, self.records = self.records, None
+        return records.close() if records is not None else None
+
+    def take(self, lag: Histogram | None = None) -> Tally:
+        """The tally so far, replaced by a fresh one (a worker's delta, with its ``lag``)."""
+        tally, self.tally = self.tally, Tally()
+        if lag is not None:
+            tally.lag = lag
+        return tally
+
+    def complete(self, rec: RequestRecord, step: int = 0) -> RequestResult:
+        res = result_of(rec, self.counter)
+        if self.slo:
+            res.slo_met = slo_met(res, self.slo)
+        self.tally.add(res, step if self.sweep else None)
+        kernel = rec.timestamps == "kernel"
+        unc = self.clock.uncertainty_us if kernel and self.clock is not None else 0.0
+        self.tally.count_stamps(rec.timestamps, rec.clock_step, unc)
+        if not res.warmup:  # warm-up requests are in no figure, Locust's included
+            tell_locust(self.env, res)
+        if self.print_requests and not res.warmup:
+            print(request_line(res), flush=True)
+        if self.records is not None:
+            self.records.write(res, worker=self.worker)
+        for observe in self.observers:
+            observe(res)
+        return res

@@ -1,0 +1,1 @@
+"""The plugin in Locust's web UI: the LLM tab, the /llm page, its live series, our /metrics."""

@@ -1,0 +1,533 @@
+"""One request: send, read, timestamp every read -> a :class:`RequestRecord`.
+
+The client knows nothing of Locust or of aggregation, nor of the endpoint's shapes (its
+:class:`~llm_users.wire.endpoints.Endpoint` reads them). Every failure is classified into the
+record by :func:`failure_of`; only ``BaseException``s such as ``GreenletExit`` (a user being
+stopped) and programming errors propagate. Everything a server sends is bounded
+(:class:`ClientConfig`), and a user never holds the event loop for long.
+Where the kernel can stamp reads (:mod:`~llm_users.wire.kclock`), its stamps time them. The read
+path reads better whole in one module.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from gevent import get_hub
+from gevent import sleep as _gsleep
+from geventhttpclient.response import HTTPParseError
+
+from ..record import FailureKind, RequestRecord
+from .endpoints import BadShape, Endpoint, clip, error_message, error_text
+from .http import Connection, ConnectionLike, Origin, ResponseHead
+from .kclock import KernelClock
+from .poller import Poller
+from .sse import SSEParser
+
+__all__ = ["ClientConfig", "LLMClient", "Oversized", "failure_of"]
+
+_perf = time.perf_counter
+_TURN = 1e-6  # seconds: a timer that is due at the loop's next turn
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    origin: Origin
+    endpoint: Endpoint
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers, Authorization included
+    connect_timeout: float = 10.0
+    first_token_timeout: float = 120.0
+    request_timeout: float = 600.0
+    # Bounds on what a server may send; past one the request fails as oversized_response.
+    # One SSE event (or unfinished line): a streamed event carries a few tokens, tens of
+    # bytes; even one carrying a whole long answer or logprobs stays in the hundreds of KiB.
+    # 8 MiB is far above any real reasoning model's single event, and bounds a broken line.
+    max_event_bytes: int = 8 * MiB
+    # A whole non-streamed body: a 32k-token answer is ~130 KiB of JSON, ~100 MiB only with
+    # top-20 logprobs on every token; 64 MiB leaves room for long answers with usage and
+    # some logprobs, while bounding each user's memory (raise it for logprobs-heavy runs).
+    max_response_bytes: int = 64 * MiB
+    max_error_bytes: int = 64 * KiB  # an error body is read this far, for its message
+    max_headers: int = 100  # response header lines
+    max_header_bytes: int = 64 * KiB  # the whole response head
+    # Fair reading: a user whose socket always has data yields to the other greenlets
+    # after this much continuous work (one clock read per socket read, never per event).
+    max_busy_s: float = 0.002
+    # Kernel receive timestamps (plain TCP on Linux): every read is stamped with the time
+    # its newest segment arrived, converted by this clock; None: user-space stamps only.
+    clock: KernelClock | None = None
+    # Reads every plain-TCP stream of the process from one greenlet (None: each user reads
+    # its own socket, as over TLS).
+    poller: Poller | None = None
+
+
+class Oversized(Exception):
+    """Something the server sent is past its bound; the message says what and how big."""
+
+
+Factory = Callable[[Origin, Any, float], ConnectionLike]
+
+
+class LLMClient:
+    """Sends requests one at a time over one keep-alive connection (one per Locust user).
+
+    ``connection`` (an object with :class:`~llm_users.wire.http.ConnectionLike`'s methods) or
+    ``connection_factory(origin, ssl_context, connect_timeout)`` is the seam for fakes.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        ssl_context: Any = None,
+        *,
+        connection: ConnectionLike | None = None,
+        connection_factory: Factory = Connection,
+    ) -> None:
+        self.config = config
+        self.conn: ConnectionLike = (
+            connection
+            if connection is not None
+            else connection_factory(config.origin, ssl_context, config.connect_timeout)
+        )
+        if config.clock is not None and hasattr(self.conn, "kernel_stamps"):
+            self.conn.kernel_stamps = config.origin.scheme == "http"  # TLS: no recvmsg
+        self._clock = config.clock
+        self._kernel = False  # this request is timed with kernel stamps
+        self._user_head = self._user_end = 0.0  # its user-space stamps, for a fallback
+        self._user_times: list[float] = []
+        o = config.origin
+        self._path = (o.prefix + config.endpoint.path).encode()
+        head = [f"Host: {o.host_header}", "User-Agent: llm-users", "Content-Type: application/json"]
+        head += [f"{k}: {v}" for k, v in config.headers]
+        self._head = ("\r\n".join(head) + "\r\n").encode("latin-1")
+        self._first_span = min(config.first_token_timeout, config.request_timeout)
+        self._received: int | None = None  # bytes of the response head; None: not reading
+        self._loop_now: Callable[[], float] = get_hub().loop.now
+        self._slice_loop = 0.0  # the event loop's time when this user's busy slice began
+        self._slice_start = 0.0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _request_bytes(self, body: bytes, stream: bool) -> bytes:
+        accept = b"Accept: text/event-stream\r\n" if stream else b"Accept: application/json\r\n"
+        return b"".join(
+            (
+                b"POST ",
+                self._path,
+                b" HTTP/1.1\r\n",
+                self._head,
+                accept,
+                b"Content-Length: ",
+                str(len(body)).encode(),
+                b"\r\n\r\n",
+                body,
+            )
+        )
+
+    def request(
+        self,
+        body: dict[str, Any],
+        *,
+        intended_start: float | None = None,
+    ) -> RequestRecord:
+        """Send one request and read the whole answer; never raises for a failed request."""
+        stream = bool(body.get("stream"))
+        payload = self._request_bytes(orjson.dumps(body), stream)
+        max_tokens = body.get(self.config.endpoint.max_tokens_key)
+        conn = self.conn
+        rec = RequestRecord(
+            endpoint=self.config.endpoint.name,
+            stream=stream,
+            start=0.0,
+            start_wall=time.time(),
+            max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+            intended_start=intended_start,
+        )
+        self._received = None
+        try:
+            if conn.connected and conn.closed_while_idle():
+                # The server closed (or reset) the idle keep-alive connection: it never saw
+                # this request, so a fresh connection is not a retry. Once a request is
+                # written, nothing is ever re-sent: every failure counts.
+                conn.close()
+            if not conn.connected:
+                conn.connect()
+            clock = self._clock
+            self._kernel = kernel = clock is not None and getattr(conn, "stamped", False)
+            epoch = clock.epoch if clock is not None else 0
+            if kernel:
+                rec.timestamps = "kernel"
+                self._user_times = []
+                conn.recv_real = None  # type: ignore[attr-defined]
+            rec.start = _perf()  # just before the request is written (see metrics)
+            rec.start_wall = time.time()  # its label, taken after connecting like `start`
+            conn.send(payload)
+            self._read(rec, stream)
+            if kernel and clock is not None and clock.epoch != epoch:
+                self._to_user_stamps(rec)  # the clock stepped: never mix two offsets
+        except BaseException as exc:
+            conn.close()  # never leave anything half-read on the socket
+            failure = failure_of(exc, rec, self.config, self._received)
+            if failure is None:
+                raise  # a stopped user (GreenletExit) or a bug: not the server's doing
+            rec.fail(*failure)
+        if rec.start == 0.0:
+            rec.start = _perf()
+        if rec.failure is not None and rec.end is None:
+            rec.end = _perf()
+        return rec
+
+    def _to_user_stamps(self, rec: RequestRecord) -> None:
+        """Time ``rec`` with the user-space stamps taken beside the kernel ones."""
+        user = self._user_times
+        if rec.first_content_at is not None:
+            rec.first_content_at = user[rec.token_times.index(rec.first_content_at)]
+        rec.token_times[:] = user
+        if rec.headers_at is not None:
+            rec.headers_at = self._user_head
+        if rec.end is not None:
+            rec.end = self._user_end
+        rec.timestamps = "user"
+        rec.clock_step = True
+
+    def _now(self, rec: RequestRecord) -> float:
+        """The time of the last read: the kernel's stamp of it, where there is one."""
+        return self._read_time(getattr(self.conn, "recv_real", None), _perf(), rec.start)
+
+    def _read_time(self, real: float | None, now: float, start: float) -> float:
+        """A read's time: the kernel's stamp ``real`` of it on the perf_counter clock, when
+        this request is kernel-timed and has one; else ``now`` (the clock after the read)."""
+        if self._kernel:
+            self._user_end = now
+            if real is not None:
+                assert self._clock is not None
+                return self._clock.to_perf(real, now, start)
+        return now
+
+    # -- reading -------------------------------------------------------------------------
+    def _recv(self, rec: RequestRecord) -> bytes:
+        """One read, within the current deadline; yields first if this user ran too long."""
+        cfg = self.config
+        now = _perf()
+        if now - self._slice_start > cfg.max_busy_s:
+            loop_now = self._loop_now()
+            if loop_now == self._slice_loop:  # the loop has not turned: this user kept it
+                # Data keeps coming: let the loop run its timers and I/O (the other users'
+                # reads). Not sleep(0): it only runs queued callbacks, so a user alone in
+                # the queue is resumed at once, the loop never polled; not idle(): any
+                # greenlet looping on sleep(0) would starve it. A timer this short costs
+                # exactly one turn of the loop.
+                _gsleep(_TURN)
+                loop_now = self._loop_now()
+                now = _perf()
+            self._slice_loop, self._slice_start = loop_now, now
+        # The deadline (as _deadline says, inline: this runs once per read).
+        if rec.token_times or not rec.stream:
+            deadline = rec.start + cfg.request_timeout
+        else:
+            deadline = rec.start + self._first_span
+        remaining = deadline - now
+        if remaining <= 0:
+            raise TimeoutError("deadline passed")
+        return self.conn.recv(remaining)
+
+    def _read(self, rec: RequestRecord, stream: bool) -> None:
+        cfg = self.config
+        resp = ResponseHead("POST")
+        conn = self.conn
+        self._received = head_bytes = 0
+        while not resp.headers_complete:
+            data = self._recv(rec)
+            if not data:
+                if head_bytes == 0:
+                    raise EOFError("connection closed before any response")
+                raise HTTPParseError("connection closed before the end of the response headers")
+            head_bytes += len(data)
+            self._received = head_bytes
+            resp.feed(data)
+            if resp.header_count > cfg.max_headers:
+                raise Oversized(f"more than {cfg.max_headers} response headers")
+            if not resp.headers_complete and head_bytes > cfg.max_header_bytes:
+                limit = cfg.max_header_bytes
+                raise Oversized(f"response headers over {limit} bytes ({head_bytes} received)")
+        rec.headers_at = self._now(rec)
+        self._user_head = self._user_end
+        rec.status = resp.status_code
+        ctype = str(resp.get("content-type") or "")
+        if rec.status != 200:
+            self._read_error(rec, resp)
+        elif stream and "json" not in ctype:
+            self._read_stream(rec, resp)
+        else:
+            self._read_full(rec, resp, stream)
+        if not resp.message_complete or not resp.should_keep_alive():
+            conn.close()
+
+    def _read_stream(self, rec: RequestRecord, resp: ResponseHead) -> None:
+        """The body of a stream: every read stamped, events handled as soon as complete.
+
+        Plain TCP is read by the process's :class:`~llm_users.wire.poller.Poller` (this user
+        sleeps meanwhile); anything else (TLS, fakes) by this user's own reads.
+        """
+        st = _StreamReader(self, rec, resp)
+        if not st.body(resp.take_body(), rec.headers_at or _perf()):
+            conn = self.conn
+            poller = self.config.poller
+            if poller is not None and getattr(conn, "pollable", False):
+                cfg = self.config
+                poller.follow(conn, st, lambda: _deadline(rec, cfg)[0])  # type: ignore[arg-type]
+            else:
+                read, recv = st.read, self._recv
+                while not read(recv(rec), getattr(conn, "recv_real", None), _perf()):
+                    pass
+        if st.failed:
+            self.conn.close()
+        elif st.done:
+            self._drain(rec, resp)
+
+    def _drain(self, rec: RequestRecord, resp: ResponseHead) -> None:
+        """After the end event: read to the end of the body so the connection can be reused."""
+        try:
+            while not resp.message_complete:
+                data = self._recv(rec)
+                resp.feed(data)
+                resp.take_body()
+        except Exception:
+            self.conn.close()  # the request is complete; only the connection is lost
+        if rec.end is not None and not rec.token_times:
+            rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
+
+    def _read_body(self, rec: RequestRecord, resp: ResponseHead, limit: int) -> list[bytes]:
+        """The body's pieces; reading stops (and the connection is closed) past ``limit``."""
+        parts = [resp.take_body()]
+        size = len(parts[0])
+        while not resp.message_complete:
+            if size > limit:
+                self.conn.close()
+                break
+            data = self._recv(rec)
+            resp.feed(data)
+            part = resp.take_body()
+            size += len(part)
+            parts.append(part)
+        rec.end = self._now(rec)
+        return parts
+
+    def _read_full(self, rec: RequestRecord, resp: ResponseHead, stream: bool) -> None:
+        limit = self.config.max_response_bytes
+        parts = self._read_body(rec, resp, limit)
+        size = sum(map(len, parts))
+        if size > limit:
+            raise Oversized(f"response body over {limit} bytes ({size} received)")
+        body = b"".join(parts)
+        del parts
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            rec.fail(FailureKind.BAD_RESPONSE, f"response is not JSON: {clip(body)}")
+            return
+        err = error_message(obj)
+        if err is not None:
+            rec.fail(FailureKind.ERROR_EVENT, err)
+            return
+        if not isinstance(obj, dict):
+            rec.fail(FailureKind.BAD_RESPONSE, f"no choices in the response: {clip(body)}")
+            return
+        try:
+            full = self.config.endpoint.on_full(obj)
+        except BadShape as exc:
+            rec.fail(FailureKind.BAD_RESPONSE, f"{exc}: {clip(body)}")
+            return
+        if stream:
+            rec.fail(FailureKind.BAD_RESPONSE, "asked for a stream, got a single JSON response")
+            return
+        rec.texts.append(full.text)
+        rec.usage = full.usage
+        rec.server_timing = full.server_timing
+        rec.finish_reason = full.finish_reason
+
+    def _read_error(self, rec: RequestRecord, resp: ResponseHead) -> None:
+        kind = FailureKind.http(rec.status)
+        try:
+            body = b"".join(self._read_body(rec, resp, self.config.max_error_bytes))
+        except (OSError, HTTPParseError):
+            body = b""
+            self.conn.close()
+        rec.fail(kind, f"HTTP {rec.status}: {error_text(body)}")
+
+
+class _StreamReader:
+    """One streamed body being read: a read's bytes and times in, the record filled.
+
+    Used by the user's own read loop and by the poller alike: one code path for every
+    stream shape. ``read`` returns True once the stream is over: ``done`` ([DONE] came;
+    the body's end may still be due), ``failed`` (an error event or a malformed one; the
+    connection must close), or the body ended (the record says whether it was complete).
+    Malformed framing and oversized events raise, for :func:`failure_of`.
+    """
+
+    __slots__ = (
+        "client", "rec", "resp", "parser", "on_event", "on_batch", "max_event", "finished_at",
+        "kernel", "user_times", "done", "failed",
+    )  # fmt: skip
+
+    def __init__(self, client: LLMClient, rec: RequestRecord, resp: ResponseHead) -> None:
+        self.client = client
+        self.rec = rec
+        self.resp = resp
+        self.parser = SSEParser()
+        self.on_event = client.config.endpoint.on_event
+        self.on_batch = client.config.endpoint.on_batch
+        self.max_event = client.config.max_event_bytes
+        self.finished_at: float | None = None
+        self.kernel = client._kernel
+        self.user_times = client._user_times
+        self.done = self.failed = False
+
+    def read(self, raw: bytes, real: float | None, now: float) -> bool:
+        """One read's bytes (b"": the peer closed); ``now`` the clock just after it."""
+        now = self.client._read_time(real, now, self.rec.start)
+        resp = self.resp
+        resp.feed(raw)  # b"" (peer closed) raises HTTPParseError if the body is short
+        return self.body(resp.take_body(), now)
+
+    def body(self, data: bytes, now: float) -> bool:
+        """Body bytes that arrived at ``now``; True once the stream is over."""
+        rec = self.rec
+        if data:
+            payloads, parsed = self.parser.feed_batch(data)
+            events: Sequence[tuple[bytes, bytes]] = parsed
+            if payloads:
+                if len(payloads) > 1 and self.on_batch is not None:
+                    taken = self._run(payloads, now)
+                    if taken:
+                        payloads = payloads[taken:]
+                if len(payloads) == 1:
+                    events = [(payloads[0], b"")]
+                elif payloads:
+                    events = [(raw, b"") for raw in payloads]
+            token_times, texts = rec.token_times, rec.texts
+            on_event = self.on_event
+            for raw, kind in events:  # (unpacked: this runs once per event)
+                rec.events += 1
+                try:
+                    text, content, finish, usage, done, error, timing = on_event(raw, kind)
+                except BadShape as exc:
+                    rec.fail(FailureKind.BAD_EVENT, str(exc))
+                    self.failed = True
+                    return True
+                if error is not None:
+                    rec.fail(FailureKind.ERROR_EVENT, error)
+                    self.failed = True
+                    return True
+                if text:
+                    token_times.append(now)
+                    if self.kernel:
+                        self.user_times.append(self.client._user_end)
+                    texts.append(text)
+                    if content and rec.first_content_at is None:
+                        rec.first_content_at = now
+                if finish:
+                    rec.finish_reason = finish
+                    self.finished_at = now
+                if usage:
+                    rec.usage = usage
+                if timing:
+                    rec.server_timing = timing
+                if done:
+                    rec.end = now
+                    self.done = True
+                    return True
+            held = self.parser.held
+            if held > self.max_event:
+                raise Oversized(f"SSE event over {self.max_event} bytes ({held} held)")
+        if not self.resp.message_complete:
+            return False
+        # The body ended cleanly without [DONE]: complete only if a finish_reason came.
+        if self.finished_at is None:
+            what = "no [DONE] and no finish_reason" if rec.token_times else "no tokens"
+            rec.fail(FailureKind.TRUNCATED, f"stream ended with {what} after {rec.events} events")
+            return True
+        rec.end = now
+        if not rec.token_times:
+            rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
+        return True
+
+    def _run(self, payloads: list[bytes], now: float) -> int:
+        """A read's run of plain data events in one call of the endpoint's batch handler,
+        applied as the per-event loop of :meth:`body` would apply them; returns how many it
+        took from the first (the rest go to that loop, one by one)."""
+        assert self.on_batch is not None
+        rec = self.rec
+        run = self.on_batch(payloads)
+        rec.events += run.taken
+        texts = run.texts
+        if texts:
+            rec.token_times += [now] * len(texts)
+            if self.kernel:
+                self.user_times += [self.client._user_end] * len(texts)
+            rec.texts += texts
+            if run.content and rec.first_content_at is None:
+                rec.first_content_at = now
+        if run.finish_reason:
+            rec.finish_reason = run.finish_reason
+            self.finished_at = now
+        if run.usage:
+            rec.usage = run.usage
+        return run.taken
+
+
+def _deadline(rec: RequestRecord, cfg: ClientConfig) -> tuple[float, FailureKind]:
+    """When the current read must end, and the timeout it is if it does not."""
+    total = rec.start + cfg.request_timeout
+    if rec.token_times or not rec.stream:
+        return total, FailureKind.REQUEST_TIMEOUT
+    first = rec.start + cfg.first_token_timeout
+    if first < total:
+        return first, FailureKind.FIRST_TOKEN_TIMEOUT
+    return total, FailureKind.REQUEST_TIMEOUT
+
+
+def failure_of(
+    exc: BaseException, rec: RequestRecord, cfg: ClientConfig, received: int | None
+) -> tuple[str, str] | None:
+    """The failure (kind, message) an exception means, given the request's state.
+
+    ``rec.start == 0`` means the request was not written yet (connecting); ``received`` is
+    the count of response bytes read (None before reading began); ``rec.status`` is set
+    once the response head was read. None: not a request failure (re-raise it).
+    """
+    after_head = bool(rec.status)
+    cut = FailureKind.DROPPED if after_head else FailureKind.RESET
+    if isinstance(exc, Oversized):
+        return FailureKind.OVERSIZED, str(exc)
+    if isinstance(exc, TimeoutError):
+        if rec.start == 0.0:
+            return FailureKind.CONNECT, f"connect timeout after {cfg.connect_timeout:g} s"
+        _, kind = _deadline(rec, cfg)
+        if kind == FailureKind.FIRST_TOKEN_TIMEOUT:
+            return kind, f"no first token within {cfg.first_token_timeout:g} s"
+        return kind, f"request not complete within {cfg.request_timeout:g} s"
+    if isinstance(exc, EOFError):
+        return FailureKind.RESET, str(exc)
+    if isinstance(exc, HTTPParseError):
+        return cut, f"connection closed mid-response: {exc}"
+    if isinstance(exc, OSError):
+        if rec.start == 0.0:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            return FailureKind.CONNECT, f"cannot connect to {cfg.origin}: {reason}"
+        if isinstance(exc, ConnectionResetError) and received == 0:
+            return FailureKind.RESET, "connection reset before any response"
+        resets = (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED)
+        if exc.errno in resets or isinstance(exc, ConnectionError):
+            return cut, f"connection reset ({exc.strerror or exc})"
+        return cut, f"socket error: {exc}"
+    return None

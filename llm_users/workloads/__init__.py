@@ -1,1 +1,0 @@
-"""Workloads beyond one prompt per request: shared-prefix prompts and trace replay."""
