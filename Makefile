@@ -7,7 +7,7 @@ SOAK_MINUTES ?= 30
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install test test-stress test-fast test-pythons lint format demo simulator bench bench-quick soak clean
+.PHONY: help install test test-stress test-fast test-pythons lint format docs demo simulator bench bench-quick soak clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,14 +35,18 @@ test-pythons:  ## unit and in-process tests under Python 3.10, 3.12, 3.13 (.venv
 	MAIN_PY=$(BIN)/python bash scripts/test-pythons.sh
 
 lint: install  ## ruff (lint + format check), mypy, and the layer contracts (import-linter)
-	$(BIN)/ruff check llm_users tests bench locustfile.py
-	$(BIN)/ruff format --check llm_users tests bench locustfile.py
+	$(BIN)/ruff check llm_users tests bench locustfile.py docs/hooks
+	$(BIN)/ruff format --check llm_users tests bench locustfile.py docs/hooks
 	$(BIN)/mypy llm_users
 	$(BIN)/lint-imports
 
 format: install  ## apply ruff's formatting and safe fixes
-	$(BIN)/ruff format llm_users tests bench locustfile.py
-	$(BIN)/ruff check --fix llm_users tests bench locustfile.py
+	$(BIN)/ruff format llm_users tests bench locustfile.py docs/hooks
+	$(BIN)/ruff check --fix llm_users tests bench locustfile.py docs/hooks
+
+# NO_MKDOCS_2_WARNING: mkdocs-material's end-of-life banner says nothing about this build
+docs: install  ## build the docs site (mkdocs --strict) into site/
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: install  ## a short streaming test against the built-in simulator; prints the summary
 	$(BIN)/python -m llm_users.demo
@@ -63,4 +67,4 @@ soak: install  ## only the soak: SOAK_MINUTES (30) of mixed faults, memory sampl
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:  ## remove the venv and caches
-	rm -rf $(VENV) .venv-py3.* .pytest_cache .mypy_cache .ruff_cache reports
+	rm -rf $(VENV) .venv-py3.* .pytest_cache .mypy_cache .ruff_cache reports site

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 INTERVAL_S = 3.0  # Locust's worker report interval (WORKER_REPORT_INTERVAL)
-STREAMS = 128  # concurrent streams of one worker (the README's sizing)
+STREAMS = 128  # concurrent streams of one worker (docs/guides/kubernetes.md's sizing)
 TTFT_MS, ITL_MS, TOKENS = 200.0, 20.0, 100
 HEARTBEAT = {"current_cpu_usage": 50.0, "current_memory_usage": 60_000_000}  # Locust's, 1 s
 

@@ -1,4 +1,4 @@
-"""Markdown tables of the results, ready to paste into the README."""
+"""Markdown tables of the results, ready to paste into docs/performance/index.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Take docs/webui-charts.png: the /llm page's charts after a short web UI run on the simulator.
+"""Take docs/images/webui-charts.png: the /llm page's charts after a short web UI run on the
+simulator.
 
 Usage: python scripts/webui_screenshot.py [seconds] [out.png]  (needs /usr/bin/chromium and
 playwright). The simulator serves /metrics, so the page also charts the server's series.
@@ -18,7 +19,7 @@ from llm_users.simulator.process import stop_process
 from tests.e2e.test_webui import CHROMIUM, CHROMIUM_ARGS, _free_port, _wait_http
 from tests.helpers import ROOT, locust_cmd
 
-OUT = ROOT / "docs" / "webui-charts.png"
+OUT = ROOT / "docs" / "images" / "webui-charts.png"
 
 
 def main(seconds: float = 40.0, out: str = str(OUT)) -> None:

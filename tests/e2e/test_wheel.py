@@ -1,6 +1,6 @@
 """The wheel on its own: built from the sources and installed with its dependencies into a
 clean venv outside the repository, by deploy/Dockerfile's own steps (tests/e2e/image.py);
-`llm-users run` (the bundled locustfile) and the README's own-user example work there."""
+`llm-users run` (the bundled locustfile) and the docs' own-user example work there."""
 
 from __future__ import annotations
 
@@ -71,16 +71,16 @@ def test_llm_users_run_outside_the_repository(image: Image, tmp_path: Path) -> N
     assert where.startswith(str(bin_dir.parent)), where
 
 
-def _readme_example() -> str:
-    text = (ROOT / "README.md").read_text()
+def _docs_example() -> str:
+    text = (ROOT / "docs" / "getting-started.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
     (code,) = (b for b in blocks if "(BaseLLMUser)" in b and "def next_request" in b)
     return code
 
 
-def test_readme_own_user_example_runs_with_locust_f(image: Image, tmp_path: Path) -> None:
+def test_docs_own_user_example_runs_with_locust_f(image: Image, tmp_path: Path) -> None:
     bin_dir = image.bin
-    (tmp_path / "my_locustfile.py").write_text(_readme_example())
+    (tmp_path / "my_locustfile.py").write_text(_docs_example())
     with SimulatorProcess(ttft_ms=5, itl_ms=1) as sim:
         proc = subprocess.run(
             [str(bin_dir / "locust"), "-f", "my_locustfile.py", "--headless", "-u", "2"]

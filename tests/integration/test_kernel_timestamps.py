@@ -4,7 +4,7 @@ simulator's own records (its ``first_token_at`` minus the request's arrival).
 The loop is held 50 ms at a time, less than the gap between two writes of a stream (100 ms):
 a read then returns one segment, whose kernel stamp is its arrival. (Segments that wait in
 the socket while a later one arrives are merged by Linux and carry the later one's time;
-see README, "What is measured".)"""
+see docs/reference/definitions.md.)"""
 
 from __future__ import annotations
 

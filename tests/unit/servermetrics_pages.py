@@ -1,4 +1,6 @@
-"""Small /metrics pages in each server's real family names (see the README's sources)."""
+"""Small /metrics pages in each server's real family names.
+
+Sources: docs/guides/server-metrics.md."""
 
 from __future__ import annotations
 

@@ -1,0 +1,217 @@
+"""MkDocs hook: the reference pages that are read off the code, written at each build.
+
+``reference/options.md`` (every declared option), ``reference/figures.md`` (the figure
+registry) and ``reference/python-api.md`` (``llm_users.__all__``) are not files in docs/:
+they are added to the build as generated files, so they cannot drift from the code. Each page
+is one function returning Markdown, so a test can call it without MkDocs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+# This checkout's package, not whatever the venv has installed in editable mode elsewhere.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# -- compatibility: the package is being split into subpackages; try the new path first ------
+
+
+def _first(*names: str) -> ModuleType:
+    """The first of ``names`` that imports (a module missing on this layout is skipped)."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise  # a dependency of the module is missing: a real error
+    raise ModuleNotFoundError(f"none of {', '.join(names)}")
+
+
+def _declare() -> ModuleType:
+    return _first("llm_users.options.declare", "llm_users.declare")
+
+
+def _settings() -> Any:
+    return _first("llm_users.options.settings", "llm_users.options").Settings
+
+
+def _figures() -> ModuleType:
+    return _first("llm_users.measure.figures", "llm_users.figures")
+
+
+# -- the pages --------------------------------------------------------------------------------
+
+
+def _cell(text: Any) -> str:
+    """One table cell: pipes escaped, lines joined."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _code(text: Any) -> str:
+    return f"`{text}`" if str(text) != "" else ""
+
+
+def _default(o: Any) -> str:
+    if o.secret:
+        return "(secret)"  # never a value, not even an empty one
+    d = o.default
+    if isinstance(d, bool):
+        return "off" if d is False else "on"
+    if isinstance(d, list):
+        return "" if not d else _code(", ".join(map(str, d)))
+    return _code(d)
+
+
+def options_markdown() -> str:
+    """Every option declared on ``Settings``, one table per group in ``--help`` order."""
+    declare = _declare()
+    by_group: dict[str, list[Any]] = {key: [] for key in declare.GROUPS}
+    for _, o in declare.declared(_settings()):
+        by_group[o.group].append(o)
+    out = [
+        "# Options",
+        "",
+        "Generated from the declarations in `llm_users/options` at each build of these pages.",
+        "Every option is a Locust option: a command-line flag, a `LOCUST_*` environment",
+        "variable, a config-file key (the flag without `--`) and, where the *web* column says",
+        "so, a field of the web UI's start form. A bad value is refused before the test with",
+        "one line naming the option, and exit code 2.",
+        "",
+        "With an example for each: [options by example](options-by-example.md).",
+        "",
+    ]
+    for key, title in declare.GROUPS.items():
+        if not by_group[key]:
+            continue
+        out += [f"## {title}", "", "| option | env var | default | web | help |"]
+        out.append("| --- | --- | --- | --- | --- |")
+        for o in by_group[key]:
+            flag = o.flag + (f" {{{','.join(o.choices)}}}" if o.choices else "")
+            web = "yes" if o.web else "no"
+            row = [_code(flag), _code(o.env_var), _default(o), web, _cell(o.help)]
+            out.append("| " + " | ".join(row) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def figures_markdown() -> str:
+    """The registry of reported figures, in its own (reading) order."""
+    figures = _figures()
+    out = [
+        "# Figures",
+        "",
+        "Generated from the registry `FIGURES` (`llm_users/measure/figures.py`) at each build.",
+        "Every output (console table, JSON, web UI tab and `/llm` page, HTML report, CSV) reads",
+        "its labels from there. What each figure means: [what is measured](definitions.md).",
+        "",
+        "*kind*: `scalar` (one number), `distribution` (count, mean, p50, p90, p95, p99, max),",
+        "`seed` (the original benchmark script's summary lines). *SLO*: may be an `--slo` key.",
+        "",
+        "| label | JSON key | unit | kind | runs | digits | SLO | notes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in figures.FIGURES:
+        notes = []
+        if f.long and f.long != f.label:
+            notes.append(f"console: {f.long}")
+        if f.open_loop:
+            notes.append("open loop only")
+        if f.cache:
+            notes.append("prefix-cache runs only")
+        if f.about:
+            notes.append(f.about)
+        digits = "-" if f.digits is None else str(f.digits)
+        row = [f.label, _code(f.key), f.unit, f.kind, f.mode, digits, "yes" if f.slo else ""]
+        out.append("| " + " | ".join(_cell(c) for c in [*row, "; ".join(notes)]) + " |")
+    out.append("")
+    return "\n".join(out)
+
+
+def _first_paragraph(obj: Any) -> str:
+    """The docstring's first paragraph, its reST roles and double backquotes made Markdown."""
+    doc = inspect.getdoc(obj) or ""
+    text = " ".join(doc.split("\n\n", 1)[0].split())
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text)
+    return text.replace("``", "`")
+
+
+def _kind(obj: Any) -> str:
+    if inspect.isclass(obj):
+        return "class"
+    if callable(obj):
+        return "function"
+    return "value"
+
+
+def python_api_markdown() -> str:
+    """``llm_users.__all__``: each name, what it is and its docstring's first paragraph.
+
+    It imports the package's public objects, Locust with them (which monkey-patches the
+    interpreter with gevent): the hook calls it in a child process for that reason.
+    """
+    pkg = importlib.import_module("llm_users")
+    out = [
+        "# Python API",
+        "",
+        "Generated from `llm_users.__all__` at each build: the names a locustfile may import",
+        "(`from llm_users import BaseLLMUser, register`), each with the first paragraph of its",
+        "docstring. Writing your own user:",
+        "[getting started](../getting-started.md#write-your-own-user).",
+        "",
+        "| name | kind | what it is |",
+        "| --- | --- | --- |",
+    ]
+    for name in pkg.__all__:
+        obj = getattr(pkg, name)
+        out.append(f"| `{name}` | {_kind(obj)} | {_cell(_first_paragraph(obj))} |")
+    out.append("")
+    return "\n".join(out)
+
+
+def _python_api_isolated() -> str:
+    """python_api_markdown() in a child process: MkDocs' own process stays unpatched."""
+    code = "import generate, sys; sys.stdout.write(generate.python_api_markdown())"
+    env_path = os.pathsep.join([str(Path(__file__).parent), str(ROOT)])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": env_path},
+        timeout=300,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"python-api page: {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+# path in docs/ -> the function that writes it (the hook's; the tests read this too)
+GENERATED: dict[str, Callable[[], str]] = {
+    "reference/options.md": options_markdown,
+    "reference/figures.md": figures_markdown,
+    "reference/python-api.md": _python_api_isolated,
+}
+
+
+# -- MkDocs events ----------------------------------------------------------------------------
+
+
+def on_files(files: Any, config: Any) -> Any:
+    from mkdocs.structure.files import File
+
+    for path, render in GENERATED.items():
+        files.append(File.generated(config, path, content=render()))
+    return files
