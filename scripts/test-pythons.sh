@@ -25,7 +25,35 @@ find_python() {  # the first interpreter of version $1: pythonX.Y on PATH, then 
     return 1
 }
 
-failed=() missing=() timings=()
+# One interpreter: install its venv if needed, run the tests; prints "RESULT <v> passed|FAILED ...".
+run_one() {
+    local v=$1 py=$2 start=$SECONDS venv=.venv-py$1 result
+    shift 2
+    if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$stamp" ]; then
+        echo "test-pythons: $v: installing into $venv ($py)"
+        rm -rf "$venv"
+        "$py" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --upgrade pip
+        "$venv/bin/python" -m pip install -q --no-compile -e '.[test-core]'
+        echo "$stamp" >"$venv/.installed"
+    fi
+    local installed=$((SECONDS - start))
+    echo "test-pythons: $v: pytest tests/unit tests/integration"
+    if HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH=$PWD \
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit tests/integration "$@"; then
+        result=passed
+    else
+        result=FAILED
+    fi
+    echo "RESULT $v $result, install ${installed} s, total $((SECONDS - start)) s"
+}
+
+# The interpreters run side by side (each pytest is one process; the machine has two cores
+# or more), each into its own log, printed whole when all have ended: the suite is meant to
+# pass on a loaded machine (make test-stress), and CI gains the time of one of them.
+missing=() pids=() logs=()
+logdir=$(mktemp -d)
+trap 'rm -rf "$logdir"' EXIT
 for v in $VERSIONS; do
     if [ "$v" = "$main_version" ]; then
         echo "test-pythons: $v: skipped, it is .venv's interpreter (make test runs it)"
@@ -40,28 +68,17 @@ for v in $VERSIONS; do
         fi
         continue
     fi
-    start=$SECONDS
-    venv=.venv-py$v
-    if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$stamp" ]; then
-        echo "test-pythons: $v: installing into $venv ($py)"
-        rm -rf "$venv"
-        "$py" -m venv "$venv"
-        "$venv/bin/python" -m pip install -q --upgrade pip
-        "$venv/bin/python" -m pip install -q --no-compile -e '.[test-core]'
-        echo "$stamp" >"$venv/.installed"
-    fi
-    installed=$((SECONDS - start))
-    echo "test-pythons: $v: pytest tests/unit tests/integration"
-    if HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH=$PWD \
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/unit tests/integration "$@"; then
-        result=passed
-    else
-        result=FAILED
-        failed+=("$v")
-    fi
-    timings+=("$v: $result, install ${installed} s, total $((SECONDS - start)) s")
+    run_one "$v" "$py" "$@" >"$logdir/$v.log" 2>&1 &
+    pids+=($!) logs+=("$logdir/$v.log")
 done
-for t in ${timings[@]+"${timings[@]}"}; do echo "test-pythons: $t"; done
+for pid in ${pids[@]+"${pids[@]}"}; do wait "$pid" || true; done
+failed=()
+for log in ${logs[@]+"${logs[@]}"}; do
+    grep -v '^RESULT ' "$log"
+    line=$(grep '^RESULT ' "$log" || echo "RESULT $(basename "$log" .log) FAILED (no result)")
+    echo "test-pythons: ${line#RESULT }"
+    [[ $line == *" passed,"* ]] || failed+=("$(basename "$log" .log)")
+done
 if [ ${#missing[@]} -gt 0 ] || [ ${#failed[@]} -gt 0 ]; then
     echo "test-pythons: failed: ${failed[*]:-none}; missing: ${missing[*]:-none}" >&2
     exit 1
