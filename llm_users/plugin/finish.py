@@ -123,7 +123,9 @@ def run_info(
     if s.slo:
         extra["slo"] = dict(s.slo)
         extra["slo_target"] = s.slo_target or None
-    if s.sweep and control.sweep is not None:
+    if control.search is not None:
+        extra["search"] = control.search.summary()
+    elif s.sweep and control.sweep is not None:
         sw = control.sweep
         extra["sweep"] = sweep_rows(tally.steps, s, sw.started_at, sw.ended_at)
     return RunInfo(
@@ -245,11 +247,15 @@ def exit_code(
     summary: dict[str, Any], slo_target: float, aborted: bool, unwritable: bool = False
 ) -> int | None:
     """4 when the run was aborted, 5 when an output file could not be written, 3 when
-    --slo-target was missed, else None (Locust decides)."""
+    --slo-target was missed (with --search: when no probed load met it), else None (Locust
+    decides)."""
     if aborted:
         return EXIT_ABORTED
     if unwritable:
         return EXIT_UNWRITABLE
+    search = summary.get("search")
+    if search is not None:  # the whole run's attainment mixes loads: the search's verdict
+        return 0 if search["met_slo"] else EXIT_SLO
     goodput = summary.get("goodput")
     if goodput and slo_target:
         met = goodput["percent"] is not None and goodput["percent"] >= slo_target

@@ -84,7 +84,7 @@ class ResultSink:
         if self.clock is not None:
             self.clock.reset()  # a fresh offset for each test
         self.slo = settings.slo
-        self.sweep = bool(settings.sweep)
+        self.sweep = bool(settings.sweep) or settings.search != "off"  # a search's probes too
         self.print_requests = settings.print_requests
         self.worker = str(role.index) if role.is_worker else None  # its name in the records
 

@@ -160,9 +160,9 @@ def _check(cond: bool, message: str) -> None:
 
 
 def _validate(c: SimConfig) -> None:
-    timings = ("ttft_ms", "itl_ms", "keepalive_ms", "split_delay_ms", "stall_ms")
-    costs = ("step_ms_per_request", "prefill_ms_per_1k_tokens", "cached_prefill_ms_per_1k_tokens", "metrics_slow_ms")
-    for name in (*timings, *costs):
+    timings = ("ttft_ms", "itl_ms", "step_ms_per_request", "keepalive_ms", "split_delay_ms")
+    costs = ("prefill_ms_per_1k_tokens", "cached_prefill_ms_per_1k_tokens", "metrics_slow_ms")
+    for name in (*timings, "stall_ms", *costs):
         value = getattr(c, name)
         _check(math.isfinite(value) and value >= 0, f"{name} must be >= 0")
     for name in ("output_tokens", "reasoning_tokens", "split_bytes", "merge_events", "max_running"):
