@@ -16,7 +16,7 @@ from ..measure.aggregate import Aggregate
 from ..measure.capacity import CONFIDENCE, Probe, SearchPlan, saturated, verdict, wilson
 from ..options.settings import Settings
 
-__all__ = ["CapacitySearch", "warmup_step"]
+__all__ = ["CapacitySearch", "ttft_points", "warmup_step"]
 
 RATE_RESOLUTION = 0.05  # default --search-resolution for rates: 5 % of the passing rate
 
@@ -73,7 +73,7 @@ class CapacitySearch:
         if v is not None:
             probe.passed = v == "pass"
             probe.stopped = "decided" if probe.passed else "failure certain"
-        elif saturated(_ttft_points(agg, time.time()), s.slo.get("ttft_ms")):
+        elif saturated(ttft_points(agg, time.time()), s.slo.get("ttft_ms")):
             probe.stopped = "saturated"
         elif measured >= s.search_probe_time:
             lo, hi = wilson(probe.met, probe.n)
@@ -142,7 +142,7 @@ class CapacitySearch:
         return out
 
 
-def _ttft_points(agg: Aggregate, now_wall: float) -> list[tuple[float, float]]:
+def ttft_points(agg: Aggregate, now_wall: float) -> list[tuple[float, float]]:
     """(second, TTFT p50 ms) of the probe's whole seconds so far (the current one is partial)."""
     points = []
     for start in sorted(agg.timeline):

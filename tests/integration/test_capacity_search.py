@@ -3,6 +3,10 @@ claims hold in the simulator's own records."""
 
 from __future__ import annotations
 
+import time
+
+from llm_users.measure.capacity import saturated
+from llm_users.plugin.search import ttft_points
 from tests.helpers import run_in_process
 
 # N slots; every request takes S = ttft + (tokens - 1) * itl in a slot. Closed loop, think 0:
@@ -75,3 +79,39 @@ def test_search_over_users_finds_the_batch_slots(simulator, capsys):
     out = capsys.readouterr().out
     assert "capacity search (users" in out
     assert f"highest load meeting the SLO: {N} users" in out
+
+
+def _open_loop(sim, rate: float, users: int, per_user: int):
+    return run_in_process(
+        sim.url,
+        "--stream",
+        "--request-rate",
+        f"{rate:g}",
+        "--arrivals",
+        "constant",
+        "--requests-per-user",
+        str(per_user),
+        users=users,
+        timeout=60,
+    )
+
+
+def test_the_saturation_detector_on_the_simulators_queue(simulator):
+    """Capacity N / S = 20 requests/s. At 40/s the queue grows by 20 a second, so each
+    second's TTFT is about a second more than the last; at 10/s (constant arrivals, 100 ms
+    apart, 150 ms each) at most 2 of 3 slots are busy and nothing queues: TTFT stays flat."""
+    sim = simulator(max_running=N, ttft_ms=TTFT_MS, itl_ms=ITL_MS, output_tokens=TOKENS)
+    slo_ms = TTFT_MS + SLACK_MS
+    over = _open_loop(sim, 2 * N / (S_MS / 1000), users=60, per_user=2)
+    recs = sorted(sim.records(), key=lambda r: r["received_at"])
+    waits = [r["started_at"] - r["received_at"] for r in recs]
+    assert waits[-1] > waits[len(waits) // 2] > 0.5  # the simulator's queue grew
+    points = ttft_points(over.sink.tally.total, time.time() + 60)
+    assert saturated(points, slo_ms), points
+    sim.reset()
+    under = _open_loop(sim, 0.5 * N / (S_MS / 1000), users=20, per_user=3)
+    assert all(r["started_at"] == r["received_at"] for r in sim.records())  # no queue
+    points = ttft_points(under.sink.tally.total, time.time() + 60)
+    assert len(points) >= 5
+    assert not saturated(points, slo_ms), points
+    assert not saturated(points, None), points
