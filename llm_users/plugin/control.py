@@ -41,6 +41,9 @@ class RunControl:
         self.running = False
         self.users_done = 0
         self.peak_users = 0
+        # The steady window (wall clock): from when the users first all ran (Locust's
+        # spawning_complete) until the first of them stopped, or the test stopped.
+        self.steady_window: tuple[float | None, float | None] = (None, None)
         self.step = 0  # the sweep step now running: it owns the requests that start in it
         self.abort_reason: str | None = None
         self.schedule: ArrivalSchedule | TraceSchedule | None = None  # open loop
@@ -69,6 +72,7 @@ class RunControl:
         """
         self.settings, self.role = settings, role
         self.users_done = self.peak_users = self.step = 0
+        self.steady_window = (None, None)
         self.abort_reason = None
         self._failing_since = None
         self.schedule = None
@@ -113,6 +117,7 @@ class RunControl:
 
     def stop(self) -> None:
         self.running = False
+        self._steady_ends()
         if self.sweep is not None:
             self.sweep.stop()
         if self.search is not None:
@@ -121,6 +126,7 @@ class RunControl:
     # -- requests per user ----------------------------------------------------------------
     def user_done(self) -> None:
         """A user sent its --requests-per-user: when all have, the test ends by itself."""
+        self._steady_ends()  # this process's load is below its target from now on
         if self.to_master is not None:
             self.to_master("done", {"n": 1})
             return
@@ -137,6 +143,13 @@ class RunControl:
 
     def spawned(self, user_count: int) -> None:
         self.peak_users = max(self.peak_users, user_count)
+        if self.steady_window[0] is None:
+            self.steady_window = (time.time(), None)
+
+    def _steady_ends(self) -> None:
+        since, until = self.steady_window
+        if since is not None and until is None:
+            self.steady_window = (since, time.time())
 
     # -- failure watchdog -----------------------------------------------------------------
     def watch(self, res: RequestResult) -> None:

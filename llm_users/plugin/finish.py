@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from ..measure.tally import Tally
+from ..report.capacity import steady_dict
 from ..report.summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from ..report.writers import OutputError, write_json
 from .context import RunContext
@@ -123,6 +124,9 @@ def run_info(
     if s.slo:
         extra["slo"] = dict(s.slo)
         extra["slo_target"] = s.slo_target or None
+    steady = steady_dict(tally.steady, agg, control.steady_window, s.stream)
+    if steady is not None:
+        extra["steady"] = steady
     if control.search is not None:
         extra["search"] = control.search.summary()
     elif s.sweep and control.sweep is not None:

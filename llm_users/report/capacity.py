@@ -1,10 +1,11 @@
-"""The capacity search in the console summary: one row per probe, then the answer."""
+"""Capacity in the summary: the search (one row per probe, then the answer) and the steady
+window (the figures while the load was at its target)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["search_lines"]
+__all__ = ["STEADY_DEFINITION", "search_lines", "steady_dict", "steady_lines"]
 
 
 def _pct(x: float | None) -> str:
@@ -59,3 +60,59 @@ def search_lines(sr: dict[str, Any] | None) -> list[str]:
         if sr.get(key):
             lines.append(f"    {key}: {sr[key]}")
     return lines
+
+
+STEADY_DEFINITION = (
+    "requests that started once every user was running (Locust's spawning complete) and "
+    "ended before the first user stopped (its --requests-per-user sent, or the test's end)"
+)
+
+
+def steady_dict(
+    steady: Any, total: Any, window: tuple[float | None, float | None], stream: bool
+) -> dict[str, Any] | None:
+    """The ``steady`` object: the window's share of the run and its figures (Aggregates)."""
+    since, until = window
+    if since is None or total.first_start is None:
+        return None
+    end = until if until is not None else total.last_end or since
+    run_s = total.duration_s
+    window_s = max(0.0, min(end, total.last_end or end) - max(since, total.first_start))
+    seconds = steady.duration_s
+    lat = steady.hist["ttft_ms"] if stream else steady.hist["latency_ms"]
+    e2e = steady.hist["e2e_ms"] if stream else lat
+
+    def rate(n: float) -> float | None:
+        return n / seconds if seconds > 0 else None
+
+    return {
+        "definition": STEADY_DEFINITION,
+        "from_wall": since,
+        "until_wall": until,
+        "window_s": window_s,
+        "share_of_run_percent": 100.0 * window_s / run_s if run_s > 0 else None,
+        "requests": steady.requests,
+        "failures": steady.failed,
+        "duration_s": seconds,
+        "output_tokens": int(steady.sums["output_tokens"]),
+        "output_tokens_per_s": rate(steady.sums["output_tokens"]),
+        "requests_per_s": rate(steady.requests),
+        "ttft_p50_ms": lat.percentile(50) if stream else None,
+        "ttft_p99_ms": lat.percentile(99) if stream else None,
+        "tpot_p50_ms": steady.hist["tpot_ms"].percentile(50),
+        "e2e_p50_ms": e2e.percentile(50),
+        "e2e_p99_ms": e2e.percentile(99),
+    }
+
+
+def steady_lines(sd: dict[str, Any] | None) -> list[str]:
+    if not sd:
+        return []
+    share = sd["share_of_run_percent"]
+    return [
+        f"  steady window: {sd['window_s']:.1f} s ({_pct(share)} % of the run, all users "
+        f"running until the first stopped): {sd['requests']} requests, "
+        f"{_ms(sd['output_tokens_per_s'])} output tokens/s, {_ms(sd['requests_per_s'])} req/s, "
+        f"TTFT p50 {_ms(sd['ttft_p50_ms'])} ms, p99 {_ms(sd['ttft_p99_ms'])} ms, "
+        f"E2E p99 {_ms(sd['e2e_p99_ms'])} ms"
+    ]
