@@ -61,11 +61,13 @@ def run_in_process(
     timeout: float = 60,
     collect: list[tuple[RequestRecord, RequestResult]] | None = None,
     plugin_box: list[LLMPlugin] | None = None,
+    spawn_rate: float | None = None,
 ) -> LLMPlugin:
     """A local (in-process) Locust run that ends by itself (--requests-per-user in args).
 
     With ``collect``, every finished request's raw record and figures are appended to it;
-    with ``plugin_box``, the plugin, before the run starts (for a greenlet that acts on it).
+    with ``plugin_box``, the plugin, before the run starts (for a greenlet that acts on it);
+    ``spawn_rate``: users started per second (default: all at once).
     """
     opts = parse_options(*args)
     env = Environment(user_classes=[LLMUser], events=Events(), host=host, parsed_options=opts)
@@ -83,7 +85,7 @@ def run_in_process(
         plugin.complete = complete_and_keep  # type: ignore[method-assign]
     runner = env.create_local_runner()
     plugin.on_init()
-    runner.start(users, spawn_rate=users)
+    runner.start(users, spawn_rate=spawn_rate or users)
     with gevent.Timeout(timeout):
         runner.greenlet.join()
     return plugin

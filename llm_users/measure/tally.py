@@ -1,4 +1,5 @@
-"""The figures of a run as one mergeable unit: the whole run, each sweep step, the loop lag.
+"""The figures of a run as one mergeable unit: the whole run, its steady window, each sweep
+step, the loop lag.
 
 A local or master process keeps one :class:`Tally` for the whole test; a worker keeps one of
 what finished since its last report to the master (a delta). Deltas never overlap, so adding
@@ -23,6 +24,7 @@ class Tally:
     def __init__(self) -> None:
         self.total = Aggregate()
         self.steps: dict[int, Aggregate] = {}
+        self.steady = Aggregate()  # requests inside the steady window (the load at its target)
         self.lag = Histogram()  # how late the client's event loop woke (timing uncertainty)
         self.warmup = Aggregate()  # requests that started in the warm-up: in no figure
         self.turns = TurnTally()  # conversations: per turn index
@@ -62,6 +64,7 @@ class Tally:
 
     def merge(self, other: Tally) -> None:
         self.total.merge(other.total)
+        self.steady.merge(other.steady)
         for i, agg in other.steps.items():
             self.step(i).merge(agg)
         self.lag.merge(other.lag)
@@ -76,6 +79,7 @@ class Tally:
     def to_dict(self) -> dict[str, Any]:
         return {
             "total": self.total.to_dict(),
+            "steady": self.steady.to_dict(),
             "steps": {str(i): a.to_dict() for i, a in self.steps.items()},
             "loop_lag_ms": self.lag.to_dict(),
             "warmup": self.warmup.to_dict(),
@@ -87,6 +91,8 @@ class Tally:
     def from_dict(cls, data: dict[str, Any]) -> Tally:
         t = cls()
         t.total = Aggregate.from_dict(data["total"])
+        if "steady" in data:
+            t.steady = Aggregate.from_dict(data["steady"])
         t.steps = {int(i): Aggregate.from_dict(a) for i, a in data.get("steps", {}).items()}
         if "loop_lag_ms" in data:
             t.lag = Histogram.from_dict(data["loop_lag_ms"])

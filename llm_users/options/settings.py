@@ -543,6 +543,55 @@ class Settings:
         group="load",
         help="End a sweep step once this many requests of it have finished (0: by time)",
     )
+    # -- capacity (the search, the steady window, the cost of a token): one block -------
+    search: str = opt(
+        "off",
+        choices=["off", "users", "rate"],
+        group="load",
+        help="Find the most users (or requests/s) that meet --slo at --slo-target: probe 1, 2, "
+        "4... until one fails, then bisect",
+    )
+    search_resolution: float = opt(
+        0.0,
+        parse=non_negative,
+        group="load",
+        help="Stop bisecting when the passing and failing loads are this close (0: 1 user, "
+        "or 5 percent of the rate)",
+    )
+    search_warmup: float = opt(
+        5.0,
+        parse=non_negative,
+        group="load",
+        help="Seconds at the start of each probe (after its users are spawned) whose requests "
+        "are kept out of its figures",
+    )
+    search_min_time: float = opt(
+        10.0,
+        parse=non_negative,
+        group="load",
+        help="A probe passes no sooner than this many measured seconds",
+    )
+    search_min_requests: int = opt(
+        40,
+        parse=whole,
+        group="load",
+        help="A probe is decided no sooner than this many measured requests (40 of 40 meeting "
+        "the SLO: the 95 percent interval's lower end is 91.2 percent)",
+    )
+    search_probe_time: float = opt(
+        120.0,
+        parse=positive,
+        group="load",
+        help="The most measured seconds of one probe: undecided by then, it is judged by its "
+        "point estimate and said to straddle the target",
+    )
+    search_max: float = opt(
+        1024.0,
+        parse=positive,
+        group="load",
+        help="The highest load the search probes (users, or requests/s)",
+    )
+
     think_time: tuple[float, float] = opt(
         "0",
         parse=_seconds_or_range,
@@ -662,6 +711,25 @@ class Settings:
         self._check_conversations()
         if self.sweep_of == "users" and any(x != int(x) for x in self.sweep):
             raise ConfigError(f"--sweep user counts must be whole numbers, got {self.sweep}")
+        self._check_search()
+
+    def _check_search(self) -> None:
+        if self.search == "off":
+            return
+        if not self.slo or not self.slo_target:
+            raise ConfigError(
+                f"--search {self.search} needs --slo and --slo-target (the criterion a load "
+                "must meet), e.g. --slo ttft_ms=500 --slo-target 90"
+            )
+        if self.sweep:
+            raise ConfigError("--search and --sweep are exclusive: the search chooses the loads")
+        if self.search == "rate" and not self.request_rate:
+            raise ConfigError("--search rate needs --request-rate (the first rate to probe)")
+        if self.search == "users" and self.search_resolution % 1:
+            raise ConfigError(
+                "--search-resolution for users must be a whole number, got "
+                f"{self.search_resolution:g}"
+            )
 
     def _check_workloads(self) -> None:
         """The shared-prefix and trace workloads: each needs a tokenizer and excludes others."""

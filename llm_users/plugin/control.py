@@ -21,6 +21,7 @@ from ..options.settings import Settings
 from ..role import Role
 from ..workload.arrivals import ArrivalSchedule, SweepController
 from ..workload.trace import TraceSchedule
+from .search import CapacitySearch, warmup_step
 
 __all__ = ["RunControl", "is_headless"]
 
@@ -40,10 +41,15 @@ class RunControl:
         self.running = False
         self.users_done = 0
         self.peak_users = 0
+        # The steady window (wall clock): from when the users first all ran (Locust's
+        # spawning_complete) until the first of them stopped, or the test stopped.
+        self.steady_window: tuple[float | None, float | None] = (None, None)
         self.step = 0  # the sweep step now running: it owns the requests that start in it
         self.abort_reason: str | None = None
         self.schedule: ArrivalSchedule | TraceSchedule | None = None  # open loop
         self.sweep: SweepController | None = None
+        self.search: CapacitySearch | None = None  # --search: drives self.sweep's steps
+        self.step_aggregate: Callable[[int], Any] = lambda _i: None
         self.rate_share: float | None = None  # worker: its share of --request-rate
         self._failing_since: float | None = None
         # Set by the wiring: worker -> master messages; master -> workers; a step's requests.
@@ -66,6 +72,7 @@ class RunControl:
         """
         self.settings, self.role = settings, role
         self.users_done = self.peak_users = self.step = 0
+        self.steady_window = (None, None)
         self.abort_reason = None
         self._failing_since = None
         self.schedule = None
@@ -76,7 +83,19 @@ class RunControl:
             rate = self.rate_share if role.is_worker and self.rate_share else settings.request_rate
             seed = settings.seed_for("arrivals", role.index)
             self.schedule = ArrivalSchedule(rate, settings.arrivals, seed)
-        if settings.sweep and not role.is_worker:
+        self.search = None
+        if settings.search != "off" and not role.is_worker:
+            self.search = search = CapacitySearch(settings, lambda i: self.step_aggregate(i))
+            self.sweep = SweepController(
+                (),
+                float("inf"),  # a probe ends when decided (or at --search-probe-time)
+                self._search_apply,
+                search.decided,
+                self._search_done,
+                next_value=search.next_load,
+            )
+            self.sweep.start()
+        elif settings.sweep and not role.is_worker:
             self.sweep = SweepController(
                 settings.sweep,
                 settings.sweep_step_time,
@@ -93,15 +112,21 @@ class RunControl:
         if settings.sweep and settings.sweep_of == "users" and opts is not None:
             opts.num_users = int(settings.sweep[0])
             opts.spawn_rate = max(float(getattr(opts, "spawn_rate", 0) or 0), settings.sweep[0])
+        if settings.search == "users" and opts is not None:
+            opts.num_users = 1  # the search's first probe
 
     def stop(self) -> None:
         self.running = False
+        self._steady_ends()
         if self.sweep is not None:
             self.sweep.stop()
+        if self.search is not None:
+            self.search.stop()
 
     # -- requests per user ----------------------------------------------------------------
     def user_done(self) -> None:
         """A user sent its --requests-per-user: when all have, the test ends by itself."""
+        self._steady_ends()  # this process's load is below its target from now on
         if self.to_master is not None:
             self.to_master("done", {"n": 1})
             return
@@ -118,6 +143,13 @@ class RunControl:
 
     def spawned(self, user_count: int) -> None:
         self.peak_users = max(self.peak_users, user_count)
+        if self.steady_window[0] is None:
+            self.steady_window = (time.time(), None)
+
+    def _steady_ends(self) -> None:
+        since, until = self.steady_window
+        if since is not None and until is None:
+            self.steady_window = (since, time.time())
 
     # -- failure watchdog -----------------------------------------------------------------
     def watch(self, res: RequestResult) -> None:
@@ -164,14 +196,26 @@ class RunControl:
             self.schedule.set_rate(rate)
 
     def _sweep_apply(self, index: int, value: float) -> None:
-        s, runner = self.settings, self.runner
+        s = self.settings
         assert s is not None
-        while runner.state == STATE_SPAWNING:  # let the initial spawn finish first
-            gevent.sleep(0.1)
+        self._wait_spawned()
+        self._set_step(index)
+        self._set_load(s.sweep_of, value)
+
+    def _wait_spawned(self) -> None:
+        while self.runner.state == STATE_SPAWNING:  # let a spawn finish first
+            gevent.sleep(0.05)
+
+    def _set_step(self, index: int) -> None:
+        """Requests that start from now on belong to step ``index`` (on every worker too)."""
         self.step = index
         if self.to_workers is not None:
             self.to_workers("step", {"index": index})
-        if s.sweep_of == "rate":
+
+    def _set_load(self, of: str, value: float) -> None:
+        """``value`` users, or requests/s (split exactly between the workers)."""
+        runner = self.runner
+        if of == "rate":
             if self.to_workers is not None:
                 workers = max(1, runner.worker_count)
                 self.to_workers("rate", {"rate": value / workers})
@@ -185,6 +229,24 @@ class RunControl:
         if s is None or not s.sweep_step_requests:
             return False
         return self.step_requests(index) >= s.sweep_step_requests
+
+    def _search_apply(self, index: int, value: float) -> None:
+        """Probe ``index``: its load, then its warm-up (its requests in a step of their own),
+        then measuring starts."""
+        s, search = self.settings, self.search
+        assert s is not None and search is not None
+        self._wait_spawned()
+        self._set_step(warmup_step(index))
+        started = time.monotonic()
+        self._set_load(s.search, value)
+        self._wait_spawned()
+        gevent.sleep(s.search_warmup)
+        self._set_step(index)
+        search.begin(index, value, time.monotonic() - started)
+
+    def _search_done(self) -> None:
+        if self.running:
+            self.end_test("the capacity search ended")
 
     def _sweep_done(self) -> None:
         if self.running:

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from ..measure.tally import Tally
+from ..report.capacity import steady_dict
 from ..report.summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from ..report.writers import OutputError, write_json
 from .context import RunContext
@@ -123,7 +124,12 @@ def run_info(
     if s.slo:
         extra["slo"] = dict(s.slo)
         extra["slo_target"] = s.slo_target or None
-    if s.sweep and control.sweep is not None:
+    steady = steady_dict(tally.steady, agg, control.steady_window, s.stream)
+    if steady is not None:
+        extra["steady"] = steady
+    if control.search is not None:
+        extra["search"] = control.search.summary()
+    elif s.sweep and control.sweep is not None:
         sw = control.sweep
         extra["sweep"] = sweep_rows(tally.steps, s, sw.started_at, sw.ended_at)
     return RunInfo(
@@ -245,11 +251,15 @@ def exit_code(
     summary: dict[str, Any], slo_target: float, aborted: bool, unwritable: bool = False
 ) -> int | None:
     """4 when the run was aborted, 5 when an output file could not be written, 3 when
-    --slo-target was missed, else None (Locust decides)."""
+    --slo-target was missed (with --search: when no probed load met it), else None (Locust
+    decides)."""
     if aborted:
         return EXIT_ABORTED
     if unwritable:
         return EXIT_UNWRITABLE
+    search = summary.get("search")
+    if search is not None:  # the whole run's attainment mixes loads: the search's verdict
+        return 0 if search["met_slo"] else EXIT_SLO
     goodput = summary.get("goodput")
     if goodput and slo_target:
         met = goodput["percent"] is not None and goodput["percent"] >= slo_target

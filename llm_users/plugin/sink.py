@@ -69,6 +69,8 @@ class ResultSink:
         self.counter: Any = None
         self.slo: Mapping[str, float] = {}
         self.sweep = False
+        # (wall clock from, until or None): the run's steady window so far (control.py)
+        self.steady_window: Callable[[], tuple[float | None, float | None]] = lambda: (None, None)
         self.print_requests = False
         self.worker: str | None = None  # this worker's name in the records file
         self.records: RecordsWriter | None = None
@@ -84,7 +86,7 @@ class ResultSink:
         if self.clock is not None:
             self.clock.reset()  # a fresh offset for each test
         self.slo = settings.slo
-        self.sweep = bool(settings.sweep)
+        self.sweep = bool(settings.sweep) or settings.search != "off"  # a search's probes too
         self.print_requests = settings.print_requests
         self.worker = str(role.index) if role.is_worker else None  # its name in the records
 
@@ -99,6 +101,13 @@ class ResultSink:
         records, self.records = self.records, None
         return records.close() if records is not None else None
 
+    def _in_steady_window(self, res: RequestResult) -> bool:
+        """Started once the load reached its target, ended before the first user stopped."""
+        since, until = self.steady_window()
+        if since is None or res.start_wall < since:
+            return False
+        return until is None or res.start_wall + (res.e2e_ms or 0.0) / 1000.0 <= until
+
     def take(self, lag: Histogram | None = None) -> Tally:
         """The tally so far, replaced by a fresh one (a worker's delta, with its ``lag``)."""
         tally, self.tally = self.tally, Tally()
@@ -111,6 +120,8 @@ class ResultSink:
         if self.slo:
             res.slo_met = slo_met(res, self.slo)
         self.tally.add(res, step if self.sweep else None)
+        if not res.warmup and self._in_steady_window(res):
+            self.tally.steady.add(res)
         kernel = rec.timestamps == "kernel"
         unc = self.clock.uncertainty_us if kernel and self.clock is not None else 0.0
         self.tally.count_stamps(rec.timestamps, rec.clock_step, unc)

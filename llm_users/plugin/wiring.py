@@ -70,6 +70,8 @@ class LLMPlugin:
         self.warmup = WarmupGate()  # users ask it, at each request's start
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
+        self.control.step_aggregate = lambda i: self.sink.tally.steps.get(i)
+        self.sink.steady_window = lambda: self.control.steady_window
         self.sink.observers.append(self.control.watch)
         self.server = ServerWatch()  # the server's /metrics: master or local only
         self.worker: WorkerLink | None = None

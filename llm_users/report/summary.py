@@ -12,6 +12,7 @@ from ..measure.aggregate import Aggregate
 from ..measure.figures import FIGURES, by_key, of_kind
 from ..measure.histogram import PERCENTILES
 from ..measure.per_request import RequestResult
+from .capacity import search_lines, steady_lines
 
 __all__ = [
     "NOT_REPORTED",
@@ -375,4 +376,6 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
                 f"{_fmt(r['ttft_p50_ms']):>10}{_fmt(r['ttft_p99_ms']):>10}"
                 f"{_fmt(r['tpot_p50_ms']):>10}{_fmt(r['e2e_p99_ms']):>10}"
             )
+    lines.extend(steady_lines(d.get("steady")))
+    lines.extend(search_lines(d.get("search")))
     return lines

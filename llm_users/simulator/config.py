@@ -49,6 +49,7 @@ class SimConfig:
     # Generation timing and length.
     ttft_ms: float = 50.0
     itl_ms: float = 10.0
+    step_ms_per_request: float = 0.0  # each decode step: itl_ms + this * running requests
     prefill_ms_per_1k_tokens: float = 0.0
     decode_clock: str = "per-stream"
     tokens_per_chunk: int = 1
@@ -159,9 +160,9 @@ def _check(cond: bool, message: str) -> None:
 
 
 def _validate(c: SimConfig) -> None:
-    timings = ("ttft_ms", "itl_ms", "keepalive_ms", "split_delay_ms", "stall_ms")
+    timings = ("ttft_ms", "itl_ms", "step_ms_per_request", "keepalive_ms", "split_delay_ms")
     costs = ("prefill_ms_per_1k_tokens", "cached_prefill_ms_per_1k_tokens", "metrics_slow_ms")
-    for name in (*timings, *costs):
+    for name in (*timings, "stall_ms", *costs):
         value = getattr(c, name)
         _check(math.isfinite(value) and value >= 0, f"{name} must be >= 0")
     for name in ("output_tokens", "reasoning_tokens", "split_bytes", "merge_events", "max_running"):
@@ -175,6 +176,10 @@ def _validate(c: SimConfig) -> None:
     _check(c.metrics in METRICS_MODES, f"metrics must be one of {list(METRICS_MODES)}")
     _check(c.decode_clock in DECODE_CLOCKS, f"decode_clock must be one of {list(DECODE_CLOCKS)}")
     _check(c.decode_clock == "per-stream" or c.itl_ms > 0, "decode_clock global needs itl_ms > 0")
+    _check(
+        c.decode_clock == "per-stream" or c.step_ms_per_request == 0,
+        "step_ms_per_request needs decode_clock per-stream (the global clock's period is fixed)",
+    )
     _check(0.0 <= c.fault_rate <= 1.0, "fault_rate must be within [0, 1]")
     _check(100 <= c.error_status <= 599, "error_status must be an HTTP status")
     _check(bool(c.model_name), "model_name must not be empty")
@@ -196,9 +201,14 @@ _CHOICES = {
     "decode_clock": list(DECODE_CLOCKS),
 }
 
+# Other names of a knob's flag (vLLM calls the cap --max-num-seqs; load testers say batch).
+_ALIASES = {"max_running": ("--max-batch",)}
+
 _HELP = {
     "ttft_ms": "time to first token, from the request's first bytes",
     "itl_ms": "time between token events (the global clock's period with --decode-clock global)",
+    "step_ms_per_request": "a decode step (one token event) of a stream takes itl_ms + this * "
+    "the requests running at that step, as a batch slows when it grows (per-stream clock)",
     "prefill_ms_per_1k_tokens": "extra TTFT per 1,000 uncached prompt tokens",
     "decode_clock": "per-stream: each stream paces itself; global: every stream writes its next "
     "token on the ticks of one clock (start + k * itl_ms), as a batched decode step does",
@@ -207,7 +217,8 @@ _HELP = {
     "cache_block_tokens": "prefix cache block size in tokens (vLLM's default: 16)",
     "cached_prefill_ms_per_1k_tokens": "extra TTFT per 1,000 cached prompt tokens",
     "prefix_cache_blocks": "prefix cache capacity in blocks (least recently used ones go)",
-    "max_running": "requests generating at once; more wait in a FIFO queue (0: no cap)",
+    "max_running": "batch slots: requests generating at once; more wait in a FIFO queue "
+    "(0: no cap; --max-batch is the same knob)",
     "kv_cache_tokens": "KV-cache capacity in tokens (kv_cache_usage_perc = running tokens / it)",
     "metrics": "GET /metrics: on (vLLM names), off (404), garbage (200, not Prometheus), "
     "huge (a valid ~50 MB page), slow (answers after --metrics-slow-ms)",
@@ -218,7 +229,7 @@ _HELP = {
 def add_arguments(parser: argparse._ActionsContainer) -> None:
     """One ``--kebab-name`` flag per knob; unset flags stay absent from the namespace."""
     for f in fields(SimConfig):
-        flag = "--" + f.name.replace("_", "-")
+        flags = ("--" + f.name.replace("_", "-"), *_ALIASES.get(f.name, ()))
         kind = _TYPES[f.name]
         common: dict[str, Any] = {
             "dest": f.name,
@@ -230,11 +241,11 @@ def add_arguments(parser: argparse._ActionsContainer) -> None:
         if f.name in _CHOICES:
             common["choices"] = _CHOICES[f.name]
         if kind == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **common)
         elif kind in ("int", "float"):
-            parser.add_argument(flag, type=int if kind == "int" else float, **common)
+            parser.add_argument(*flags, type=int if kind == "int" else float, **common)
         else:
-            parser.add_argument(flag, type=str, **common)
+            parser.add_argument(*flags, type=str, **common)
 
 
 def from_namespace(ns: argparse.Namespace, base: SimConfig | None = None) -> SimConfig:

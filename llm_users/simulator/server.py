@@ -290,10 +290,13 @@ async def _unary(
     first = rec["started_at"] + t0  # the first token's time (its tick, on the global clock)
     k0 = clock.first_tick(first) if cfg.decode_clock == "global" else 0
 
+    # The batch at the start sets every step's length (step_ms_per_request).
+    step_s = (cfg.itl_ms + cfg.step_ms_per_request * len(request.app[STATE].running)) / 1000.0
+
     def token_time(i: int) -> float:
         if cfg.decode_clock == "global":
             return clock.tick_time(k0 + i)
-        return first + cfg.itl_ms / 1000.0 * i
+        return first + step_s * i
 
     rec["first_token_due"] = token_time(0)
     if fault in ("drop", "error_event"):
@@ -362,13 +365,17 @@ async def _stream(
         if cfg.decode_clock == "global":
             await _on_global_clock(state, resp, cfg, job, fault, rec, plan, pacer)
         else:
+            slow_s = cfg.step_ms_per_request / 1000.0
+            late = 0.0  # what the batch's size added to the steps so far (step_ms_per_request)
             for w in plan.writes:
-                await pacer.wait(start + w.due, rec["first_token_at"] is None)
+                if slow_s and w.token_events and rec["first_token_at"] is not None:
+                    late += slow_s * len(state.running) * len(w.token_events)
+                await pacer.wait(start + w.due + late, rec["first_token_at"] is None)
                 now = perf_counter()
                 await _write(resp, w.data, cfg)
                 if w.token_events:
                     state.note_tokens(rec, now, w.token_events)
-            await pacer.wait(start + plan.end_due, rec["first_token_at"] is None)
+            await pacer.wait(start + plan.end_due + late, rec["first_token_at"] is None)
         if plan.abort:
             if request.transport is not None:
                 request.transport.abort()

@@ -63,8 +63,11 @@ class SweepController:
 
     ``apply(index, value)`` sets a step going (start users / broadcast a rate);
     ``finished(index)`` is polled and ends a step early (e.g. enough requests);
-    ``done()`` is called after the last step.
+    ``done()`` is called after the last step. ``next_value(index)``, when given, chooses
+    each step's value instead of ``values`` (None: no more steps).
     """
+
+    POLL_S = 0.1  # how often a step's end is checked: a search's probes end this close
 
     def __init__(
         self,
@@ -73,10 +76,13 @@ class SweepController:
         apply: Callable[[int, float], None],
         finished: Callable[[int], bool],
         done: Callable[[], None],
+        next_value: Callable[[int], float | None] | None = None,
     ) -> None:
         self.values = values
         self.step_time = step_time
         self._apply, self._finished, self._done = apply, finished, done
+        # A search is a sweep whose next value depends on the last step's result.
+        self._next = next_value or (lambda i: values[i] if i < len(values) else None)
         self.started_at: list[float] = []  # wall clock of each step's start
         self.ended_at: list[float] = []
         self._greenlet: Any = None
@@ -92,12 +98,14 @@ class SweepController:
             self.ended_at.append(time.time())
 
     def _run(self) -> None:
-        for i, value in enumerate(self.values):
+        i = 0
+        while (value := self._next(i)) is not None:
             self.started_at.append(time.time())
             self._apply(i, value)
             deadline = time.monotonic() + self.step_time
             while time.monotonic() < deadline and not self._finished(i):
-                gevent.sleep(0.25)
+                gevent.sleep(self.POLL_S)
             self.ended_at.append(time.time())
+            i += 1
         self._greenlet = None
         self._done()
