@@ -72,6 +72,8 @@ def _chat_chunk(obj: dict[str, Any]) -> Chunk:
     choice = choices[0]
     delta = choice.get("delta") or {}
     content = delta.get("content")
+    if content is not None and not isinstance(content, str):
+        raise TypeError(f"content is a {type(content).__name__}, not text")
     # Reasoning models put their thinking in reasoning_content (vLLM, SGLang, DeepSeek)
     # or reasoning (OpenRouter, newer vLLM): it is generated output, so it is a token.
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
@@ -92,6 +94,8 @@ def _completion_chunk(obj: dict[str, Any]) -> Chunk:
         )
     choice = choices[0]
     text = choice.get("text") or None
+    if text is not None and not isinstance(text, str):
+        raise TypeError(f"text is a {type(text).__name__}, not text")
     finish = choice.get("finish_reason")
     return Chunk(text, text is not None, finish, usage, server_timing=timing)
 
