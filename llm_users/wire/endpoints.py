@@ -77,6 +77,7 @@ def _chat_chunk(obj: dict[str, Any]) -> Chunk:
     # Reasoning models put their thinking in reasoning_content (vLLM, SGLang, DeepSeek)
     # or reasoning (OpenRouter, newer vLLM): it is generated output, so it is a token.
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    text: str | None
     if reasoning and isinstance(reasoning, str):
         text = reasoning + content if content else reasoning
     else:
