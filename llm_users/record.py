@@ -27,7 +27,8 @@ class FailureKind(str, Enum):
     FIRST_TOKEN_TIMEOUT = "first_token_timeout"
     REQUEST_TIMEOUT = "request_timeout"
     NO_TOKENS = "no_tokens"  # a complete stream that carried no generated text
-    OVERSIZED = "oversized_response"  # an event, body or header block past its bound
+    OVERSIZED = "oversized_response"  # an event, body, stream or header block past its bound
+    FRAMING = "malformed_http"  # HTTP framing the parser refuses (chunk sizes, status line)
 
     def __str__(self) -> str:  # the value, as 3.11's StrEnum does (3.10 has no StrEnum)
         return str.__str__(self)
@@ -64,6 +65,8 @@ class RequestRecord:
     failure: str | None = None
     message: str | None = None
     events: int = 0  # every data event received, token-carrying or not
+    # Sent again (once) on a fresh connection: the reused one was closed before any answer.
+    retries: int = 0
     intended_start: float | None = None  # open-loop runs: when the request was due
     # Set by the user, decided when the request started (the client leaves them alone):
     warmup: bool = False  # started in the warm-up: kept out of every figure

@@ -98,6 +98,7 @@ class RequestResult:
     tpot_ms: float | None = None
     itl_ms: list[float] = field(default_factory=list)
     token_events: int = 0
+    retries: int = 0  # sent again on a fresh connection (the reused one closed unanswered)
     max_tokens: int | None = None
     finish_reason: str | None = None
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, if given
@@ -161,6 +162,7 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
         max_tokens=r.max_tokens,
         finish_reason=r.finish_reason,
         token_events=len(r.token_times),
+        retries=r.retries,
         warmup=r.warmup,
         turn=r.turn,
         truncated=r.truncated,

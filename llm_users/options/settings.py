@@ -322,6 +322,15 @@ class Settings:
         help="Largest non-streamed response body accepted; past it the request fails as "
         "oversized_response (64MiB: a 32k-token answer is ~130KiB of JSON)",
     )
+    max_output_factor: float = opt(
+        4.0,
+        parse=non_negative,
+        web=False,
+        group="connection",
+        help="A stream may carry at most this many times max_tokens events (+64); past it "
+        "the request fails as oversized_response (4: a server bound by max_tokens sends "
+        "one event per token at most, with room for empty ones; 0: no such bound)",
+    )
     insecure: bool = opt(
         False,
         parse=boolean,

@@ -84,6 +84,7 @@ class RunContext:
             request_timeout=s.request_timeout,
             max_event_bytes=s.max_event_bytes,
             max_response_bytes=s.max_response_bytes,
+            max_output_factor=s.max_output_factor,
             clock=self.clock,
             poller=self.poller,
         )

@@ -124,6 +124,8 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         "failures": agg.failed,
         "failures_by_kind": dict(sorted(agg.failures.items())),
         "failure_examples": dict(sorted(agg.failure_examples.items())),
+        # sent again once on a fresh connection: the reused one was closed unanswered
+        "retries": agg.counts["retries"],
         "duration_s": duration,
         "output_tokens": int(agg.sums["output_tokens"]),
         "output_tokens_per_s": _rate(agg.sums["output_tokens"], duration),
@@ -342,6 +344,11 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         lines.append("  failures by kind:")
         for kind, n in sorted(agg.failures.items(), key=lambda kv: -kv[1]):
             lines.append(f"    {kind:<22}{n:>7}  e.g. {agg.failure_examples.get(kind, '')[:150]}")
+    if agg.counts["retries"]:
+        lines.append(
+            f"  retries: {agg.counts['retries']} requests sent again on a fresh connection "
+            "(the server closed a reused one without answering)"
+        )
     ts = info.extra.get("timestamps")
     if ts:
         line = f"  timestamps: {ts['source']}"

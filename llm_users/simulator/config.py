@@ -23,6 +23,14 @@ __all__ = [
     "from_namespace",
 ]
 
+# What a broken or malicious server sends (hostile.py), to prove the client stays bounded.
+HOSTILE_FAULTS = (
+    "deep_json",  # a 200 stream whose second event is JSON nested 1,000 deep
+    "deep_error",  # an HTTP 500 whose JSON body is nested 1,000 deep
+    "script_flood",  # an HTTP 502 HTML page of 64 KiB of repeated "<script"
+    "endless_tokens",  # a 200 stream of valid one-token events that never ends
+    "held_open",  # a complete stream, [DONE] included, whose body is then held open
+)
 FAULTS = (
     "http_error",
     "rate_limit",
@@ -32,6 +40,7 @@ FAULTS = (
     "truncate",
     "stall",
     "reset",
+    *HOSTILE_FAULTS,  # hostile.py: what a broken or malicious server sends
 )
 LINE_ENDINGS = {"lf": "\n", "crlf": "\r\n", "cr": "\r"}
 ERROR_BODIES = ("json", "html", "empty")
@@ -90,6 +99,9 @@ class SimConfig:
     error_status: int = 500
     error_body: str = "json"
     stall_ms: float = 5000.0
+    # Close the connection after every streamed response, while its headers say
+    # "Keep-Alive: timeout=5, max=100" and no "Connection: close" (as llama.cpp's server).
+    close_after_stream: bool = False
     seed: int = 0
     # Ground-truth records.
     max_records: int = 100_000
@@ -223,6 +235,8 @@ _HELP = {
     "metrics": "GET /metrics: on (vLLM names), off (404), garbage (200, not Prometheus), "
     "huge (a valid ~50 MB page), slow (answers after --metrics-slow-ms)",
     "metrics_slow_ms": "delay of GET /metrics with --metrics slow",
+    "close_after_stream": "close the connection after every streamed response, while its "
+    "headers say 'Keep-Alive: timeout=5, max=100' (as llama.cpp's llama-server does)",
 }
 
 

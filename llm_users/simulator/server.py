@@ -18,7 +18,8 @@ from aiohttp import web
 from . import heap
 from . import payloads as p
 from .arrival import take_arrival
-from .config import SimConfig
+from .config import HOSTILE_FAULTS, SimConfig
+from .hostile import hostile_answer
 from .looplag import LoopLag
 from .metrics import CONTENT_TYPE, GARBAGE, huge_page
 from .parse import BadRequest, make_job, max_tokens, read_prompt
@@ -205,6 +206,8 @@ async def _answer(
         return web.Response()  # never reaches the client; aiohttp swallows the write error
     if fault == "http_error":
         return await _http_error(request, cfg, rec)
+    if fault in HOSTILE_FAULTS:
+        return await hostile_answer(request, rec, fault)
     if fault == "rate_limit":
         msg = "Rate limit reached (simulated)."
         body = p.error_json(msg, "rate_limit_error", 429)
@@ -353,7 +356,10 @@ async def _stream(
     """An SSE stream following the plan: events at their due times, then the planned end."""
     state = request.app[STATE]
     plan = build_plan(cfg, job, fault)
-    resp = web.StreamResponse(headers={"Cache-Control": "no-cache"})
+    headers = {"Cache-Control": "no-cache"}
+    if cfg.close_after_stream:
+        headers["Keep-Alive"] = "timeout=5, max=100"  # and yet closed after the stream
+    resp = web.StreamResponse(headers=headers)
     resp.content_type = "text/event-stream"
     rec["status"] = 200
     start = rec["started_at"]
@@ -381,6 +387,8 @@ async def _stream(
                 request.transport.abort()
         else:
             await resp.write_eof()
+            if cfg.close_after_stream and request.transport is not None:
+                request.transport.close()  # after the buffered bytes: a FIN, as llama.cpp
         # A stream with a bad_json line is malformed even though it goes on to the end
         # (as in _unary): no client can take it for a complete answer.
         rec["completed"] = not plan.cut and fault != "bad_json"

@@ -24,7 +24,7 @@ from geventhttpclient.response import HTTPParseError
 
 from ..record import FailureKind, RequestRecord
 from .endpoints import BadShape, Endpoint, clip, error_message, error_text
-from .http import Connection, ConnectionLike, Origin, ResponseHead
+from .http import Connection, ConnectionLike, Origin, Oversized, ResponseHead
 from .kclock import KernelClock
 from .poller import Poller
 from .sse import SSEParser
@@ -55,8 +55,16 @@ class ClientConfig:
     # some logprobs, while bounding each user's memory (raise it for logprobs-heavy runs).
     max_response_bytes: int = 64 * MiB
     max_error_bytes: int = 64 * KiB  # an error body is read this far, for its message
-    max_headers: int = 100  # response header lines
-    max_header_bytes: int = 64 * KiB  # the whole response head
+    max_headers: int = 100  # response header lines (1xx heads and trailers included)
+    max_header_bytes: int = 64 * KiB  # the whole response head (1xx heads, trailers too)
+    # A stream's bounds. Its body bytes: as max_response_bytes for a whole body. Its events:
+    # max_output_factor x the request's max_tokens (+ OUTPUT_FLOOR_EVENTS); a server bound by
+    # max_tokens sends at most one event per token, and a few without one (4x leaves room
+    # for servers that send empty deltas or split a character's bytes over events); without
+    # max_tokens, max_stream_events (about the longest context window of any model, 1M).
+    # Each event kept costs ~100 bytes (its text and time): these bound a user's memory.
+    max_output_factor: float = 4.0  # 0: no bound from max_tokens
+    max_stream_events: int = 1 << 20
     # Fair reading: a user whose socket always has data yields to the other greenlets
     # after this much continuous work (one clock read per socket read, never per event).
     max_busy_s: float = 0.002
@@ -68,8 +76,19 @@ class ClientConfig:
     poller: Poller | None = None
 
 
-class Oversized(Exception):
-    """Something the server sent is past its bound; the message says what and how big."""
+class ConnectionCut(Exception):
+    """The peer closed the connection before the end of the response (not a framing error)."""
+
+
+# After [DONE], the body's end (the last chunk, or the connection's close) is read for this
+# long at most, then the connection is closed and the request counted. Servers send it in
+# the same write as [DONE] or within a millisecond; a longer wait would only let a body held
+# open hold the user (as long as its whole request timeout), and more than a loop's turn
+# under load (a few ms to tens of ms) is needed not to close a healthy connection.
+DRAIN_GRACE_S = 0.1
+# Events a stream may carry past factor x max_tokens: the role, usage, finish and keep-alive
+# events that carry no token.
+OUTPUT_FLOOR_EVENTS = 64
 
 
 Factory = Callable[[Origin, Any, float], ConnectionLike]
@@ -152,38 +171,55 @@ class LLMClient:
             intended_start=intended_start,
         )
         self._received = None
-        try:
-            if conn.connected and conn.closed_while_idle():
-                # The server closed (or reset) the idle keep-alive connection: it never saw
-                # this request, so a fresh connection is not a retry. Once a request is
-                # written, nothing is ever re-sent: every failure counts.
-                conn.close()
-            if not conn.connected:
-                conn.connect()
-            clock = self._clock
-            self._kernel = kernel = clock is not None and getattr(conn, "stamped", False)
-            epoch = clock.epoch if clock is not None else 0
-            if kernel:
-                rec.timestamps = "kernel"
-                self._user_times = []
-                conn.recv_real = None  # type: ignore[attr-defined]
-            rec.start = _perf()  # just before the request is written (see metrics)
-            rec.start_wall = time.time()  # its label, taken after connecting like `start`
-            conn.send(payload)
-            self._read(rec, stream)
-            if kernel and clock is not None and clock.epoch != epoch:
-                self._to_user_stamps(rec)  # the clock stepped: never mix two offsets
-        except BaseException as exc:
-            conn.close()  # never leave anything half-read on the socket
-            failure = failure_of(exc, rec, self.config, self._received)
-            if failure is None:
-                raise  # a stopped user (GreenletExit) or a bug: not the server's doing
-            rec.fail(*failure)
+        if conn.connected and conn.closed_while_idle():
+            # The server closed (or reset) the idle keep-alive connection: it never saw
+            # this request, so a fresh connection is not a retry.
+            conn.close()
+        retry = True
+        while True:
+            reused = conn.connected
+            try:
+                self._send_and_read(rec, payload, stream)
+            except BaseException as exc:
+                conn.close()  # never leave anything half-read on the socket
+                if retry and reused and _unanswered(exc, rec, self._received):
+                    # A reused connection the server closed before answering at all (a
+                    # keep-alive race, or a server that closes after every response while
+                    # its headers say keep-alive, as llama.cpp's does): sent again, once,
+                    # on a fresh connection, and counted as a retry (rec.retries).
+                    retry = False
+                    rec.retries += 1
+                    rec.start = 0.0
+                    self._received = None
+                    continue
+                failure = failure_of(exc, rec, self.config, self._received)
+                if failure is None:
+                    raise  # a stopped user (GreenletExit) or a bug: not the server's doing
+                rec.fail(*failure)
+            break
         if rec.start == 0.0:
             rec.start = _perf()
         if rec.failure is not None and rec.end is None:
             rec.end = _perf()
         return rec
+
+    def _send_and_read(self, rec: RequestRecord, payload: bytes, stream: bool) -> None:
+        conn = self.conn
+        if not conn.connected:
+            conn.connect()
+        clock = self._clock
+        self._kernel = kernel = clock is not None and getattr(conn, "stamped", False)
+        epoch = clock.epoch if clock is not None else 0
+        if kernel:
+            rec.timestamps = "kernel"
+            self._user_times = []
+            conn.recv_real = None  # type: ignore[attr-defined]
+        rec.start = _perf()  # just before the request is written (see metrics)
+        rec.start_wall = time.time()  # its label, taken after connecting like `start`
+        conn.send(payload)
+        self._read(rec, stream)
+        if kernel and clock is not None and clock.epoch != epoch:
+            self._to_user_stamps(rec)  # the clock stepped: never mix two offsets
 
     def _to_user_stamps(self, rec: RequestRecord) -> None:
         """Time ``rec`` with the user-space stamps taken beside the kernel ones."""
@@ -241,20 +277,20 @@ class LLMClient:
 
     def _read(self, rec: RequestRecord, stream: bool) -> None:
         cfg = self.config
-        resp = ResponseHead("POST")
+        resp = ResponseHead("POST", cfg.max_headers, cfg.max_header_bytes)
         conn = self.conn
         self._received = head_bytes = 0
-        while not resp.headers_complete:
+        # Until a final head: 1xx interim heads (100 Continue, 103 Early Hints) are skipped,
+        # never taken for the answer; the head bounds count them all.
+        while not resp.headers_complete or resp.interim:
             data = self._recv(rec)
             if not data:
                 if head_bytes == 0:
                     raise EOFError("connection closed before any response")
-                raise HTTPParseError("connection closed before the end of the response headers")
+                raise ConnectionCut("connection closed before the end of the response headers")
             head_bytes += len(data)
             self._received = head_bytes
             resp.feed(data)
-            if resp.header_count > cfg.max_headers:
-                raise Oversized(f"more than {cfg.max_headers} response headers")
             if not resp.headers_complete and head_bytes > cfg.max_header_bytes:
                 limit = cfg.max_header_bytes
                 raise Oversized(f"response headers over {limit} bytes ({head_bytes} received)")
@@ -294,14 +330,27 @@ class LLMClient:
             self._drain(rec, resp)
 
     def _drain(self, rec: RequestRecord, resp: ResponseHead) -> None:
-        """After the end event: read to the end of the body so the connection can be reused."""
+        """After the end event: read to the end of the body so the connection can be
+        reused, for DRAIN_GRACE_S and max_error_bytes at most; past them, or on anything
+        wrong, the connection is closed: the request is complete either way."""
+        conn = self.conn
+        until = _perf() + DRAIN_GRACE_S
+        left = self.config.max_error_bytes
         try:
             while not resp.message_complete:
-                data = self._recv(rec)
+                remaining = until - _perf()
+                if remaining <= 0 or left < 0:
+                    conn.close()
+                    break
+                data = conn.recv(remaining)
+                if not data:
+                    conn.close()
+                    break
+                left -= len(data)
                 resp.feed(data)
                 resp.take_body()
         except Exception:
-            self.conn.close()  # the request is complete; only the connection is lost
+            conn.close()  # the request is complete; only the connection is lost
         if rec.end is not None and not rec.token_times:
             rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
 
@@ -314,7 +363,7 @@ class LLMClient:
                 self.conn.close()
                 break
             data = self._recv(rec)
-            resp.feed(data)
+            _feed(resp, data)
             part = resp.take_body()
             size += len(part)
             parts.append(part)
@@ -358,7 +407,7 @@ class LLMClient:
         kind = FailureKind.http(rec.status)
         try:
             body = b"".join(self._read_body(rec, resp, self.config.max_error_bytes))
-        except (OSError, HTTPParseError):
+        except (OSError, HTTPParseError, ConnectionCut, Oversized):
             body = b""
             self.conn.close()
         rec.fail(kind, f"HTTP {rec.status}: {error_text(body)}")
@@ -376,7 +425,7 @@ class _StreamReader:
 
     __slots__ = (
         "client", "rec", "resp", "parser", "on_event", "on_batch", "max_event", "finished_at",
-        "kernel", "user_times", "done", "failed",
+        "kernel", "user_times", "done", "failed", "received", "max_bytes", "max_events",
     )  # fmt: skip
 
     def __init__(self, client: LLMClient, rec: RequestRecord, resp: ResponseHead) -> None:
@@ -386,7 +435,15 @@ class _StreamReader:
         self.parser = SSEParser()
         self.on_event = client.config.endpoint.on_event
         self.on_batch = client.config.endpoint.on_batch
-        self.max_event = client.config.max_event_bytes
+        cfg = client.config
+        self.max_event = cfg.max_event_bytes
+        self.received = 0  # bytes read since the head
+        self.max_bytes = cfg.max_response_bytes
+        limit = cfg.max_stream_events
+        if rec.max_tokens and cfg.max_output_factor > 0:
+            by_tokens = int(cfg.max_output_factor * rec.max_tokens) + OUTPUT_FLOOR_EVENTS
+            limit = min(limit, by_tokens)
+        self.max_events = limit
         self.finished_at: float | None = None
         self.kernel = client._kernel
         self.user_times = client._user_times
@@ -396,7 +453,13 @@ class _StreamReader:
         """One read's bytes (b"": the peer closed); ``now`` the clock just after it."""
         now = self.client._read_time(real, now, self.rec.start)
         resp = self.resp
-        resp.feed(raw)  # b"" (peer closed) raises HTTPParseError if the body is short
+        if raw:
+            resp.feed(raw)  # trailers past their bounds raise Oversized here
+            self.received += len(raw)
+            if self.received > self.max_bytes:
+                raise Oversized(f"stream over {self.max_bytes} bytes")
+        else:
+            _feed(resp, raw)  # the peer closed: complete if the body needs no more
         return self.body(resp.take_body(), now)
 
     def body(self, data: bytes, now: float) -> bool:
@@ -449,6 +512,8 @@ class _StreamReader:
             held = self.parser.held
             if held > self.max_event:
                 raise Oversized(f"SSE event over {self.max_event} bytes ({held} held)")
+            if rec.events > self.max_events:  # (once per read: the events are counted)
+                raise Oversized(self._too_many())
         if not self.resp.message_complete:
             return False
         # The body ended cleanly without [DONE]: complete only if a finish_reason came.
@@ -460,6 +525,16 @@ class _StreamReader:
         if not rec.token_times:
             rec.fail(FailureKind.NO_TOKENS, "stream finished without any generated text")
         return True
+
+    def _too_many(self) -> str:
+        rec, cfg = self.rec, self.client.config
+        if self.max_events < cfg.max_stream_events:
+            factor = cfg.max_output_factor
+            return (
+                f"stream over {self.max_events} events ({factor:g} x max_tokens "
+                f"{rec.max_tokens} + {OUTPUT_FLOOR_EVENTS}; --max-output-factor)"
+            )
+        return f"stream over {self.max_events} events"
 
     def _run(self, payloads: list[bytes], now: float) -> int:
         """A read's run of plain data events in one call of the endpoint's batch handler,
@@ -483,6 +558,28 @@ class _StreamReader:
         if run.usage:
             rec.usage = run.usage
         return run.taken
+
+
+def _feed(resp: ResponseHead, data: bytes) -> None:
+    """``resp.feed``, where b"" (the peer closed) before the body's end is a cut connection,
+    not a framing error."""
+    if data:
+        resp.feed(data)
+        return
+    try:
+        resp.feed(data)  # completes a body delimited by the connection's close
+    except HTTPParseError:
+        raise ConnectionCut("connection closed before the end of the body") from None
+
+
+def _unanswered(exc: BaseException, rec: RequestRecord, received: int | None) -> bool:
+    """The request was written (or being written) on a connection the server had closed:
+    it ended before a single byte of an answer (so the server never answered it)."""
+    if rec.start == 0.0 or rec.status or received:
+        return False
+    if isinstance(exc, EOFError):
+        return True
+    return isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
 
 
 def _deadline(rec: RequestRecord, cfg: ClientConfig) -> tuple[float, FailureKind]:
@@ -518,8 +615,11 @@ def failure_of(
         return kind, f"request not complete within {cfg.request_timeout:g} s"
     if isinstance(exc, EOFError):
         return FailureKind.RESET, str(exc)
-    if isinstance(exc, HTTPParseError):
+    if isinstance(exc, ConnectionCut):
         return cut, f"connection closed mid-response: {exc}"
+    if isinstance(exc, HTTPParseError):  # llhttp's: bad chunk sizes, status lines, ...
+        reason = exc.args[0] if exc.args else exc
+        return FailureKind.FRAMING, f"malformed HTTP from the server: {reason}"
     if isinstance(exc, OSError):
         if rec.start == 0.0:
             reason = exc.strerror or str(exc) or type(exc).__name__
@@ -530,4 +630,9 @@ def failure_of(
         if exc.errno in resets or isinstance(exc, ConnectionError):
             return cut, f"connection reset ({exc.strerror or exc})"
         return cut, f"socket error: {exc}"
+    if isinstance(exc, RecursionError):
+        # JSON nested deeper than a decoder goes (msgspec, json, or str() of what orjson
+        # built): what the server sent, never a bug of ours. The request fails, counted.
+        kind = FailureKind.BAD_EVENT if after_head and rec.stream else FailureKind.BAD_RESPONSE
+        return kind, "JSON nested too deep to read"
     return None

@@ -8,7 +8,6 @@ Every endpoint's shapes side by side: the module reads better whole than split p
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,9 +72,12 @@ def _chat_chunk(obj: dict[str, Any]) -> Chunk:
     choice = choices[0]
     delta = choice.get("delta") or {}
     content = delta.get("content")
+    if content is not None and not isinstance(content, str):
+        raise TypeError(f"content is a {type(content).__name__}, not text")
     # Reasoning models put their thinking in reasoning_content (vLLM, SGLang, DeepSeek)
     # or reasoning (OpenRouter, newer vLLM): it is generated output, so it is a token.
     reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    text: str | None
     if reasoning and isinstance(reasoning, str):
         text = reasoning + content if content else reasoning
     else:
@@ -93,6 +95,8 @@ def _completion_chunk(obj: dict[str, Any]) -> Chunk:
         )
     choice = choices[0]
     text = choice.get("text") or None
+    if text is not None and not isinstance(text, str):
+        raise TypeError(f"text is a {type(text).__name__}, not text")
     finish = choice.get("finish_reason")
     return Chunk(text, text is not None, finish, usage, server_timing=timing)
 
@@ -367,25 +371,58 @@ def error_message(obj: Any) -> str | None:
     return str(err)
 
 
+# An error body is read this far for its message (the client reads 64 KiB at most anyway):
+# a message is in its first few KiB, and the work below is linear in what is kept.
+ERROR_TEXT_BYTES = 16 * 1024
+_MARKUP = re.compile(r"<[^<>]*>")  # one tag: linear (no nesting, no backtracking past "<")
+_RAW_TEXT = re.compile(rb"<(script|style)\b", re.I)  # where a script or style block opens
+
+
 def error_text(body: bytes, limit: int = 200) -> str:
-    """A readable one-line message from an HTTP error body: JSON error, FastAPI detail, HTML."""
+    """A readable one-line message from an HTTP error body: JSON error, FastAPI detail, HTML.
+
+    Never raises, and bounded: only the first ERROR_TEXT_BYTES are read, JSON nested past
+    orjson's depth limit (1024) is not JSON, and the markup is stripped in linear time
+    (a page of ``<script`` repeated once took seconds with a backtracking pattern).
+    """
+    body = body[:ERROR_TEXT_BYTES]
     if not body.strip():
         return "(no body)"
     try:
-        obj = json.loads(body)
+        obj = orjson.loads(body)
         msg = error_message(obj)
         if msg:
             return msg[:limit]
         if isinstance(obj, dict) and "detail" in obj:  # FastAPI-style servers
             return str(obj["detail"])[:limit]
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (a cut body too), or nested too deep
         pass
+    if b"<" in body:  # an HTML error page: keep its words, not its markup
+        body = _strip_raw_text(body)
     text = body.decode("utf-8", "replace")
-    if "<" in text:  # an HTML error page: keep its words, not its markup
-        text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
-        text = re.sub(r"<[^>]*>", " ", text)
+    if "<" in text:
+        text = _MARKUP.sub(" ", text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _strip_raw_text(body: bytes) -> bytes:
+    """``body`` without its script and style blocks: one forward scan (each opening found
+    once, its closing searched from there on), so linear in the body's length."""
+    out: list[bytes] = []
+    pos = 0
+    low = body.lower()
+    while (m := _RAW_TEXT.search(body, pos)) is not None:
+        out.append(body[pos : m.start()])
+        close = low.find(b"</" + m.group(1).lower(), m.end())
+        if close < 0:  # never closed: the rest is script
+            pos = len(body)
+            break
+        end = low.find(b">", close)
+        pos = len(body) if end < 0 else end + 1
+        out.append(b" ")
+    out.append(body[pos:])
+    return b"".join(out)
 
 
 def _endpoint(name: str, path: str, chunk: Any, text: Any, build: Any) -> Endpoint:

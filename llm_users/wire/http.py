@@ -24,9 +24,21 @@ from geventhttpclient.response import HTTPResponse
 from ..errors import ConfigError
 from .kclock import CMSG_SPACE, SO_TIMESTAMPNS, enable_timestamps
 
-__all__ = ["Connection", "ConnectionLike", "Origin", "ResponseHead", "make_ssl_context"]
+__all__ = [
+    "Connection",
+    "ConnectionLike",
+    "Origin",
+    "Oversized",
+    "ResponseHead",
+    "make_ssl_context",
+]
 
 RECV_SIZE = 65536
+KiB = 1024
+
+
+class Oversized(Exception):
+    """Something the server sent is past its bound; the message says what and how big."""
 
 
 @dataclass(frozen=True)
@@ -82,19 +94,56 @@ def make_ssl_context(insecure: bool = False, ca_bundle: str | None = None) -> gs
 
 
 class ResponseHead(HTTPResponse):
-    """llhttp parser that hands body bytes to the caller as they are parsed."""
+    """llhttp parser that hands body bytes to the caller as they are parsed.
 
-    def __init__(self, method: str) -> None:
+    Header lines are bounded in number and bytes, trailers after the last chunk and 1xx
+    interim heads included (the parser keeps them all, and grows a split value by string
+    concatenation: unbounded, an endless line would hold a core and memory). The checks run
+    in the header callbacks only, never per body byte; past a bound :class:`Oversized` is
+    raised out of :meth:`feed`.
+    """
+
+    def __init__(
+        self, method: str, max_headers: int = 100, max_header_bytes: int = 64 * KiB
+    ) -> None:
         super().__init__(method)
         self.parts: list[bytes] = []
+        self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
+        self.header_bytes = 0  # header and trailer names and values, every head so far
 
     def _on_body(self, buf: bytearray) -> None:  # parser callback, once per body fragment
         self.parts.append(bytes(buf))
+
+    def _on_header_field(self, string: str) -> None:
+        self._count(string)
+        super()._on_header_field(string)
+        if self._header_position > self.max_headers:  # the lines flushed, and this one
+            what = "trailer" if self.headers_complete else "response header"
+            raise Oversized(f"more than {self.max_headers} {what}s")
+
+    def _on_header_value(self, string: str) -> None:
+        self._count(string)
+        super()._on_header_value(string)
+
+    def _count(self, string: str) -> None:
+        self.header_bytes += len(string)
+        if self.header_bytes > self.max_header_bytes:
+            what = "trailers" if self.headers_complete else "response headers"
+            raise Oversized(f"{what} over {self.max_header_bytes} bytes")
 
     @property
     def header_count(self) -> int:
         """Header lines parsed so far."""
         return int(self._header_position) - 1
+
+    @property
+    def interim(self) -> bool:
+        """The head read is a 1xx interim answer (100 Continue, 103 Early Hints): the final
+        one follows on the same connection (RFC 9110 15.2). 101 is final: no upgrade is
+        ever asked for, so it is an answer (an error) like any other."""
+        code = self.status_code
+        return 100 <= code < 200 and code != 101
 
     def take_body(self) -> bytes:
         parts = self.parts

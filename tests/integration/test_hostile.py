@@ -95,6 +95,17 @@ def endless(head: bytes, first: bytes, piece: bytes) -> Respond:
     return respond
 
 
+ONE_TOKEN = b'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n'
+
+
+def endless_trailers(sock: Any) -> bool:
+    """A token, the last chunk, then trailer lines forever (kept without bound before)."""
+    sock.sendall(SSE_HEAD + b"%x\r\n%s\r\n0\r\n" % (len(ONE_TOKEN), ONE_TOKEN))
+    lines = b"".join(b"X-Trailer-%d: %s\r\n" % (i, b"v" * 200) for i in range(256))
+    while True:
+        sock.sendall(lines)
+
+
 SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
@@ -103,6 +114,10 @@ JSON_HEAD = (
 )
 ENDLESS = {
     "sse-line": (True, endless(SSE_HEAD, b"data: ", b"x" * 65536)),
+    # valid one-token events, never ending: bounded by --max-output-factor x --max-tokens
+    "one-token-events": (True, endless(SSE_HEAD, ONE_TOKEN, ONE_TOKEN * 1024)),
+    # a token, then trailers after the last chunk, never ending
+    "trailers": (True, lambda sock, head: endless_trailers(sock)),
     "json-body": (False, endless(JSON_HEAD, b'{"choices": [', b'{"text": "xx"},' * 4096)),
 }
 
@@ -378,3 +393,61 @@ def test_endless_body_is_bounded_and_the_other_users_go_on(hostile, simulator, t
     # (each includes the request's delivery: the simulator stamps its arrival when its own
     # loop gets round to it, as late as its measured lag on a busy machine)
     assert max(late) < 50.0 + lag["max"] + sim_lag_ms(sim), (late, sim_lag_ms(sim))
+
+
+# --- the simulator's hostile modes, in process --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [("deep_json", "malformed_event"), ("deep_error", "http_500"),
+     ("script_flood", "http_502")],
+)  # fmt: skip
+def test_hostile_answers_are_counted_failures(simulator, fault, kind):
+    sim = simulator(fault=fault, ttft_ms=1, itl_ms=1, output_tokens=5)
+    pairs: list[Any] = []
+    plugin = run_in_process(
+        sim.url, "--stream", "--requests-per-user", "3", "--max-failing-seconds", "0",
+        users=2, collect=pairs,
+    )  # fmt: skip
+    s = plugin.last_summary
+    assert not plugin.env.runner.exceptions and s is not None
+    assert s["failures_by_kind"] == {kind: 6} and s["requests"] == 0
+    assert sim.stats()["by_fault"] == {fault: 6}  # counts equal what the server answered
+    if fault == "script_flood":  # the page's words only (none): no markup
+        assert "<script" not in s["failure_examples"][kind]
+
+
+def test_a_body_held_open_after_done_is_counted_after_a_short_grace(simulator):
+    sim = simulator(fault="held_open")
+    pairs: list[Any] = []
+    t0 = time.perf_counter()
+    plugin = run_in_process(
+        sim.url, "--stream", "--requests-per-user", "3", users=2, collect=pairs
+    )  # fmt: skip
+    took = time.perf_counter() - t0
+    s = plugin.last_summary
+    assert s is not None and s["requests"] == 6 and s["failures"] == 0
+    # 3 requests in a row per user, each held 0.1 s after [DONE] at most (not 600 s)
+    lag_s = (s.get("client_loop_lag_ms") or {}).get("max", 0) / 1000
+    assert took < 3 * (0.1 + 0.1 + lag_s) + 5.0
+    deadline = time.monotonic() + 5  # the server counts each when it sees the close
+    while sim.stats()["by_fault"] != {"held_open": 6} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim.stats()["by_fault"] == {"held_open": 6}
+
+
+def test_a_server_closing_after_every_stream_loses_no_request(simulator):
+    """llama.cpp's server closes after each streamed answer while saying keep-alive:
+    10 users x 100 fast streams, none failed; retries counted on their own."""
+    sim = simulator(close_after_stream=True, ttft_ms=0, itl_ms=0, output_tokens=3)
+    plugin = run_in_process(
+        sim.url, "--stream", "--requests-per-user", "100", "--max-tokens", "3",
+        "--preflight", "off", users=10, timeout=120,
+    )  # fmt: skip
+    s = plugin.last_summary
+    assert not plugin.env.runner.exceptions and s is not None
+    assert s["failures"] == 0, s["failure_examples"]
+    stats = sim.stats()
+    assert s["requests"] == 1000 == stats["completed"] == stats["requests"]
+    print("retries:", s["retries"])  # (how many races there were: the machine's timing)

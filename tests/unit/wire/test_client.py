@@ -167,7 +167,9 @@ def test_failure_of_uses_the_request_state() -> None:
     assert failure_of(TimeoutError(), rec, cfg, 0)[0] == "request_timeout"  # type: ignore[index]
     assert failure_of(Oversized("big"), rec, cfg, 0) == ("oversized_response", "big")
     rec.status = 200
-    assert failure_of(HTTPParseError("x"), rec, cfg, 10)[0] == "connection_dropped"  # type: ignore[index]
+    assert failure_of(client_mod.ConnectionCut("x"), rec, cfg, 10)[0] == "connection_dropped"  # type: ignore[index]
+    assert failure_of(HTTPParseError("x"), rec, cfg, 10)[0] == "malformed_http"  # type: ignore[index]
+    assert failure_of(RecursionError(), rec, cfg, 10)[0] == "malformed_response"  # type: ignore[index]
     assert failure_of(ValueError("a bug"), rec, cfg, 0) is None
     assert failure_of(gevent.GreenletExit(), rec, cfg, 0) is None
 
@@ -241,7 +243,7 @@ def test_a_user_whose_socket_always_has_data_yields_every_few_ms(monkeypatch) ->
     yields: list[int] = []
     events = b"".join(b'data: {"choices":[{"delta":{"content":"t"}}]}\n\n' for _ in range(2))
     reads = [head(), *chunked(*[events] * 200)]
-    client, conn = make(reads)
+    client, conn = make(reads, max_output_factor=0)  # more events than max_tokens: no bound
     monkeypatch.setattr(client_mod, "_gsleep", lambda s: yields.append(conn.recvs))
     rec = client.request(chat_body())
     assert rec.failure == "truncated_stream"  # no finish_reason: fine, the reads are the point
@@ -254,7 +256,7 @@ def test_other_greenlets_run_while_one_user_reads_a_long_burst() -> None:
     ev = b'data: {"choices":[{"delta":{"content":"t"}}]}\n\n'
     piece = ev * 1300  # ~64 KiB per read
     reads = [head(), *chunked(*[piece] * 60)]
-    client, _ = make(reads)
+    client, _ = make(reads, max_output_factor=0)  # more events than max_tokens: no bound
     ticks: list[int] = []
 
     def other() -> None:
