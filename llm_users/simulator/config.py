@@ -45,7 +45,9 @@ class SimConfig:
     """Server behaviour; times in milliseconds. Immutable: updates make a new instance."""
 
     model_name: str = "sim-model"
-    api_key: str = ""  # when set, /v1/* answers 401 unless "Authorization: Bearer <api_key>"
+    # When set, /v1/* answers 401 unless "Authorization: Bearer <api_key>" (/v1/messages:
+    # "x-api-key: <api_key>", as Anthropic's API).
+    api_key: str = ""
     # Generation timing and length.
     ttft_ms: float = 50.0
     itl_ms: float = 10.0
@@ -93,6 +95,7 @@ class SimConfig:
     # Ground-truth records.
     max_records: int = 100_000
     record_tokens: bool = True
+    record_headers: str = ""  # request headers (comma-separated names) kept in each record
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the instance hashable and immutable.
@@ -212,6 +215,8 @@ _HELP = {
     "metrics": "GET /metrics: on (vLLM names), off (404), garbage (200, not Prometheus), "
     "huge (a valid ~50 MB page), slow (answers after --metrics-slow-ms)",
     "metrics_slow_ms": "delay of GET /metrics with --metrics slow",
+    "record_headers": "request headers to keep in each /sim/records record, comma-separated "
+    "names (e.g. x-session-id); traceparent is always kept",
 }
 
 

@@ -24,6 +24,7 @@ from geventhttpclient.response import HTTPParseError
 
 from ..record import FailureKind, RequestRecord
 from .endpoints import BadShape, Endpoint, clip, error_message, error_text
+from .fastevents import merge_usage
 from .http import Connection, ConnectionLike, Origin, ResponseHead
 from .kclock import KernelClock
 from .poller import Poller
@@ -438,8 +439,8 @@ class _StreamReader:
                 if finish:
                     rec.finish_reason = finish
                     self.finished_at = now
-                if usage:
-                    rec.usage = usage
+                if usage:  # merged: an API may split usage over events (Messages)
+                    rec.usage = merge_usage(rec.usage, usage)
                 if timing:
                     rec.server_timing = timing
                 if done:
@@ -481,7 +482,7 @@ class _StreamReader:
             rec.finish_reason = run.finish_reason
             self.finished_at = now
         if run.usage:
-            rec.usage = run.usage
+            rec.usage = merge_usage(rec.usage, run.usage)
         return run.taken
 
 
