@@ -139,6 +139,16 @@ def _headers(values: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _header_name(value: Any) -> str:
+    """An HTTP header name (a token: letters, digits and !#$%&'*+-.^_`|~), or "" for none."""
+    given = stripped(value)
+    if given and not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in given):
+        raise Invalid(f"must be a header name such as x-session-id, got {given[:80]!r}")
+    if not given.isascii():
+        raise Invalid(f"must be an ASCII header name, got {given[:80]!r}")
+    return given
+
+
 def _metrics_source(value: Any) -> str:
     """``auto``, ``off`` or the http(s) URL of a server's Prometheus /metrics."""
     given = stripped(value) or "auto"
@@ -354,6 +364,22 @@ class Settings:
         parse=_on,
         group="connection",
         help="Check the server (GET /v1/models) before the test starts",
+    )
+    # Request identity: trace context and session affinity.
+    trace_context: bool = opt(
+        "on",
+        choices=["on", "off"],
+        parse=_on,
+        group="connection",
+        help="Send a W3C traceparent header with new random ids on every request (sampled), "
+        "kept in the records as trace_id and span_id, so the server's spans join them",
+    )
+    session_header: str = opt(
+        "",
+        parse=_header_name,
+        group="connection",
+        help="Send a session id in this header, e.g. x-session-id (routers such as llm-d and "
+        "Dynamo route on one): one id per conversation with --turns, else one per user",
     )
 
     # -- prompts -------------------------------------------------------------------------

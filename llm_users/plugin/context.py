@@ -86,6 +86,8 @@ class RunContext:
             max_response_bytes=s.max_response_bytes,
             clock=self.clock,
             poller=self.poller,
+            trace_context=s.trace_context,
+            session_header=s.session_header,
         )
         return LLMClient(cfg, self.ssl_context)
 

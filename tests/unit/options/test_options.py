@@ -365,6 +365,14 @@ def test_messages_headers_send_the_key_as_x_api_key(defaults: argparse.Namespace
     )  # fmt: skip
 
 
+def test_session_header_must_be_a_header_name(defaults: argparse.Namespace) -> None:
+    s = Settings.from_options(opts(defaults, session_header=" x-session-id "), environ={})
+    assert s.session_header == "x-session-id" and s.trace_context is True
+    for bad in ("x session", "x:id", "x-sé"):
+        with pytest.raises(ConfigError, match=f"--session-header must be .*{bad!r}"):
+            Settings.from_options(opts(defaults, session_header=bad), environ={})
+
+
 def test_messages_needs_max_tokens(defaults: argparse.Namespace) -> None:
     with pytest.raises(ConfigError, match="--endpoint messages needs --max-tokens"):
         Settings.from_options(opts(defaults, endpoint="messages", max_tokens="0"), environ={})
