@@ -78,6 +78,11 @@ class RequestRecord:
     # then timed with its user-space stamps).
     timestamps: str = "user"
     clock_step: bool = False
+    # The W3C trace context sent with it (hex ids; None: --trace-context off), and the session
+    # id sent in --session-header: what joins it to the server's spans and logs.
+    trace_id: str | None = None
+    span_id: str | None = None
+    session_id: str | None = None
 
     @property
     def ok(self) -> bool:

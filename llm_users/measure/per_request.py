@@ -109,6 +109,9 @@ class RequestResult:
     turn: int | None = None  # conversations: the turn index (1-based)
     truncated: bool = False  # conversations: history cut to --max-context-tokens
     conversation_done: bool = False  # conversations: the last turn of a completed one
+    trace_id: str | None = None  # the traceparent's ids sent with it (--trace-context)
+    span_id: str | None = None
+    session_id: str | None = None  # the --session-header value sent with it
 
     @property
     def speed(self) -> float | None:
@@ -168,6 +171,9 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
         truncated=r.truncated,
         conversation_done=r.conversation_done,
         server_timing=r.server_timing,
+        trace_id=r.trace_id,
+        span_id=r.span_id,
+        session_id=r.session_id,
     )
     if r.intended_start is not None:
         res.queue_delay_ms = (r.start - r.intended_start) * 1000.0

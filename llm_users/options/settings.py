@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigError
+from ..wire.endpoints import ENDPOINTS
 from ..workload.prompts import PROMPT_TYPES
 from .declare import (
     Invalid,
@@ -138,6 +139,16 @@ def _headers(values: Any) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _header_name(value: Any) -> str:
+    """An HTTP header name (a token: letters, digits and !#$%&'*+-.^_`|~), or "" for none."""
+    given = stripped(value)
+    if given and not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in given):
+        raise Invalid(f"must be a header name such as x-session-id, got {given[:80]!r}")
+    if not given.isascii():
+        raise Invalid(f"must be an ASCII header name, got {given[:80]!r}")
+    return given
+
+
 def _metrics_source(value: Any) -> str:
     """``auto``, ``off`` or the http(s) URL of a server's Prometheus /metrics."""
     given = stripped(value) or "auto"
@@ -220,10 +231,11 @@ class Settings:
     # -- requests ------------------------------------------------------------------------
     endpoint: str = opt(
         "chat",
-        choices=["chat", "completions", "responses"],
+        choices=["chat", "completions", "responses", "messages"],
         group="requests",
         help="chat = /v1/chat/completions, completions = /v1/completions, responses = "
-        "/v1/responses (the Responses API)",
+        "/v1/responses (the Responses API), messages = /v1/messages (Anthropic's Messages API: "
+        "x-api-key and anthropic-version headers)",
     )
     stream: bool = opt(
         False,
@@ -277,7 +289,8 @@ class Settings:
         parse=_key,
         secret=True,
         group="connection",
-        help="API key sent as 'Authorization: Bearer' (default: $OPENAI_API_KEY)",
+        help="API key sent as 'Authorization: Bearer' (as x-api-key with --endpoint messages; "
+        "default: $OPENAI_API_KEY)",
     )
     headers: tuple[tuple[str, str], ...] = opt(
         [],
@@ -360,6 +373,22 @@ class Settings:
         parse=_on,
         group="connection",
         help="Check the server (GET /v1/models) before the test starts",
+    )
+    # Request identity: trace context and session affinity.
+    trace_context: bool = opt(
+        "on",
+        choices=["on", "off"],
+        parse=_on,
+        group="connection",
+        help="Send a W3C traceparent header with new random ids on every request (sampled), "
+        "kept in the records as trace_id and span_id, so the server's spans join them",
+    )
+    session_header: str = opt(
+        "",
+        parse=_header_name,
+        group="connection",
+        help="Send a session id in this header, e.g. x-session-id (routers such as llm-d and "
+        "Dynamo route on one): one id per conversation with --turns, else one per user",
     )
 
     # -- prompts -------------------------------------------------------------------------
@@ -716,6 +745,11 @@ class Settings:
             raise ConfigError(
                 "--input-tokens and --dataset are exclusive: choose one prompt source"
             )
+        if self.endpoint == "messages" and self.max_tokens is None:
+            raise ConfigError(
+                "--endpoint messages needs --max-tokens N > 0 (the Messages API requires "
+                "max_tokens), got 0"
+            )
         self._check_workloads()
         self._check_conversations()
         if self.sweep_of == "users" and any(x != int(x) for x in self.sweep):
@@ -805,6 +839,10 @@ class Settings:
         return "streaming" if self.stream else "non-streaming"
 
     def request_headers(self) -> tuple[tuple[str, str], ...]:
-        """Headers for every request; the key only here, never in anything printed."""
-        auth = (("Authorization", f"Bearer {self.api_key}"),) if self.api_key else ()
-        return auth + self.headers
+        """Headers for every request; the key only here, never in anything printed.
+
+        The endpoint says how the key goes (a bearer token, or Anthropic's x-api-key) and
+        adds its API's fixed headers; a --header of the same name replaces one of those."""
+        given = {name.lower() for name, _ in self.headers}
+        auth = ENDPOINTS[self.endpoint].auth(self.api_key)
+        return tuple(h for h in auth if h[0].lower() not in given) + self.headers

@@ -87,6 +87,8 @@ class RunContext:
             max_output_factor=s.max_output_factor,
             clock=self.clock,
             poller=self.poller,
+            trace_context=s.trace_context,
+            session_header=s.session_header,
         )
         return LLMClient(cfg, self.ssl_context)
 

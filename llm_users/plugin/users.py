@@ -6,6 +6,7 @@ concurrency.
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -37,6 +38,7 @@ class BaseLLMUser(User):
         self.llm: LLMClient | None = None
         self.prompts: PromptSource | None = None
         self.dialogue: Dialogue | None = None  # conversations (--turns): this user's one
+        self.session_id = os.urandom(16).hex()  # --session-header without conversations
         ctx = self.plugin.ctx
         self.think_rng = ctx.user_rng("think") if ctx is not None else random.Random()
 
@@ -93,7 +95,9 @@ class BaseLLMUser(User):
         intended = control.schedule.wait() if control.schedule is not None else None
         step = control.step  # a sweep step owns the requests that start in it
         warmup = plugin.warmup.starts()
-        record = self.llm.request(body, intended_start=intended)
+        # The session id: the conversation's (each turn of one the same), else the user's.
+        session = self.dialogue.session_id if self.dialogue is not None else self.session_id
+        record = self.llm.request(body, intended_start=intended, session=session)
         record.warmup = warmup
         if self.dialogue is not None:
             self.dialogue.finish(record)  # its turn; the answer joins the history

@@ -43,6 +43,9 @@ _RECORD_FIELDS = (
     "turn",
     "truncated",
     "server_timing",
+    "trace_id",
+    "span_id",
+    "session_id",
 )
 
 

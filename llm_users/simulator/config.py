@@ -54,7 +54,9 @@ class SimConfig:
     """Server behaviour; times in milliseconds. Immutable: updates make a new instance."""
 
     model_name: str = "sim-model"
-    api_key: str = ""  # when set, /v1/* answers 401 unless "Authorization: Bearer <api_key>"
+    # When set, /v1/* answers 401 unless "Authorization: Bearer <api_key>" (/v1/messages:
+    # "x-api-key: <api_key>", as Anthropic's API).
+    api_key: str = ""
     # Generation timing and length.
     ttft_ms: float = 50.0
     itl_ms: float = 10.0
@@ -106,6 +108,7 @@ class SimConfig:
     # Ground-truth records.
     max_records: int = 100_000
     record_tokens: bool = True
+    record_headers: str = ""  # request headers (comma-separated names) kept in each record
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the instance hashable and immutable.
@@ -237,6 +240,8 @@ _HELP = {
     "metrics_slow_ms": "delay of GET /metrics with --metrics slow",
     "close_after_stream": "close the connection after every streamed response, while its "
     "headers say 'Keep-Alive: timeout=5, max=100' (as llama.cpp's llama-server does)",
+    "record_headers": "request headers to keep in each /sim/records record, comma-separated "
+    "names (e.g. x-session-id); traceparent is always kept",
 }
 
 

@@ -1,4 +1,5 @@
-"""Reading a completion, chat or Responses request: its prompt, limit and the answer decided."""
+"""Reading a completion, chat, Responses or Messages request: its prompt, limit and the answer
+decided."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .payloads import Job
 from .tokenizer import count_tokens, token_ids
 
 DEFAULT_OUTPUT_TOKENS = 64
-API_PREFIX = {"chat": "chatcmpl-", "completion": "cmpl-", "responses": "resp_"}
+API_PREFIX = {"chat": "chatcmpl-", "completion": "cmpl-", "responses": "resp_", "messages": "msg_"}
 
 
 class BadRequest(ValueError):
@@ -42,7 +43,12 @@ def read_prompt(req: dict[str, Any], api: str, want_ids: bool = False) -> Prompt
     """
     if api == "completion":
         return _completion_prompt(req.get("prompt", ""), want_ids)
-    messages = _messages(req) if api == "chat" else _responses_messages(req)
+    if api == "chat":
+        messages = _messages(req)
+    elif api == "messages":
+        messages = _anthropic_messages(req)
+    else:
+        messages = _responses_messages(req)
     text = "\n".join(_message_text(m) for m in messages)
     roles = tuple(str(m.get("role")) if isinstance(m, dict) else "" for m in messages)
     if want_ids:
@@ -71,6 +77,21 @@ def _responses_messages(req: dict[str, Any]) -> list[Any]:
         raise BadRequest("'input' must be a string or a list of messages")
     if instructions:
         messages.insert(0, {"role": "system", "content": instructions})
+    return messages
+
+
+def _anthropic_messages(req: dict[str, Any]) -> list[Any]:
+    """Anthropic's ``messages``, with the top-level ``system`` (text or text blocks) first;
+    ``max_tokens`` is required, as the real API requires it."""
+    value = req.get("max_tokens")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BadRequest("max_tokens: Field required (a positive integer)")
+    messages = list(_messages(req))
+    system = req.get("system")
+    if system is not None and not isinstance(system, (str, list)):
+        raise BadRequest("'system' must be a string or a list of text blocks")
+    if system:
+        messages.insert(0, {"role": "system", "content": system})
     return messages
 
 
@@ -138,7 +159,8 @@ def make_job(
     prompt: Prompt | None = None,
     cached_tokens: int = 0,
 ) -> Job:
-    """Decide the whole answer to a validated request (``api``: chat, completion, responses)."""
+    """Decide the whole answer to a validated request (``api``: chat, completion, responses,
+    messages)."""
     if prompt is None:
         prompt = read_prompt(req, api)
     total, finish = output_length(cfg, max_tokens(req))
@@ -161,4 +183,5 @@ def make_job(
         cached_tokens=cached_tokens,
         cache_details=cfg.prefix_cache,
         responses=api == "responses",
+        messages=api == "messages",
     )

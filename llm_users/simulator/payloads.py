@@ -1,4 +1,4 @@
-"""JSON payloads in the OpenAI shapes: stream chunks, whole responses and errors."""
+"""JSON payloads in the OpenAI and Anthropic shapes: stream chunks, whole responses and errors."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class Job:
     cached_tokens: int = 0  # prompt tokens found in the prefix cache
     cache_details: bool = False  # report them (usage.prompt_tokens_details)
     responses: bool = False  # a Responses API request (/v1/responses)
+    messages: bool = False  # an Anthropic Messages API request (/v1/messages)
 
     @property
     def completion_tokens(self) -> int:
@@ -55,6 +56,16 @@ class Job:
             "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
+
+    def messages_usage(self, output_tokens: int | None = None) -> dict[str, Any]:
+        """Usage in the Messages API's names: input_tokens leaves out the cached ones."""
+        done = self.completion_tokens if output_tokens is None else output_tokens
+        usage: dict[str, Any] = {"input_tokens": self.prompt_tokens - self.cached_tokens}
+        if self.cache_details:
+            usage["cache_read_input_tokens"] = self.cached_tokens
+            usage["cache_creation_input_tokens"] = 0
+        usage["output_tokens"] = done
+        return usage
 
 
 def token_texts(vocab: str, rid: int, count: int) -> list[str]:

@@ -21,6 +21,7 @@ from .arrival import take_arrival
 from .config import HOSTILE_FAULTS, SimConfig
 from .hostile import hostile_answer
 from .looplag import LoopLag
+from .messages import messages_body
 from .metrics import CONTENT_TYPE, GARBAGE, huge_page
 from .parse import BadRequest, make_job, max_tokens, read_prompt
 from .state import SimState
@@ -46,6 +47,7 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/v1/messages", messages)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/sim/records", sim_records)
     app.router.add_get("/sim/stats", sim_stats)
@@ -67,7 +69,14 @@ async def _arrival(request: web.Request, handler: Any) -> web.StreamResponse:
 async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
     """OpenAI-style key check on /v1/*, when the config has a key (the message never echoes it)."""
     key = request.app[STATE].config.api_key
+    if key and request.path == "/v1/messages":  # Anthropic's API: the key in x-api-key only
+        if request.headers.get("x-api-key", "") != key:
+            err = {"type": "authentication_error", "message": "invalid x-api-key"}
+            return _json({"type": "error", "error": err}, status=401)
+        return await handler(request)
     authorised = request.headers.get("Authorization", "") == f"Bearer {key}"
+    if request.path == "/v1/models" and request.headers.get("x-api-key", "") == key:
+        authorised = True  # Anthropic's API serves the model list to its key header too
     if key and request.path.startswith("/v1/") and not authorised:
         err = {
             "message": "Incorrect API key provided.",
@@ -150,17 +159,33 @@ async def responses(request: web.Request) -> web.StreamResponse:
     return await _complete(request, "responses")
 
 
+async def messages(request: web.Request) -> web.StreamResponse:
+    if "anthropic-version" not in request.headers:  # the real API requires it
+        err = {"type": "invalid_request_error", "message": "anthropic-version: header is required"}
+        return _json({"type": "error", "error": err}, status=400)
+    return await _complete(request, "messages")
+
+
 async def _complete(request: web.Request, api: str) -> web.StreamResponse:
     state = request.app[STATE]
     cfg = state.config  # one snapshot per request: runtime changes apply to later ones
     body = await request.read()  # already read: the arrival middleware did
     rec = state.open_record(request.path, request[RECEIVED_AT], cfg)
     rec["dispatched_at"] = perf_counter()
+    _keep_headers(request, cfg, rec)
     try:
         return await _answer(request, state, cfg, body, api, rec)
     finally:
         state.release(rec)
         state.close_record(rec)
+
+
+def _keep_headers(request: web.Request, cfg: SimConfig, rec: dict[str, Any]) -> None:
+    """The request's W3C traceparent, and the headers ``record_headers`` names, into its record."""
+    rec["traceparent"] = request.headers.get("traceparent")
+    if cfg.record_headers:
+        names = [n.strip() for n in cfg.record_headers.split(",") if n.strip()]
+        rec["headers"] = {n.lower(): request.headers.get(n) for n in names}
 
 
 async def _answer(
@@ -321,6 +346,8 @@ async def _unary(
     reasoning, content = _texts(cfg, job)
     if job.responses:
         body = p.responses_body(job, reasoning, content)
+    elif job.messages:
+        body = messages_body(job, reasoning, content)
     else:
         body = p.full_response(job, reasoning, content)
     if fault == "truncate":

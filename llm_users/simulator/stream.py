@@ -10,6 +10,7 @@ import orjson
 
 from . import payloads as p
 from .config import LINE_ENDINGS, SimConfig
+from .messages import messages_events
 from .vocab import VOCABS
 
 ERROR_EVENT = orjson.dumps(
@@ -101,7 +102,7 @@ def first_token_delay(cfg: SimConfig, fault: str | None, job: p.Job | None = Non
 
 def build_plan(cfg: SimConfig, job: p.Job, fault: str | None) -> Plan:
     """The plan of ``job``: a cached plan of the same shape with this request's id and time."""
-    if job.responses:  # its ids appear in many places: built afresh
+    if job.responses or job.messages:  # their ids appear in many places: built afresh
         return make_plan(cfg, job, fault)
     # Requests differ only by id, creation time and where the vocabulary walk starts.
     rid = job.rid % len(VOCABS[cfg.vocab])
@@ -129,6 +130,9 @@ def make_plan(cfg: SimConfig, job: p.Job, fault: str | None) -> Plan:
     plan = Plan()
     if job.responses:
         head, items, plan.cut, plan.end_due = ResponsesEvents(cfg, job, fr).build(fault)
+        plan.writes += head
+    elif job.messages:
+        head, items, plan.cut, plan.end_due = _messages(cfg, job, fault, fr)
         plan.writes += head
     else:
         if job.chat and cfg.role_chunk:
@@ -175,6 +179,21 @@ def _events(
     if not cfg.no_done:
         items.append(Write(due, fr.event(DONE)))
     return items, False, due
+
+
+def _messages(
+    cfg: SimConfig, job: p.Job, fault: str | None, fr: Framer
+) -> tuple[list[Write], list[Write], bool, float]:
+    """A Messages API stream: (writes at arrival, timed writes, cut, end time)."""
+    t0 = first_token_delay(cfg, fault, job)
+    acting = fault if fault in STREAM_FAULTS else None
+    events, cut, end = messages_events(
+        job, token_events(cfg, job), t0, cfg.itl_ms / 1000.0, acting, cfg.fault_after
+    )
+    writes = [Write(due, fr.event(BAD_JSON if data is None else data, kind), n)
+              for due, kind, data, n in events]  # fmt: skip
+    head = [w for w in writes if w.due < t0]  # message_start and ping: sent at once
+    return head, writes[len(head) :], cut, end
 
 
 def _inject(items: list[Write], fault: str, fr: Framer, due: float) -> bool:

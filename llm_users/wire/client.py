@@ -12,6 +12,7 @@ path reads better whole in one module.
 from __future__ import annotations
 
 import errno
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from geventhttpclient.response import HTTPParseError
 
 from ..record import FailureKind, RequestRecord
 from .endpoints import BadShape, Endpoint, clip, error_message, error_text
+from .fastevents import merge_usage
 from .http import Connection, ConnectionLike, Origin, Oversized, ResponseHead
 from .kclock import KernelClock
 from .poller import Poller
@@ -74,6 +76,10 @@ class ClientConfig:
     # Reads every plain-TCP stream of the process from one greenlet (None: each user reads
     # its own socket, as over TLS).
     poller: Poller | None = None
+    # A W3C traceparent header on every request, its ids new per request (--trace-context).
+    trace_context: bool = False
+    # The header that carries a request's session id, when one is given (--session-header).
+    session_header: str = ""
 
 
 class ConnectionCut(Exception):
@@ -126,6 +132,7 @@ class LLMClient:
         head = [f"Host: {o.host_header}", "User-Agent: llm-users", "Content-Type: application/json"]
         head += [f"{k}: {v}" for k, v in config.headers]
         self._head = ("\r\n".join(head) + "\r\n").encode("latin-1")
+        self._session_head = f"{config.session_header}: ".encode("latin-1")
         self._first_span = min(config.first_token_timeout, config.request_timeout)
         self._received: int | None = None  # bytes of the response head; None: not reading
         self._loop_now: Callable[[], float] = get_hub().loop.now
@@ -135,7 +142,7 @@ class LLMClient:
     def close(self) -> None:
         self.conn.close()
 
-    def _request_bytes(self, body: bytes, stream: bool) -> bytes:
+    def _request_bytes(self, body: bytes, stream: bool, more: bytes = b"") -> bytes:
         accept = b"Accept: text/event-stream\r\n" if stream else b"Accept: application/json\r\n"
         return b"".join(
             (
@@ -143,6 +150,7 @@ class LLMClient:
                 self._path,
                 b" HTTP/1.1\r\n",
                 self._head,
+                more,
                 accept,
                 b"Content-Length: ",
                 str(len(body)).encode(),
@@ -156,10 +164,11 @@ class LLMClient:
         body: dict[str, Any],
         *,
         intended_start: float | None = None,
+        session: str | None = None,
     ) -> RequestRecord:
-        """Send one request and read the whole answer; never raises for a failed request."""
+        """Send one request and read the whole answer; never raises for a failed request.
+        ``session``: the session id sent in the config's ``session_header``."""
         stream = bool(body.get("stream"))
-        payload = self._request_bytes(orjson.dumps(body), stream)
         max_tokens = body.get(self.config.endpoint.max_tokens_key)
         conn = self.conn
         rec = RequestRecord(
@@ -170,6 +179,7 @@ class LLMClient:
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             intended_start=intended_start,
         )
+        payload = self._request_bytes(orjson.dumps(body), stream, self._per_request(rec, session))
         self._received = None
         if conn.connected and conn.closed_while_idle():
             # The server closed (or reset) the idle keep-alive connection: it never saw
@@ -220,6 +230,24 @@ class LLMClient:
         self._read(rec, stream)
         if kernel and clock is not None and clock.epoch != epoch:
             self._to_user_stamps(rec)  # the clock stepped: never mix two offsets
+
+    def _per_request(self, rec: RequestRecord, session: str | None) -> bytes:
+        """This request's own header lines: a traceparent with new ids (version 00, sampled),
+        the session id; each id also goes into the record, to join it to the server's logs."""
+        more = b""
+        if self.config.trace_context:
+            # One read of the OS generator: never repeated across forked processes (a
+            # user-space generator's state would be), ~1 us per request.
+            ids = os.urandom(24).hex()
+            rec.trace_id, rec.span_id = ids[:32], ids[32:]
+            if rec.trace_id.strip("0") and rec.span_id.strip("0"):  # all-zero ids are invalid
+                more = b"traceparent: 00-%s-%s-01\r\n" % (ids[:32].encode(), ids[32:].encode())
+            else:
+                rec.trace_id = rec.span_id = None
+        if session and self.config.session_header:
+            rec.session_id = session
+            more += self._session_head + session.encode("latin-1") + b"\r\n"
+        return more
 
     def _to_user_stamps(self, rec: RequestRecord) -> None:
         """Time ``rec`` with the user-space stamps taken beside the kernel ones."""
@@ -501,8 +529,8 @@ class _StreamReader:
                 if finish:
                     rec.finish_reason = finish
                     self.finished_at = now
-                if usage:
-                    rec.usage = usage
+                if usage:  # merged: an API may split usage over events (Messages)
+                    rec.usage = merge_usage(rec.usage, usage)
                 if timing:
                     rec.server_timing = timing
                 if done:
@@ -556,7 +584,7 @@ class _StreamReader:
             rec.finish_reason = run.finish_reason
             self.finished_at = now
         if run.usage:
-            rec.usage = run.usage
+            rec.usage = merge_usage(rec.usage, run.usage)
         return run.taken
 
 

@@ -1,4 +1,4 @@
-"""OpenAI API shapes: request bodies, and what a response event carries.
+"""OpenAI and Anthropic API shapes: request bodies, headers, and what a response event carries.
 
 The client's read loop is the same for every endpoint; an :class:`Endpoint` says where the
 request goes, builds its body, turns each streamed SSE event into a :class:`Chunk` and a
@@ -22,6 +22,7 @@ __all__ = [
     "CHAT",
     "COMPLETIONS",
     "ENDPOINTS",
+    "MESSAGES",
     "RESPONSES",
     "BadShape",
     "Chunk",
@@ -209,6 +210,11 @@ def _choices_tail(body: Body, max_tokens: int | None, stream: bool, stream_usage
     return body
 
 
+def bearer(key: str) -> tuple[tuple[str, str], ...]:
+    """OpenAI's key header: ``Authorization: Bearer <key>`` (nothing without a key)."""
+    return (("Authorization", f"Bearer {key}"),) if key else ()
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One OpenAI endpoint: its path and its three handlers.
@@ -230,6 +236,8 @@ class Endpoint:
     min_output_tokens: int = 1  # the smallest budget the API accepts (a pre-test ping)
     # A run of plain data events in one call (fastevents.choices_batch); None: per event.
     on_batch: Callable[[list[bytes]], Batch] | None = None
+    # The API key (may be "") -> the headers that carry it and the API's own fixed ones.
+    auth: Callable[[str], tuple[tuple[str, str], ...]] = bearer
 
     def body(
         self,
@@ -448,4 +456,120 @@ RESPONSES = Endpoint(
     max_tokens_key="max_output_tokens",
     min_output_tokens=16,  # OpenAI refuses a smaller max_output_tokens
 )
-ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES}
+
+# -- Anthropic's Messages API (POST /v1/messages) ----------------------------------------
+
+ANTHROPIC_VERSION = "2023-06-01"  # the API version every request names (a required header)
+# Anthropic's stop reasons in the chat names the figures use; others are kept as they come.
+_MESSAGES_STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                  "tool_use": "tool_calls"}  # fmt: skip
+# content_block_delta types that carry generated text, and whether it is answer content;
+# thinking is reasoning: a token (the first one may be thinking), never answer content.
+_MESSAGES_DELTA = {"text_delta": ("text", True), "thinking_delta": ("thinking", False)}
+
+
+def _messages_auth(key: str) -> tuple[tuple[str, str], ...]:
+    """``x-api-key`` instead of a bearer token, and the version header the API requires."""
+    version = (("anthropic-version", ANTHROPIC_VERSION),)
+    return ((("x-api-key", key),) if key else ()) + version
+
+
+def _messages_usage(usage: Any) -> dict[str, Any] | None:
+    """Messages usage under the chat keys. The stream splits it: message_start has the input
+    tokens, message_delta the (cumulative) output tokens; the client merges the two."""
+    if not isinstance(usage, dict):
+        return None
+    out: dict[str, Any] = {}
+    prompt = usage.get("input_tokens")
+    if isinstance(prompt, int):
+        # Anthropic counts cached tokens apart from input_tokens; the chat prompt count has them.
+        cache_read = usage.get("cache_read_input_tokens") or 0
+        cache_write = usage.get("cache_creation_input_tokens") or 0
+        out["prompt_tokens"] = prompt + cache_read + cache_write
+        if "cache_read_input_tokens" in usage:
+            out["prompt_tokens_details"] = {"cached_tokens": cache_read}
+    output = usage.get("output_tokens")
+    if isinstance(output, int):
+        out["completion_tokens"] = output
+    return out or None
+
+
+def _messages_chunk(obj: dict[str, Any]) -> Chunk:
+    kind = obj.get("type")
+    if kind == "content_block_delta":  # the common event: a piece of text or of thinking
+        delta = obj.get("delta") or {}
+        field = _MESSAGES_DELTA.get(delta.get("type"))  # type: ignore[arg-type]
+        if field is None:  # signature_delta, input_json_delta: no generated text
+            return _NOTHING
+        text = delta.get(field[0])
+        return Chunk(text, field[1], None, None) if isinstance(text, str) and text else _NOTHING
+    if kind == "message_start":  # the input tokens (and the first output count)
+        usage = _messages_usage((obj.get("message") or {}).get("usage"))
+        if usage is not None:
+            usage.pop("completion_tokens", None)  # message_delta gives the real count
+        return Chunk(None, False, None, usage) if usage else _NOTHING
+    if kind == "message_delta":
+        reason = (obj.get("delta") or {}).get("stop_reason")
+        finish = _MESSAGES_STOP.get(reason, reason) if reason else None
+        return Chunk(None, False, finish, _messages_usage(obj.get("usage")))
+    if kind == "message_stop":  # the end of the stream, like [DONE]
+        return _DONE
+    if kind == "error":  # event: error, {"type": "error", "error": {"type", "message"}}
+        return Chunk(None, False, None, None, False, error_message(obj) or "error")
+    err = error_message(obj)  # an OpenAI-style error object from a proxy
+    if err is not None:
+        return Chunk(None, False, None, None, False, err)
+    return _NOTHING  # ping, content_block_start, content_block_stop
+
+
+def _messages_text(obj: dict[str, Any]) -> str:
+    """The generated text of a whole message: its text and thinking blocks, in order."""
+    parts = []
+    for block in obj.get("content") or []:
+        field = {"text": "text", "thinking": "thinking"}.get(block.get("type"))
+        text = block.get(field) if field else None
+        if isinstance(text, str):
+            parts.append(text)
+    return "".join(parts)
+
+
+def _messages_full(obj: dict[str, Any]) -> Full:
+    if not isinstance(obj.get("content"), list):
+        raise BadShape("no content in the message")
+    try:
+        text = _messages_text(obj)
+    except _SHAPE_ERRORS as exc:
+        raise BadShape(f"unexpected message shape ({exc})") from None
+    reason = obj.get("stop_reason")
+    finish = _MESSAGES_STOP.get(reason, reason) if isinstance(reason, str) else None
+    return Full(text, finish, _messages_usage(obj.get("usage")))
+
+
+def _messages_body(
+    prompt: Any, max_tokens: int | None, stream: bool, stream_usage: bool, system: str | None
+) -> Body:
+    """``messages`` (system messages move to the top-level ``system``), ``max_tokens`` (the
+    API requires it), ``stream``; usage always comes in the stream, so no ``stream_usage``."""
+    given = list(prompt) if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    systems = [str(m.get("content") or "") for m in given if m.get("role") == "system"]
+    body: Body = {"messages": [m for m in given if m.get("role") != "system"]}
+    top = "\n".join(s for s in systems if s) if systems else system
+    if top:
+        body["system"] = top
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    body["stream"] = stream
+    return body
+
+
+MESSAGES = Endpoint(
+    "messages",
+    "/v1/messages",
+    _messages_chunk,
+    _messages_text,
+    _messages_body,
+    json_events(_messages_chunk, error_objects=False),
+    _messages_full,
+    auth=_messages_auth,
+)
+ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES, "messages": MESSAGES}

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-__all__ = ["Batch", "choices_batch", "choices_events"]
+__all__ = ["Batch", "choices_batch", "choices_events", "merge_usage"]
 
 
 class _Delta(msgspec.Struct, gc=False):
@@ -33,6 +33,16 @@ class _Event(msgspec.Struct, gc=False):
     metrics: Any = None  # vLLM's per-request timing (server_timing.py): the general handler
 
 
+def merge_usage(old: Any, new: Any) -> Any:
+    """A usage object updates the one before it key by key (Anthropic's Messages stream
+    splits usage: input tokens first, output tokens at the end); one that is not a JSON
+    object is no usage and changes nothing. Associative, so a read's run of events merged
+    at once gives what merging them one by one gives."""
+    if not isinstance(new, dict):
+        return old
+    return {**old, **new} if old else new
+
+
 _decode_event = msgspec.json.Decoder(_Event).decode
 _new = tuple.__new__  # a NamedTuple from all its fields, without its Python-level __new__
 
@@ -46,7 +56,7 @@ class Batch(NamedTuple):
     texts: list[str]  # the tokens among them, in order
     content: bool  # one of them was answer content (not reasoning): the first answer token
     finish_reason: str | None  # the last one given
-    usage: Any  # the last one given
+    usage: Any  # the ones given, merged (merge_usage)
 
 
 BatchHandler = Callable[[list[bytes]], Batch]
@@ -175,7 +185,7 @@ def choices_batch(one: Handler, stop: type[Exception], *, chat: bool) -> BatchHa
                     if choice.finish_reason:
                         finish = choice.finish_reason
                     if obj.usage:
-                        usage = obj.usage
+                        usage = merge_usage(usage, obj.usage)
                     taken += 1
                     continue
             try:
@@ -191,7 +201,7 @@ def choices_batch(one: Handler, stop: type[Exception], *, chat: bool) -> BatchHa
             if got_finish:
                 finish = got_finish
             if got_usage:
-                usage = got_usage
+                usage = merge_usage(usage, got_usage)
             taken += 1
         return new(batch, (taken, texts, content_seen, finish, usage))
 

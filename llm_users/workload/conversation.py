@@ -11,6 +11,7 @@ next request starts a new one.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -138,6 +139,7 @@ class Dialogue:
         self.turn = 0  # turns of the current conversation sent so far
         self.history: list[tuple[Message, int]] = []  # (message, its tokens) of past turns
         self._system: tuple[Message, int] | None = None
+        self.session_id = ""  # the current conversation's id (--session-header sends it)
         self._pending: tuple[Message, int] | None = None
         self._truncated = False
 
@@ -146,6 +148,7 @@ class Dialogue:
 
     def _begin(self) -> Script:
         script = self.script = self.source.next_script()
+        self.session_id = os.urandom(16).hex()  # new per conversation, unique across workers
         self.turn = 0
         self.history = []
         system = script.system if script.system is not None else self.system_prompt

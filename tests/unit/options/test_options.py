@@ -356,6 +356,28 @@ def test_request_headers_put_authorization_first_then_extra_headers(
     assert s.request_headers() == (("Authorization", f"Bearer {KEY}"), ("X-A", "1"))
 
 
+def test_messages_headers_send_the_key_as_x_api_key(defaults: argparse.Namespace) -> None:
+    o = opts(defaults, endpoint="messages", header=["anthropic-version: 2025-01-01", "X-A: 1"])
+    s = Settings.from_options(o, environ={"OPENAI_API_KEY": KEY})
+    # --header replaces the endpoint's own header of the same name
+    assert s.request_headers() == (
+        ("x-api-key", KEY), ("anthropic-version", "2025-01-01"), ("X-A", "1"),
+    )  # fmt: skip
+
+
+def test_session_header_must_be_a_header_name(defaults: argparse.Namespace) -> None:
+    s = Settings.from_options(opts(defaults, session_header=" x-session-id "), environ={})
+    assert s.session_header == "x-session-id" and s.trace_context is True
+    for bad in ("x session", "x:id", "x-sé"):
+        with pytest.raises(ConfigError, match=f"--session-header must be .*{bad!r}"):
+            Settings.from_options(opts(defaults, session_header=bad), environ={})
+
+
+def test_messages_needs_max_tokens(defaults: argparse.Namespace) -> None:
+    with pytest.raises(ConfigError, match="--endpoint messages needs --max-tokens"):
+        Settings.from_options(opts(defaults, endpoint="messages", max_tokens="0"), environ={})
+
+
 def test_settings_repr_never_contains_the_key(defaults: argparse.Namespace) -> None:
     s = Settings.from_options(defaults, environ={"OPENAI_API_KEY": KEY})
     assert KEY not in repr(s)

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from llm_users.wire.endpoints import CHAT, COMPLETIONS, ENDPOINTS, RESPONSES, Chunk, error_message
+from llm_users.wire.endpoints import (
+    CHAT,
+    COMPLETIONS,
+    ENDPOINTS,
+    MESSAGES,
+    RESPONSES,
+    BadShape,
+    Chunk,
+    error_message,
+)
 from llm_users.wire.sse import SSEParser
 
 from ..streams import (
@@ -213,7 +222,9 @@ def test_completions_body_flattens_a_messages_prompt() -> None:
 
 
 def test_endpoints() -> None:
-    assert ENDPOINTS == {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES}
+    assert ENDPOINTS == {
+        "chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES, "messages": MESSAGES,
+    }  # fmt: skip
     assert CHAT.path == "/v1/chat/completions"
     assert COMPLETIONS.path == "/v1/completions"
 
@@ -292,3 +303,125 @@ def test_responses_event_shapes() -> None:
     assert c.done and c.finish_reason == "stop"
     assert c.usage == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
     assert on(b'{"type": "error", "message": "boom", "code": null}', b"error").error == "boom"
+
+
+# -- Anthropic's Messages API --------------------------------------------------------------
+
+
+def sse(*events: tuple[str, dict[str, Any]]) -> bytes:
+    """A Messages stream as Anthropic writes it: an event line, then its data."""
+    return b"".join(
+        f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode() for kind, data in events
+    )
+
+
+def messages_chunks(stream: bytes) -> list[Chunk]:
+    """Every event through the endpoint's own stream handler, as the client calls it."""
+    return [MESSAGES.on_event(ev.data, ev.event) for ev in SSEParser().feed(stream)]
+
+
+def delta(index: int, kind: str, **fields: str) -> tuple[str, dict[str, Any]]:
+    body = {"type": "content_block_delta", "index": index, "delta": {"type": kind, **fields}}
+    return "content_block_delta", body
+
+
+START = ("message_start", {"type": "message_start", "message": {
+    "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "m",
+    "stop_reason": None, "stop_sequence": None,
+    "usage": {"input_tokens": 25, "output_tokens": 1}}})  # fmt: skip
+THINKING_STREAM = sse(
+    START,
+    ("content_block_start", {"type": "content_block_start", "index": 0,
+                             "content_block": {"type": "thinking", "thinking": ""}}),
+    ("ping", {"type": "ping"}),
+    delta(0, "thinking_delta", thinking="Let me"),
+    delta(0, "thinking_delta", thinking=" think"),
+    delta(0, "signature_delta", signature="EqQB"),
+    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+    ("content_block_start", {"type": "content_block_start", "index": 1,
+                             "content_block": {"type": "text", "text": ""}}),
+    delta(1, "text_delta", text="Hello"),
+    delta(1, "text_delta", text="!"),
+    ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+    ("message_delta", {"type": "message_delta",
+                       "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                       "usage": {"output_tokens": 15}}),
+    ("message_stop", {"type": "message_stop"}),
+)  # fmt: skip
+
+
+def test_messages_stream_thinking_is_reasoning_text_is_content() -> None:
+    chunks = messages_chunks(THINKING_STREAM)
+    texts = [(c.text, c.content) for c in chunks if c.text]
+    assert texts == [("Let me", False), (" think", False), ("Hello", True), ("!", True)]
+    assert [c.done for c in chunks].count(True) == 1 and chunks[-1].done  # message_stop
+    assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
+    assert all(c.error is None for c in chunks)
+
+
+def test_messages_usage_is_split_over_start_and_delta() -> None:
+    usages = [c.usage for c in messages_chunks(THINKING_STREAM) if c.usage]
+    # message_start: the input tokens only (its output_tokens 1 is not the answer's count)
+    assert usages == [{"prompt_tokens": 25}, {"completion_tokens": 15}]
+
+
+def test_messages_cached_input_tokens_count_in_the_prompt() -> None:
+    usage = {"input_tokens": 5, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 3,
+             "output_tokens": 1}  # fmt: skip
+    c = MESSAGES.chunk({"type": "message_start", "message": {"usage": usage}})
+    assert c.usage == {"prompt_tokens": 108, "prompt_tokens_details": {"cached_tokens": 100}}
+
+
+@pytest.mark.parametrize(
+    ("reason", "finish"),
+    [("end_turn", "stop"), ("max_tokens", "length"), ("stop_sequence", "stop"),
+     ("tool_use", "tool_calls"), ("refusal", "refusal")],
+)  # fmt: skip
+def test_messages_stop_reasons(reason: str, finish: str) -> None:
+    c = MESSAGES.chunk({"type": "message_delta", "delta": {"stop_reason": reason}, "usage": {}})
+    assert c.finish_reason == finish and not c.done
+
+
+def test_messages_error_event_fails_the_stream() -> None:
+    data = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    [c] = messages_chunks(sse(("error", data)))
+    assert c.error == "Overloaded" and c.text is None and not c.done
+
+
+def test_messages_events_without_text() -> None:
+    for kind in ("ping", "content_block_stop", "content_block_start"):
+        assert MESSAGES.chunk({"type": kind, "index": 0}) == Chunk(None, False, None, None)
+    assert MESSAGES.chunk(delta(0, "text_delta", text="")[1]).text is None
+    assert MESSAGES.chunk(delta(0, "input_json_delta", partial_json="{")[1]).text is None
+    with pytest.raises(BadShape):
+        MESSAGES.on_event(b"not json", b"content_block_delta")
+
+
+def test_messages_whole_answer() -> None:
+    obj = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+           "content": [{"type": "thinking", "thinking": "Hm. ", "signature": "x"},
+                       {"type": "text", "text": "Hi"}],
+           "stop_reason": "max_tokens",
+           "usage": {"input_tokens": 7, "output_tokens": 9}}  # fmt: skip
+    full = MESSAGES.on_full(obj)
+    assert full.text == "Hm. Hi" and full.finish_reason == "length"
+    assert full.usage == {"prompt_tokens": 7, "completion_tokens": 9}
+    with pytest.raises(BadShape):
+        MESSAGES.on_full({"type": "message", "choices": []})
+
+
+def test_messages_body_moves_system_messages_to_the_top() -> None:
+    assert body(MESSAGES) == {"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+                              "system": "You are a helpful assistant.", "max_tokens": 64,
+                              "stream": True}  # fmt: skip
+    msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"},
+            {"role": "assistant", "content": "A"}, {"role": "user", "content": "V"}]  # fmt: skip
+    b = body(MESSAGES, prompt=msgs, stream=False)
+    assert b["system"] == "S" and b["messages"] == msgs[1:] and "stream_options" not in b
+    assert "system" not in body(MESSAGES, system_prompt=None)
+
+
+def test_messages_headers_carry_the_key_as_x_api_key() -> None:
+    assert MESSAGES.auth("sk-a") == (("x-api-key", "sk-a"), ("anthropic-version", "2023-06-01"))
+    assert MESSAGES.auth("") == (("anthropic-version", "2023-06-01"),)
+    assert CHAT.auth("sk-a") == (("Authorization", "Bearer sk-a"),) and CHAT.auth("") == ()
