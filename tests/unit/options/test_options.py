@@ -13,6 +13,7 @@ from locust.argument_parser import get_empty_argument_parser, setup_parser_argum
 
 from llm_users.errors import ConfigError
 from llm_users.options.declare import GROUPS, declared
+from llm_users.options.examples import EXAMPLES
 from llm_users.options.settings import (
     SEED_SAMPLING,
     SEED_SYSTEM_PROMPT,
@@ -427,4 +428,6 @@ def test_docs_have_every_option_under_its_group_with_an_example() -> None:
         heading = GROUPS[o.group].removeprefix("LLM ").capitalize()
         mine = [r for r in rows[heading] if r[0].split("`")[1].split()[0] == o.flag]
         assert len(mine) == 1, (o.flag, heading)
-        assert mine[0][-1].startswith("`"), (o.flag, "no example")
+        assert o.flag in EXAMPLES, (o.flag, "no example in options/examples.py")
+        # The page shows the declared example (the one `llm-users options` prints) first.
+        assert mine[0][-1].startswith(f"`{EXAMPLES[o.flag]}`"), (o.flag, mine[0][-1])
