@@ -112,7 +112,9 @@ class Opt:
             kw["is_secret"] = True
         if self.choices is not None:
             kw["choices"] = list(self.choices)
-        if isinstance(self.default, bool):
+        if self.default is True:  # --flag / --no-flag (config files and env vars: true/false)
+            kw["action"] = argparse.BooleanOptionalAction
+        elif isinstance(self.default, bool):
             kw["action"] = "store_true"
         elif isinstance(self.default, list):
             kw["action"] = "append"

@@ -7,12 +7,12 @@ __all__ = ["EXAMPLES"]
 
 # flag -> the example as typed (without `llm-users run`); the docs page may add a note after it.
 EXAMPLES: dict[str, str] = {
-    "--endpoint": "--endpoint responses --stream",
-    "--stream": "--stream --max-tokens 256",
+    "--endpoint": "--endpoint responses",
+    "--stream": "--no-stream",
     "--max-tokens": "--max-tokens 50",
     "--model": "--model meta-llama/Llama-3.1-8B-Instruct",
     "--system-prompt": "--system-prompt ''",
-    "--sampling": "--sampling none --extra-body '{\"temperature\": 0.7}'",
+    "--sampling": "--sampling original",
     "--extra-body": '--extra-body \'{"ignore_eos": true, "min_tokens": 256}\'',
     "--stream-usage": "--stream-usage off",
     "--api-key": "OPENAI_API_KEY=sk-... llm-users run ...",
