@@ -19,7 +19,7 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 _HELP = {
     "run": "run Locust with the bundled locustfile (LLMUser); all Locust and plugin options "
     "apply, e.g. `llm-users run --headless -u 4 -t 30s --host URL`; -f FILE uses yours; "
-    "`llm-users run --help` lists them all",
+    "`llm-users run --help` lists them all; --from-summary S.json reruns a run's settings",
     "options": "print the plugin's options as a table: flag, default, environment variable, "
     "an example",
     "simulator": "run the built-in simulated OpenAI-compatible server (as `llm-simulator`)",
@@ -56,7 +56,12 @@ def _print_run_help(locust_args: list[str]) -> int:
     try:
         get_parser().parse_args([*locust_args, "--help"])
     except SystemExit as exc:  # argparse ends --help with exit 0
-        return exc.code if isinstance(exc.code, int) else 0
+        if exc.code not in (0, None):
+            return exc.code if isinstance(exc.code, int) else 2
+    print(
+        "\nllm-users run only:\n  --from-summary S.json  rerun with the settings recorded in "
+        "a run's summary JSON\n                        (options given after it win)"
+    )
     return 0
 
 
@@ -64,6 +69,16 @@ def run(args: list[str]) -> int:
     """``locust -f <bundled locustfile> ARGS`` in this process (Locust exits by itself)."""
     if _wants_help(args):
         return _print_run_help([a for a in args if a not in ("-h", "--help")])
+    from .errors import ConfigError
+    from .options.recorded import from_summary, split_from_summary
+
+    try:
+        path, args = split_from_summary(args)
+        if path is not None:  # the recorded settings first: explicit args after them win
+            args = [*from_summary(path), *args]
+    except ConfigError as exc:
+        print(f"llm-users: error: {exc}", file=sys.stderr)
+        return 2
     locust_args = list(args) if _has_locustfile(args) else ["-f", str(LOCUSTFILE), *args]
     sys.argv = ["locust", *locust_args]
     from locust.main import main as locust_main

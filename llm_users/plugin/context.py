@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 from locust.runners import MasterRunner, WorkerRunner
 
 from ..errors import ConfigError
+from ..options.recorded import recorded_options
 from ..options.settings import Settings
 from ..role import Role
 from ..wire.client import ClientConfig, LLMClient
@@ -50,6 +51,7 @@ class RunContext:
     clock: KernelClock | None = None  # kernel receive timestamps (--timestamps), else None
     timestamps: str = "user"  # what times the reads: "kernel", "user" or "user (why)"
     poller: Poller | None = None  # reads every plain-TCP stream of this process
+    options: dict[str, Any] = field(default_factory=dict)  # as given, for the summary (redacted)
 
     def user_rng(self, purpose: str) -> random.Random:
         """A new user's own random stream, repeatable with --seed (the n-th user made in this
@@ -163,6 +165,7 @@ def build_context(
         clock=clock,
         timestamps=stamps,
         poller=_poller(origin, role, previous),
+        options=recorded_options(opts) if opts is not None else {},
     )
 
 

@@ -45,6 +45,7 @@ class RunControl:
         self.schedule: ArrivalSchedule | TraceSchedule | None = None  # open loop
         self.sweep: SweepController | None = None
         self.rate_share: float | None = None  # worker: its share of --request-rate
+        self.started_at_unix: float | None = None  # wall clock, a label for the summary only
         self._failing_since: float | None = None
         # Set by the wiring: worker -> master messages; master -> workers; a step's requests.
         self.to_master: Callable[[str, dict[str, Any]], None] | None = None
@@ -65,6 +66,7 @@ class RunControl:
         A prompt source with its own times (a trace: ``prompts.schedule()``) is the schedule.
         """
         self.settings, self.role = settings, role
+        self.started_at_unix = time.time()
         self.users_done = self.peak_users = self.step = 0
         self.abort_reason = None
         self._failing_since = None
