@@ -23,7 +23,8 @@ _HELP = {
     "options": "print the plugin's options as a table: flag, default, environment variable, "
     "an example",
     "simulator": "run the built-in simulated OpenAI-compatible server (as `llm-simulator`)",
-    "compare": "compare summary JSON files of several runs (`llm-users compare --help`)",
+    "compare": "compare the summary JSON files of two or more runs: differing settings first, "
+    "then the headline figures (`llm-users compare --help`)",
 }
 
 

@@ -1,4 +1,5 @@
-"""A run's summary JSON records how it ran, and `llm-users run --from-summary` reruns it."""
+"""A run's summary JSON records how it ran: `llm-users run --from-summary` reruns it, and
+`llm-users compare` warns first when two runs were set up differently."""
 
 from __future__ import annotations
 
@@ -62,3 +63,25 @@ def test_a_run_from_its_summary_uses_the_same_settings(simulator, tmp_path):
     assert same == {k: v for k, v in opts.items() if k != "summary_json"}
     assert (b["host"], b["mode"], b["requests"]) == (a["host"], a["mode"], 6)
     assert [(r["max_tokens"], r["stream"]) for r in sim.records()] == [(12, False)] * 6
+
+
+def test_compare_of_a_32_and_a_200_token_run_warns_about_max_tokens_first(simulator, tmp_path):
+    sim = simulator(ttft_ms=2, itl_ms=0)
+    paths = []
+    for tokens in ("32", "200"):
+        paths.append(str(tmp_path / f"{tokens}.json"))
+        proc = _run(
+            "--headless", "-u", "2", "-r", "2", "--host", sim.url, "--max-tokens", tokens,
+            "--requests-per-user", "2", "--summary-json", paths[-1], cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "llm_users.cli", "compare", *paths],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "warning: the runs differ in max_tokens: 32 vs 200", lines[:3]
+    assert [ln for ln in lines if ln.startswith("warning:")] == [lines[0]]  # nothing else differs
+    assert lines[2].split()[0] == "ttft_ms.p50"  # the headline figures come first
