@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..options.recorded import recorded_options
 from ..options.settings import Settings
 from ..role import Role
+from ..servermetrics import probe
 from ..wire.client import ClientConfig, LLMClient
 from ..wire.endpoints import ENDPOINTS
 from ..wire.http import Origin, make_ssl_context
@@ -36,6 +37,7 @@ __all__ = ["RunContext", "build_context", "role_of", "startup_key"]
 
 log = logging.getLogger("llm_users")
 _T = TypeVar("_T")
+METRICS_PROBE_TIMEOUT_S = 2.0  # a given --server-metrics URL: one read, as --host gets
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,11 @@ def build_context(
         resolved = preflight(origin, settings, ssl_context)
         if resolved != settings.model:
             settings = dataclasses.replace(settings, model=resolved)
+    if check_server and not role.is_worker and settings.server_metrics not in ("auto", "off"):
+        # A URL the user gave is checked like --host: a typo fails now, not at the end.
+        ok, why = probe(settings.server_metrics, timeout_s=METRICS_PROBE_TIMEOUT_S)
+        if not ok:
+            raise ConfigError(f"--server-metrics {settings.server_metrics!r} cannot be read: {why}")
     return RunContext(
         settings,
         origin,
