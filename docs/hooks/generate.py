@@ -64,19 +64,14 @@ def _code(text: Any) -> str:
 
 
 def _default(o: Any) -> str:
-    if o.secret:
-        return "(secret)"  # never a value, not even an empty one
-    d = o.default
-    if isinstance(d, bool):
-        return "off" if d is False else "on"
-    if isinstance(d, list):
-        return "" if not d else _code(", ".join(map(str, d)))
-    return _code(d)
+    text = o.default_text
+    return text if o.secret or isinstance(o.default, bool) else _code(text)
 
 
 def options_markdown() -> str:
     """Every option declared on ``Settings``, one table per group in ``--help`` order."""
     declare = _declare()
+    examples = importlib.import_module("llm_users.options.examples").EXAMPLES
     by_group: dict[str, list[Any]] = {key: [] for key in declare.GROUPS}
     for _, o in declare.declared(_settings()):
         by_group[o.group].append(o)
@@ -95,12 +90,13 @@ def options_markdown() -> str:
     for key, title in declare.GROUPS.items():
         if not by_group[key]:
             continue
-        out += [f"## {title}", "", "| option | env var | default | web | help |"]
-        out.append("| --- | --- | --- | --- | --- |")
+        out += [f"## {title}", "", "| option | env var | default | web | help | example |"]
+        out.append("| --- | --- | --- | --- | --- | --- |")
         for o in by_group[key]:
             flag = o.flag + (f" {{{','.join(o.choices)}}}" if o.choices else "")
             web = "yes" if o.web else "no"
-            row = [_code(flag), _code(o.env_var), _default(o), web, _cell(o.help)]
+            example = _cell(_code(examples.get(o.flag, "")))
+            row = [_code(flag), _code(o.env_var), _default(o), web, _cell(o.help), example]
             out.append("| " + " | ".join(row) + " |")
         out.append("")
     return "\n".join(out)

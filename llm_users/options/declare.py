@@ -76,6 +76,17 @@ class Opt:
         """--max-tokens: LOCUST_MAX_TOKENS."""
         return "LOCUST_" + self.dest.upper()
 
+    @property
+    def default_text(self) -> str:
+        """The default as a reader sees it: on/off, a list joined, never a secret's value."""
+        if self.secret:
+            return "(secret)"
+        if isinstance(self.default, bool):
+            return "on" if self.default else "off"
+        if isinstance(self.default, list):
+            return ", ".join(map(str, self.default))
+        return str(self.default)
+
     def read(self, raw: Any) -> Any:
         """The typed value of ``raw``, or a :class:`ConfigError` naming the flag and the value."""
         try:
@@ -101,7 +112,9 @@ class Opt:
             kw["is_secret"] = True
         if self.choices is not None:
             kw["choices"] = list(self.choices)
-        if isinstance(self.default, bool):
+        if self.default is True:  # --flag / --no-flag (config files and env vars: true/false)
+            kw["action"] = argparse.BooleanOptionalAction
+        elif isinstance(self.default, bool):
             kw["action"] = "store_true"
         elif isinstance(self.default, list):
             kw["action"] = "append"

@@ -40,8 +40,8 @@ from .declare import (
 
 __all__ = ["Secret", "Settings", "add_arguments"]
 
-# The seed also sends repetition_penalty 1.0: that is the neutral value (no penalty), and it is
-# not an OpenAI field (OpenAI and `transformers serve` reject it), so it is left out.
+# The original benchmark script also sends repetition_penalty 1.0: that is the neutral value (no
+# penalty), and it is not an OpenAI field (OpenAI and `transformers serve` reject it): left out.
 SEED_SAMPLING = {"temperature": 0.01, "top_p": 0.3}
 SEED_SYSTEM_PROMPT = "You are a helpful assistant."
 
@@ -238,10 +238,10 @@ class Settings:
         "x-api-key and anthropic-version headers)",
     )
     stream: bool = opt(
-        False,
+        True,
         parse=boolean,
         group="requests",
-        help="Stream responses (SSE) and measure TTFT, ITL, TPOT",
+        help="Stream responses (SSE) and measure TTFT, ITL, TPOT; --no-stream: whole responses",
     )
     max_tokens: int | None = opt(
         128,
@@ -262,11 +262,11 @@ class Settings:
         help="System message for chat requests (empty: none)",
     )
     sampling: str = opt(
-        "seed",
-        choices=["seed", "none"],
+        "none",
+        choices=["none", "original"],
         group="requests",
-        help="seed = send the seed's temperature 0.01 and top_p 0.3; none = send no sampling "
-        "parameters (the server's defaults)",
+        help="none = send no sampling parameters (the server's defaults); original = send the "
+        "original benchmark script's temperature 0.01 and top_p 0.3",
     )
     # The request body's extra fields: --sampling's, then this JSON over them (from_options).
     extra_body: dict[str, Any] = opt(
@@ -397,8 +397,8 @@ class Settings:
         choices=sorted(PROMPT_TYPES),
         parse=PROMPT_TYPES.__getitem__,
         group="prompts",
-        help="The seed's prompt set: 0|short = one short question, 1|long = a ~2,000-character "
-        "article to summarise, 2|random = one of four short questions",
+        help="The original benchmark script's prompt sets: 0|short = one short question, "
+        "1|long = a ~2,000-character article to summarise, 2|random = one of four short questions",
     )
     prompt_language: str = opt(
         "en",
@@ -476,8 +476,8 @@ class Settings:
         parse=stripped,
         group="prompts",
         web=False,
-        help="Hugging Face tokenizer folder or name, to count follow tokens as the seed does "
-        "(loaded once, before users start; local to each worker)",
+        help="Hugging Face tokenizer folder or name, to count follow tokens as the original "
+        "benchmark script does (loaded once, before users start; local to each worker)",
     )
     prefix_tokens: int = opt(
         0,
@@ -713,7 +713,7 @@ class Settings:
         parse=boolean,
         web=False,
         group="reports",
-        help="Print one line per finished request in the seed's format",
+        help="Print one line per finished request in the original benchmark script's format",
     )
 
     @classmethod
@@ -727,7 +727,7 @@ class Settings:
         values["api_key"] = (
             values["api_key"] or master_key.strip() or env.get("OPENAI_API_KEY", "").strip()
         )
-        sampling = SEED_SAMPLING if values["sampling"] == "seed" else {}
+        sampling = SEED_SAMPLING if values["sampling"] == "original" else {}
         values["extra_body"] = {**sampling, **values["extra_body"]}
         if values["sweep_of"] == "rate" and values["sweep"] and not values["request_rate"]:
             values["request_rate"] = values["sweep"][0]

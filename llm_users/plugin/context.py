@@ -19,8 +19,10 @@ from typing import Any, TypeVar, cast
 from locust.runners import MasterRunner, WorkerRunner
 
 from ..errors import ConfigError
+from ..options.recorded import recorded_options
 from ..options.settings import Settings
 from ..role import Role
+from ..servermetrics import probe
 from ..wire.client import ClientConfig, LLMClient
 from ..wire.endpoints import ENDPOINTS
 from ..wire.http import Origin, make_ssl_context
@@ -35,6 +37,7 @@ __all__ = ["RunContext", "build_context", "role_of", "startup_key"]
 
 log = logging.getLogger("llm_users")
 _T = TypeVar("_T")
+METRICS_PROBE_TIMEOUT_S = 2.0  # a given --server-metrics URL: one read, as --host gets
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class RunContext:
     clock: KernelClock | None = None  # kernel receive timestamps (--timestamps), else None
     timestamps: str = "user"  # what times the reads: "kernel", "user" or "user (why)"
     poller: Poller | None = None  # reads every plain-TCP stream of this process
+    options: dict[str, Any] = field(default_factory=dict)  # as given, for the summary (redacted)
 
     def user_rng(self, purpose: str) -> random.Random:
         """A new user's own random stream, repeatable with --seed (the n-th user made in this
@@ -154,6 +158,11 @@ def build_context(
         resolved = preflight(origin, settings, ssl_context)
         if resolved != settings.model:
             settings = dataclasses.replace(settings, model=resolved)
+    if check_server and not role.is_worker and settings.server_metrics not in ("auto", "off"):
+        # A URL the user gave is checked like --host: a typo fails now, not at the end.
+        ok, why = probe(settings.server_metrics, timeout_s=METRICS_PROBE_TIMEOUT_S)
+        if not ok:
+            raise ConfigError(f"--server-metrics {settings.server_metrics!r} cannot be read: {why}")
     return RunContext(
         settings,
         origin,
@@ -166,6 +175,7 @@ def build_context(
         clock=clock,
         timestamps=stamps,
         poller=_poller(origin, role, previous),
+        options=recorded_options(opts) if opts is not None else {},
     )
 
 

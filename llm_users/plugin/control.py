@@ -51,6 +51,7 @@ class RunControl:
         self.search: CapacitySearch | None = None  # --search: drives self.sweep's steps
         self.step_aggregate: Callable[[int], Any] = lambda _i: None
         self.rate_share: float | None = None  # worker: its share of --request-rate
+        self.started_at_unix: float | None = None  # wall clock, a label for the summary only
         self._failing_since: float | None = None
         # Set by the wiring: worker -> master messages; master -> workers; a step's requests.
         self.to_master: Callable[[str, dict[str, Any]], None] | None = None
@@ -71,6 +72,7 @@ class RunControl:
         A prompt source with its own times (a trace: ``prompts.schedule()``) is the schedule.
         """
         self.settings, self.role = settings, role
+        self.started_at_unix = time.time()
         self.users_done = self.peak_users = self.step = 0
         self.steady_window = (None, None)
         self.abort_reason = None

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import datetime, timezone
 from typing import Any
 
+from locust import __version__ as locust_version
+
+from .. import __version__
 from ..measure.tally import Tally
 from ..report.capacity import steady_dict
 from ..report.summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
@@ -55,6 +59,18 @@ def workload(s: Any) -> str:
     return what
 
 
+def provenance(ctx: RunContext, control: RunControl) -> dict[str, Any]:
+    """What reruns the test: when it started (ISO 8601, UTC), the versions, the options."""
+    started = control.started_at_unix
+    return {
+        "started_at": None
+        if started is None
+        else datetime.fromtimestamp(started, tz=timezone.utc).isoformat(timespec="seconds"),
+        "versions": {"llm_users": __version__, "locust": locust_version},
+        "options": ctx.options,
+    }
+
+
 def run_info(
     ctx: RunContext,
     tally: Tally,
@@ -72,7 +88,7 @@ def run_info(
     s = ctx.settings
     agg = tally.total
     notes: list[str] = []
-    extra: dict[str, Any] = {"notes": notes, "workload": workload(s)}
+    extra: dict[str, Any] = {"notes": notes, "workload": workload(s), **provenance(ctx, control)}
     if tally.lag.count:
         summ = tally.lag.summary()
         extra["client_loop_lag_ms"] = {k: summ[k] for k in ("p50", "p99", "max", "count")}

@@ -1,7 +1,8 @@
-"""Compare two runs' summary JSON files: every figure side by side, and regression rules.
+"""Compare runs' summary JSON files: differing settings first, the headline figures, then the
+rest side by side, and regression rules.
 
-``python -m llm_users.report.compare BASE.json NEW.json [--fail-on RULES] [--format text|json]``
-exits 0, 3 when a ``--fail-on`` rule is broken, 2 on bad input (one line naming it).
+``llm-users compare BASE.json NEW.json [MORE.json ...] [--fail-on RULES] [--all] [--format
+text|json]`` exits 0, 3 when a ``--fail-on`` rule is broken, 2 on bad input (one line naming it).
 """
 
 from __future__ import annotations
@@ -24,7 +25,20 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_REGRESSION = 0, 2, 3
 # comparing two servers is the point of a comparison).
 SETTINGS: tuple[str, ...] = ("mode", "endpoint", "model", "max_tokens", "concurrency")
 SETTINGS += ("request_rate", "arrivals", "workload", "dataset", "prompt_type", "slo")
-_NOT_FIGURES = frozenset((*SETTINGS, "host", "seed", "failure_examples", "notes", "workers"))
+_NOT_FIGURES = frozenset(
+    (*SETTINGS, "host", "seed", "failure_examples", "notes", "workers")
+    + ("started_at", "versions", "options")  # what the run was, not what it measured
+)
+# Options recorded in the JSON that do not change what is measured (or are secret).
+_NOT_SETTINGS = frozenset(("summary_json", "records", "html_report", "print_requests", "api_key"))
+# The figures a reader looks at first, in this order (those a run has).
+HEADLINE = (
+    "ttft_ms.p50", "ttft_ms.p99", "tpot_ms.p50", "tpot_ms.p99", "itl_ms.p99", "e2e_ms.p50",
+    "e2e_ms.p99", "latency_ms.p50", "latency_ms.p99", "output_tokens_per_s", "requests_per_s",
+    "failures", "goodput.percent",
+)  # fmt: skip
+# Bookkeeping rather than results: shown with --all only.
+_NOISE = re.compile(r"(_unix$|^timestamps\.|^workers\.|\.count$|^warmup\.warmup_)")
 _DIST_KEYS = ("mean", "p50", "p90", "p95", "p99", "max")
 _RULE = re.compile(r"^\s*([A-Za-z0-9_.:]+)\s*([<>])\s*([+-]?\d+(?:\.\d+)?)\s*(%|ms|s)?\s*$")
 
@@ -131,14 +145,33 @@ def parse_rules(text: str, known: set[str]) -> list[Rule]:
     return rules
 
 
-def settings_mismatch(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """One warning per setting that differs between the runs."""
+def _differ(key: str, values: list[Any]) -> str | None:
+    if all(v == values[0] for v in values[1:]):
+        return None
+    return f"the runs differ in {key}: " + " vs ".join(repr(v) for v in values)
+
+
+def settings_mismatch(base: dict[str, Any], *others: dict[str, Any]) -> list[str]:
+    """One warning per setting that differs between the runs: the summary's own keys, then
+    every option the runs recorded (``options``), in the order they are declared."""
+    runs = [base, *others]
     out = []
     for key in SETTINGS:
-        if key in base or key in new:
-            a, b = base.get(key), new.get(key)
-            if a != b:
-                out.append(f"the runs differ in {key}: {a!r} vs {b!r}")
+        if any(key in r for r in runs):
+            line = _differ(key, [r.get(key) for r in runs])
+            if line:
+                out.append(line)
+    recorded = [r.get("options") for r in runs]
+    if all(isinstance(o, dict) for o in recorded):
+        keys = list(dict.fromkeys(k for o in recorded for k in o))  # type: ignore[union-attr]
+        for key in keys:
+            if key in _NOT_SETTINGS or any(key in r for r in runs):
+                continue  # not a setting, or a top-level key already compared (model)
+            line = _differ(key, [o.get(key) for o in recorded])  # type: ignore[union-attr]
+            if line:
+                out.append(line)
+    elif any(isinstance(o, dict) for o in recorded):
+        out.append("some runs record no options (an older llm-users): their settings are unknown")
     return out
 
 
@@ -170,17 +203,58 @@ def _fmt(x: float | None, pct: bool = False) -> str:
     return f"{x:.6g}"
 
 
-def _text(rows: list[dict[str, Any]], warnings: list[str], broken: list[str]) -> str:
-    width = max([len("figure")] + [len(r["figure"]) for r in rows])
-    lines = [f"{'figure':<{width}}  {'base':>12}  {'new':>12}  {'change':>12}  {'change %':>9}"]
-    for r in rows:
-        change = "-" if r["change"] is None else f"{r['change']:+.6g}"
-        lines.append(
-            f"{r['figure']:<{width}}  {_fmt(r['base']):>12}  {_fmt(r['new']):>12}  "
-            f"{change:>12}  {_fmt(r['change_pct'], pct=True):>9}"
+def ordered(names: list[str], show_all: bool) -> list[str]:
+    """Headline figures first (in their order), then the rest; noise only with ``show_all``."""
+    head = [n for n in HEADLINE if n in names]
+    rest = [n for n in names if n not in head and (show_all or not _NOISE.search(n))]
+    return head + rest
+
+
+def _pct(a: float | None, b: float | None) -> float | None:
+    return (b - a) / abs(a) * 100.0 if a is not None and b is not None and a else None
+
+
+def _text(
+    tables: list[list[dict[str, Any]]],
+    names: list[str],
+    warnings: list[str],
+    broken: list[str],
+    paths: list[str],
+    hidden: int = 0,
+) -> str:
+    """Warnings first, then one line per figure: the runs' values and the change from the first
+    (two runs: the absolute change too)."""
+    lines = [f"warning: {w}" for w in warnings]
+    if len(paths) > 2:
+        lines += [f"run {i}: {p}" for i, p in enumerate(paths, 1)]
+    width = max([len("figure")] + [len(n) for n in names])
+    by_name = [{r["figure"]: r for r in rows} for rows in tables]
+    if len(tables) == 1:
+        head = f"{'figure':<{width}}  {'base':>12}  {'new':>12}  {'change':>12}  {'change %':>9}"
+    else:
+        runs = "".join(f"  {'run ' + str(i):>12}" for i in range(1, len(tables) + 2))
+        head = f"{'figure':<{width}}{runs}" + "".join(
+            f"  {f'% {i} vs 1':>9}" for i in range(2, len(tables) + 2)
         )
-    lines += [f"warning: {w}" for w in warnings]
+    lines.append(head)
+    for n in names:
+        rows = [b.get(n, {}) for b in by_name]
+        base = rows[0].get("base")
+        if len(tables) == 1:
+            r = rows[0]
+            change = "-" if r["change"] is None else f"{r['change']:+.6g}"
+            lines.append(
+                f"{n:<{width}}  {_fmt(r['base']):>12}  {_fmt(r['new']):>12}  "
+                f"{change:>12}  {_fmt(r['change_pct'], pct=True):>9}"
+            )
+        else:
+            values = [base, *(r.get("new") for r in rows)]
+            cells = "".join(f"  {_fmt(v):>12}" for v in values)
+            cells += "".join(f"  {_fmt(_pct(base, v), pct=True):>9}" for v in values[1:])
+            lines.append(f"{n:<{width}}{cells}")
     lines += [f"REGRESSION: {b}" for b in broken]
+    if hidden:
+        lines.append(f"({hidden} bookkeeping figures not shown: --all shows them)")
     return "\n".join(lines)
 
 
@@ -191,38 +265,53 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     """Print the comparison; 0, 3 when a rule is broken, 2 on bad input."""
-    ap = _Parser(prog="python -m llm_users.report.compare", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="llm-users compare", description=__doc__.splitlines()[0])
     ap.add_argument("base", help="summary JSON of the reference run")
-    ap.add_argument("new", help="summary JSON of the run to check")
+    ap.add_argument("new", nargs="+", help="summary JSON of the run(s) to compare with it")
     ap.add_argument(
         "--fail-on", default="", help="e.g. 'ttft_ms.p99>+10%%,output_tokens_per_s<-5%%'"
     )
+    ap.add_argument("--all", action="store_true", help="also bookkeeping figures (clocks, counts)")
     ap.add_argument("--format", choices=("text", "json"), default="text")
     try:
         args = ap.parse_args(argv)
-        base, new = load(args.base), load(args.new)
-        rows = compare(base, new)
-        values = {r["figure"]: r for r in rows}
-        known = {n for n, r in values.items() if r["base"] is not None and r["new"] is not None}
+        base = load(args.base)
+        news = [load(path) for path in args.new]
+        tables = [compare(base, new) for new in news]
+        known: set[str] = set()
+        for rows in tables:
+            known |= {r["figure"] for r in rows if r["base"] is not None and r["new"] is not None}
         rules = parse_rules(args.fail_on, known) if args.fail_on.strip() else []
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    warnings = settings_mismatch(base, new)
+    warnings = settings_mismatch(base, *news)
     broken = []
-    for rule in rules:
-        r = values[rule.figure]
-        if rule.broken(r["base"], r["new"]):
-            change = rule.change(r["base"], r["new"])
-            unit = rule.unit or ""
-            broken.append(
-                f"{rule.text}: {_fmt(r['base'])} -> {_fmt(r['new'])} ({change:+.4g}{unit})"
-            )
+    for i, rows in enumerate(tables, 2):
+        values = {r["figure"]: r for r in rows}
+        for rule in rules:
+            r = values.get(rule.figure)
+            if r is None or r["base"] is None or r["new"] is None:
+                continue
+            if rule.broken(r["base"], r["new"]):
+                change = rule.change(r["base"], r["new"])
+                which = f"run {i}: " if len(tables) > 1 else ""
+                broken.append(
+                    f"{which}{rule.text}: {_fmt(r['base'])} -> {_fmt(r['new'])} "
+                    f"({change:+.4g}{rule.unit or ''})"
+                )
+    every = list(dict.fromkeys(r["figure"] for rows in tables for r in rows))
+    names = ordered(every, args.all)
     if args.format == "json":
-        out = {"figures": rows, "warnings": warnings, "broken": broken, "rules": args.fail_on}
+        out: dict[str, Any] = {"warnings": warnings, "broken": broken, "rules": args.fail_on}
+        keep = set(names)
+        out["figures"] = [r for r in tables[0] if r["figure"] in keep]
+        if len(tables) > 1:
+            out["runs"] = [[r for r in rows if r["figure"] in keep] for rows in tables]
         print(json.dumps(out, indent=2))
     else:
-        print(_text(rows, warnings, broken))
+        paths = [args.base, *args.new]
+        print(_text(tables, names, warnings, broken, paths, len(every) - len(names)))
     return EXIT_REGRESSION if broken else EXIT_OK
 
 

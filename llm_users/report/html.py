@@ -582,7 +582,7 @@ def _overview(summary: dict[str, Any], start: int | None) -> str:
     return (
         '<section id="overview"><h2>Summary</h2>' + _warmup_line(summary) + '<div class="grid">'
         f"<div><h3>Run</h3>{run}</div><div><h3>Totals</h3>{totals}</div>"
-        f"<div><h3>The seed's figures</h3>{seed}"
+        f"<div><h3>The original benchmark script's figures</h3>{seed}"
         '<p class="note">Mean per-request speed \u00d7 users, as the original script '
         "reports it; the totals give the measured throughput.</p></div>"
         "</div></section>"

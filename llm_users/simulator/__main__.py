@@ -14,13 +14,22 @@ from . import heap
 from .config import SimConfig, add_arguments, from_namespace
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: server flags, then one flag per knob (``--help`` lists them all)."""
     parser = argparse.ArgumentParser(
-        prog="python -m llm_users.simulator",
-        description="Simulated OpenAI-compatible LLM server (ground truth for llm_users).",
+        prog="llm-users simulator",
+        description="Simulated OpenAI-compatible LLM server (ground truth for llm_users). "
+        "Every knob can also be changed while it runs: POST /sim/config with a JSON object.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9997, help="0 picks a free port")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=9997,
+        help="port to listen on; 0 picks a free one (default: %(default)s)",
+    )
     parser.add_argument("--config-json", help="knobs as a JSON object; flags override it")
     parser.add_argument("--write-tokenizer", metavar="DIR", help="write the tokenizer and exit")
     parser.add_argument("--cpu", help="pin to these CPUs, comma-separated (benchmarks)")
@@ -30,7 +39,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--watch-stdin", action="store_true", help="exit when stdin closes (parent died)"
     )
     add_arguments(parser.add_argument_group("simulation knobs"))
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 async def serve(

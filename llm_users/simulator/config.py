@@ -242,6 +242,38 @@ _HELP = {
     "headers say 'Keep-Alive: timeout=5, max=100' (as llama.cpp's llama-server does)",
     "record_headers": "request headers to keep in each /sim/records record, comma-separated "
     "names (e.g. x-session-id); traceparent is always kept",
+    "model_name": "the model GET /v1/models lists and responses name",
+    "api_key": "when set, /v1/* answers 401 without 'Authorization: Bearer <key>'",
+    "tokens_per_chunk": "tokens in each streamed event",
+    "output_tokens": "tokens in every answer (0: the request's max_tokens, else 64)",
+    "vocab": "the words answers are made of",
+    "role_chunk": "chat streams open with an event carrying only the role, as vLLM's do",
+    "reasoning_tokens": "reasoning tokens sent before the answer's",
+    "reasoning_field": "the delta field that carries reasoning tokens",
+    "line_ending": "SSE line ending",
+    "no_space": "write 'data:x' without the space after the colon",
+    "comments": "put a ': ping' comment line before every event",
+    "fields": "give every event 'event:' and 'id:' lines (and 'retry:' on the first)",
+    "keepalive_ms": "send a ': keep-alive' comment this often while the first token is due "
+    "(0: never)",
+    "empty_deltas": "add events with an empty delta between the tokens",
+    "split_bytes": "cut every write into pieces of this many bytes (0: whole writes)",
+    "split_delay_ms": "pause between the pieces of --split-bytes",
+    "merge_events": "send this many events in one write (0 or 1: one each)",
+    "burst": "send every event after the first token at once, in one write",
+    "no_done": "end streams without the 'data: [DONE]' line",
+    "fault": "the fault injected into chosen requests",
+    "faults": "comma-separated faults, one drawn per chosen request (overrides --fault)",
+    "fault_every": "choose every Nth request for the fault",
+    "fault_first": "choose the first N requests instead (0: off)",
+    "fault_rate": "choose requests at this random rate instead, seeded by --seed (0: off)",
+    "fault_after": "tokens sent before a mid-stream fault strikes",
+    "error_status": "HTTP status of the http_error fault",
+    "error_body": "body of error answers",
+    "stall_ms": "how long the stall fault pauses the stream",
+    "seed": "seed of the simulator's random draws (fault rate, fault choice)",
+    "max_records": "ground-truth records kept for GET /sim/records (the oldest go)",
+    "record_tokens": "record every token's send time in the ground-truth records",
 }
 
 
@@ -253,9 +285,7 @@ def add_arguments(parser: argparse._ActionsContainer) -> None:
         common: dict[str, Any] = {
             "dest": f.name,
             "default": argparse.SUPPRESS,
-            "help": f"{_HELP[f.name]} (default: {f.default!r})"
-            if f.name in _HELP
-            else f"default: {f.default!r}",
+            "help": f"{_HELP[f.name]} (default: {f.default!r})",
         }
         if f.name in _CHOICES:
             common["choices"] = _CHOICES[f.name]

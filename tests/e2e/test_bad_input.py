@@ -109,3 +109,12 @@ def test_not_openai_compatible():
         server.shutdown()
     assert "does not look OpenAI-compatible: POST /v1/chat/completions answered HTTP 501" in line
     assert "<" not in line  # the HTML error page is reduced to its words
+
+
+def test_a_given_server_metrics_url_is_checked_before_the_test(sim_url):
+    line = _refused("--server-metrics", "http://127.0.0.1:1/metrics", host=sim_url)
+    assert "--server-metrics 'http://127.0.0.1:1/metrics' cannot be read" in line
+    # the simulator's own /metrics is fine: the same check lets the run go
+    proc = run_headless(sim_url, 1, "--requests-per-user", "1", "--server-metrics",
+                        sim_url + "/metrics", timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
-from tests.helpers import lag_ms, mean, run_headless, server_e2e_ms, server_ttft_ms
+from tests.helpers import (
+    ROOT,
+    lag_ms,
+    mean,
+    run_headless,
+    run_locust,
+    server_e2e_ms,
+    server_ttft_ms,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -35,19 +44,21 @@ def _seed_block(stdout: str, patterns: list[str]) -> list[str]:
     return block
 
 
+def _original_mode(config: str, host: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """One of the original benchmark script's two modes, from its config file: 4 users, 50
+    tokens; 5 requests each here (10 in the file) to keep the test short."""
+    conf = str(ROOT / "config" / config)
+    return run_locust("--config", conf, "--host", host, "--requests-per-user", "5", *args)
+
+
 def test_streaming_run_matches_the_server(simulator, tokenizer_dir, tmp_path):
     sim = simulator(ttft_ms=120, itl_ms=15)
     out = tmp_path / "summary.json"
-    proc = run_headless(
+    proc = _original_mode(
+        "seed-streaming.conf",
         sim.url,
-        4,
-        "--stream",
         "--tokenizer",
         str(tokenizer_dir),
-        "--max-tokens",
-        "50",
-        "--requests-per-user",
-        "5",
         "--summary-json",
         str(out),
         "--print-requests",
@@ -75,16 +86,7 @@ def test_streaming_run_matches_the_server(simulator, tokenizer_dir, tmp_path):
 def test_non_streaming_run_matches_the_server(simulator, tmp_path):
     sim = simulator(ttft_ms=120, itl_ms=15)
     out = tmp_path / "summary.json"
-    proc = run_headless(
-        sim.url,
-        4,
-        "--max-tokens",
-        "50",
-        "--requests-per-user",
-        "5",
-        "--summary-json",
-        str(out),
-    )
+    proc = _original_mode("seed-non-streaming.conf", sim.url, "--summary-json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     _seed_block(proc.stdout, NON_STREAM_LINES)
     records = sim.records()

@@ -80,7 +80,7 @@ def test_streaming_without_tokenizer_uses_usage(server, tmp_path):
 @pytest.mark.parametrize("endpoint", ["chat", "completions"])
 def test_non_streaming_total_tokens_from_usage(server, tmp_path, endpoint):
     srv, _ = server
-    s = _run(srv, tmp_path, "--endpoint", endpoint)
+    s = _run(srv, tmp_path, "--endpoint", endpoint, "--no-stream")
     assert s["mode"] == "non-streaming" and s["requests"] == 9 and s["failures"] == 0
     assert s["output_tokens"] == 9 * MAX_TOKENS
     # total = prompt + completion, as the seed counts it; the prompt is the same every time

@@ -69,7 +69,7 @@ class Run:
         self.users, self.requests = users, requests
         plugin = run_in_process(
             host,
-            *(["--stream"] if stream else []),
+            "--stream" if stream else "--no-stream",
             "--requests-per-user",
             str(requests),
             "--max-tokens",

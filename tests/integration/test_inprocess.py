@@ -48,7 +48,9 @@ def test_streaming_figures_match_the_server(simulator, tokenizer_dir):
 
 def test_non_streaming_latency_and_total_tokens(simulator):
     sim = simulator(ttft_ms=40, itl_ms=5, output_tokens=20)
-    plugin = run_in_process(sim.url, "--max-tokens", "50", "--requests-per-user", "2", users=3)
+    plugin = run_in_process(
+        sim.url, "--no-stream", "--max-tokens", "50", "--requests-per-user", "2", users=3
+    )
     s = plugin.last_summary
     records = sim.records()
     assert s["mode"] == "non-streaming" and s["requests"] == 6

@@ -39,7 +39,9 @@ def test_streaming_responses_ttft_and_tokens_match_the_server(simulator, tokeniz
 
 def test_non_streaming_responses(simulator):
     sim = simulator(ttft_ms=20, itl_ms=2, output_tokens=12)
-    plugin = run_in_process(sim.url, "--endpoint", "responses", "--requests-per-user", "2", users=2)
+    plugin = run_in_process(
+        sim.url, "--endpoint", "responses", "--no-stream", "--requests-per-user", "2", users=2
+    )
     s = plugin.last_summary
     records = sim.records()
     assert s["requests"] == 4 == len(records) and s["failures"] == 0

@@ -307,6 +307,9 @@ def test_headers_system_prompt_and_extra_body_reach_the_server():
             "X-Trace: 7",
             "--system-prompt",
             "Be brief.",
+            "--no-stream",  # the server above answers with one JSON body
+            "--sampling",
+            "original",
             "--extra-body",
             '{"ignore_eos": true, "top_p": 0.9}',
             "--preflight",

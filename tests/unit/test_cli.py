@@ -108,3 +108,49 @@ def test_compare_dispatches_to_the_module(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "llm_users.report.compare", fake)
     assert cli.main(["compare", "a.json", "b.json"]) == 3
     assert seen == [["a.json", "b.json"]]
+
+
+def _titled_sections(text: str) -> dict[str, str]:
+    """Help text cut at its section titles (unindented lines ending with ':')."""
+    sections: dict[str, str] = {}
+    title = ""
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            title = line[:-1]
+            sections[title] = ""
+        elif title:
+            sections[title] += line + "\n"
+    return sections
+
+
+def test_run_help_lists_locusts_options_then_every_llm_option_under_its_group(
+    tmp_path: Path,
+) -> None:
+    from llm_users.options.declare import GROUPS, declared
+    from llm_users.options.settings import Settings
+
+    proc = _cli("run", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sections = _titled_sections(proc.stdout)
+    titles = list(sections)
+    assert titles.index("Common options") < titles.index(GROUPS["requests"])
+    for _, o in declared(Settings):
+        body = sections[GROUPS[o.group]]
+        assert re.search(rf"^  {re.escape(o.flag)}\b", body, re.MULTILINE), o.flag
+
+
+def test_options_prints_every_option_with_default_env_var_and_example(tmp_path: Path) -> None:
+    from llm_users.options.declare import declared
+    from llm_users.options.examples import EXAMPLES
+    from llm_users.options.settings import Settings
+
+    proc = _cli("options", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    for _, o in declared(Settings):
+        mine = [line for line in lines if line.split(" ", 1)[0] == o.flag]
+        assert len(mine) == 1, o.flag
+        assert o.env_var in mine[0] and mine[0].rstrip().endswith(EXAMPLES[o.flag]), mine[0]
+        if not o.secret and o.default_text:
+            assert f"  {o.default_text}  " in mine[0], (o.flag, o.default_text)
+    assert "(secret)" in next(line for line in lines if line.startswith("--api-key "))

@@ -13,6 +13,7 @@ from locust.argument_parser import get_empty_argument_parser, setup_parser_argum
 
 from llm_users.errors import ConfigError
 from llm_users.options.declare import GROUPS, declared
+from llm_users.options.examples import EXAMPLES
 from llm_users.options.settings import (
     SEED_SAMPLING,
     SEED_SYSTEM_PROMPT,
@@ -90,8 +91,10 @@ def test_help_shows_every_option_once_under_its_groups_title(
     options = list(declared(Settings))
     assert {o.group for _, o in options} == set(GROUPS)
     for _, o in options:
-        assert o.flag in sections[GROUPS[o.group]].split(), (o.flag, GROUPS[o.group])
-        assert text.count(f"  {o.flag} ") + text.count(f"  {o.flag}\n") == 1, o.flag
+        words = sections[GROUPS[o.group]].replace(",", " ").split()  # "--stream, --no-stream"
+        assert o.flag in words, (o.flag, GROUPS[o.group])
+        shown = (f"  {o.flag} ", f"  {o.flag}\n", f"  {o.flag}, ")
+        assert sum(text.count(form) for form in shown) == 1, o.flag
     # Moved out of the parser's own list (Locust titles it "Common options"), which keeps its own
     assert "--max-tokens" not in sections["Common options"].split()
     assert "--headless" in sections["Common options"].split()
@@ -159,19 +162,34 @@ def test_settings_are_frozen_and_replace_sets_a_resolved_model(
     assert defaults.model == ""  # nothing written back into the parsed options
 
 
-def test_defaults_give_the_seeds_settings(defaults: argparse.Namespace) -> None:
+def test_defaults_stream_and_leave_sampling_to_the_server(defaults: argparse.Namespace) -> None:
     s = Settings.from_options(defaults, environ={})
     assert s.prompt_type == "short"
     assert s.prompt_language == "en"
     assert s.max_tokens == 128
-    assert s.stream is False and s.mode == "non-streaming"
+    assert s.stream is True and s.mode == "streaming"
     assert s.endpoint == "chat"
     assert s.system_prompt == SEED_SYSTEM_PROMPT == "You are a helpful assistant."
-    assert s.extra_body == SEED_SAMPLING
-    assert (s.extra_body["temperature"], s.extra_body["top_p"]) == (0.01, 0.3)
+    assert s.extra_body == {}  # no temperature, no top_p: the server's defaults
     assert s.api_key == "" and s.request_headers() == ()
     assert s.stream_usage is True and s.preflight is True
     assert (s.first_token_timeout, s.request_timeout, s.connect_timeout) == (120.0, 600.0, 10.0)
+
+
+def test_no_stream_and_the_original_scripts_sampling() -> None:
+    s = Settings.from_options(parse("--no-stream", "--sampling", "original"), environ={})
+    assert s.stream is False and s.mode == "non-streaming"
+    assert s.extra_body == SEED_SAMPLING
+    assert (s.extra_body["temperature"], s.extra_body["top_p"]) == (0.01, 0.3)
+    assert Settings.from_options(parse("--stream"), environ={}).stream is True  # still accepted
+
+
+@pytest.mark.parametrize(("text", "stream"), [("false", False), ("true", True)])
+def test_stream_from_a_config_file(tmp_path: Any, text: str, stream: bool) -> None:
+    conf = tmp_path / "run.conf"
+    conf.write_text(f"stream = {text}\nsampling = original\n")
+    s = Settings.from_options(parse("--config", str(conf)), environ={})
+    assert s.stream is stream and s.extra_body == SEED_SAMPLING
 
 
 def test_command_line_values() -> None:
@@ -197,8 +215,8 @@ def test_prompt_types(defaults: argparse.Namespace, value: str, kind: str) -> No
     assert Settings.from_options(opts(defaults, prompt_type=value), environ={}).prompt_type == kind
 
 
-def test_extra_body_is_merged_over_the_seed_sampling(defaults: argparse.Namespace) -> None:
-    o = opts(defaults, extra_body='{"temperature": 0.7, "ignore_eos": true}')
+def test_extra_body_is_merged_over_the_original_sampling(defaults: argparse.Namespace) -> None:
+    o = opts(defaults, sampling="original", extra_body='{"temperature": 0.7, "ignore_eos": true}')
     s = Settings.from_options(o, environ={})
     assert s.extra_body == {**SEED_SAMPLING, "temperature": 0.7, "ignore_eos": True}
     assert s.extra_body["top_p"] == 0.3
@@ -449,4 +467,6 @@ def test_docs_have_every_option_under_its_group_with_an_example() -> None:
         heading = GROUPS[o.group].removeprefix("LLM ").capitalize()
         mine = [r for r in rows[heading] if r[0].split("`")[1].split()[0] == o.flag]
         assert len(mine) == 1, (o.flag, heading)
-        assert mine[0][-1].startswith("`"), (o.flag, "no example")
+        assert o.flag in EXAMPLES, (o.flag, "no example in options/examples.py")
+        # The page shows the declared example (the one `llm-users options` prints) first.
+        assert mine[0][-1].startswith(f"`{EXAMPLES[o.flag]}`"), (o.flag, mine[0][-1])

@@ -157,3 +157,47 @@ def test_missing_file_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main([str(good), str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: no such file: {tmp_path / 'nope.json'}"
+
+
+def test_warnings_first_then_the_headline_figures_and_no_noise(tmp_path: Path) -> None:
+    base = {**copy.deepcopy(BASE), "server": {"t0_unix": 1.7e9, "ttft_ms": _dist(9, 8, 20)}}
+    base["options"] = {"max_tokens": 32, "stream": True, "summary_json": "a.json"}
+    new = copy.deepcopy(base)
+    new["options"].update(max_tokens=200, summary_json="b.json")  # the file name is no setting
+    new["server"]["t0_unix"] = 1.8e9
+    out = run(tmp_path, new, base=base).stdout.splitlines()
+    assert out[0] == "warning: the runs differ in max_tokens: 32 vs 200"
+    assert not any("summary_json" in line for line in out)
+    figures_shown = [line.split()[0] for line in out[2:] if not line.startswith("(")]
+    assert figures_shown[:4] == ["ttft_ms.p50", "ttft_ms.p99", "itl_ms.p99", "output_tokens_per_s"]
+    assert "server.t0_unix" not in figures_shown and "server.ttft_ms.mean" in figures_shown
+    assert out[-1].startswith("(") and "--all" in out[-1]
+    shown_all = run(tmp_path, new, "--all", base=base).stdout
+    assert "server.t0_unix" in shown_all
+
+
+def test_three_runs_side_by_side(tmp_path: Path) -> None:
+    paths = []
+    for i, p99 in enumerate((200.0, 220.0, 300.0)):
+        s = copy.deepcopy(BASE)
+        s["ttft_ms"]["p99"] = p99
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(s))
+    r = subprocess.run(
+        [sys.executable, "-m", "llm_users.report.compare", *map(str, paths),
+         "--fail-on", "ttft_ms.p99>+20%"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 3, r.stdout + r.stderr
+    row = next(line for line in r.stdout.splitlines() if line.startswith("ttft_ms.p99 "))
+    assert row.split() == ["ttft_ms.p99", "200", "220", "300", "+10.0%", "+50.0%"]
+    assert [ln for ln in r.stdout.splitlines() if ln.startswith("REGRESSION")] == [
+        "REGRESSION: run 3: ttft_ms.p99>+20%: 200 -> 300 (+50%)"
+    ]
+
+
+def test_one_run_is_not_a_comparison(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "g.json"
+    good.write_text(json.dumps(BASE))
+    assert main([str(good)]) == 2
+    assert "the following arguments are required: new" in capsys.readouterr().err

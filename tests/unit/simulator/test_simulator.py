@@ -708,3 +708,25 @@ def test_the_simulator_measures_its_own_loop_lag_since_reset(sim):
     assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
     sim.reset()
     assert sim.stats()["loop_lag_ms"]["count"] < lag["count"]  # afresh
+
+
+def test_help_gives_every_knob_its_own_help_and_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import dataclasses
+
+    from llm_users.simulator.__main__ import build_parser
+    from llm_users.simulator.config import SimConfig
+
+    parser = build_parser()
+    by_dest = {a.dest: a for a in parser._actions}
+    for f in dataclasses.fields(SimConfig):
+        text = by_dest[f.name].help or ""
+        help_text, _, default = text.rpartition(" (default: ")
+        assert help_text.strip(), (f.name, "no help")
+        assert default == f"{f.default!r})", f.name
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all("--" + f.name.replace("_", "-") in out for f in dataclasses.fields(SimConfig))
