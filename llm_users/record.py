@@ -67,6 +67,11 @@ class RequestRecord:
     events: int = 0  # every data event received, token-carrying or not
     # Sent again (once) on a fresh connection: the reused one was closed before any answer.
     retries: int = 0
+    # The time of the read before the one that carried the first token (a stream's). When
+    # that read also carried later token events, the first token's segment may have come
+    # in earlier than the read's stamp (the kernel stamps a read with its newest segment),
+    # but not before this: the gap bounds how late the first token's stamp can be.
+    before_first: float | None = None
     intended_start: float | None = None  # open-loop runs: when the request was due
     # Set by the user, decided when the request started (the client leaves them alone):
     warmup: bool = False  # started in the warm-up: kept out of every figure

@@ -33,6 +33,7 @@ HISTOGRAMS = (
     "ttft_cached_ms",  # TTFT of requests with >= half their prompt in the server's cache
     "ttft_uncached_ms",  # ... and of the others, when the server reports cached tokens
     "tokens_per_event",  # a ratio, not ms: output tokens / token-carrying events, per request
+    "first_token_bound_ms",  # how late a merged first token's stamp may be (per_request.py)
 )
 _SUMS = (
     # the seed's means, streaming
@@ -63,6 +64,7 @@ _COUNTS = (
     "cache_reported",
     "mostly_cached",
     "retries",  # requests sent again on a fresh connection (RequestRecord.retries)
+    "merged_first",  # streams whose first token was read together with later tokens
 )
 
 
@@ -178,6 +180,10 @@ class Aggregate:
                 h["ttft_ms"].record(r.ttft_ms)
             if r.ttfc_ms is not None:
                 h["ttfc_ms"].record(r.ttfc_ms)
+            if r.merged_first:
+                c["merged_first"] += 1
+                if r.first_token_bound_ms is not None:
+                    h["first_token_bound_ms"].record(r.first_token_bound_ms)
             if r.e2e_ms is not None:
                 h["e2e_ms"].record(r.e2e_ms)
             if r.tpot_ms is not None:

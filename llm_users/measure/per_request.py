@@ -99,6 +99,10 @@ class RequestResult:
     itl_ms: list[float] = field(default_factory=list)
     token_events: int = 0
     retries: int = 0  # sent again on a fresh connection (the reused one closed unanswered)
+    # Token events read together with the first one (after it, in the same read), and how
+    # late the first token's stamp may then be: that read's time minus the read before.
+    merged_first: int = 0
+    first_token_bound_ms: float | None = None
     max_tokens: int | None = None
     finish_reason: str | None = None
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, if given
@@ -193,6 +197,7 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
 
     res.ttft_ms = ttft_ms(r)
     res.ttfc_ms = ttfc_ms(r)
+    _merged_first(res, r)
     res.follow_latency_ms = follow_latency_ms(r)
     res.itl_ms = itl_ms(r)
     n_events = len(r.token_times)
@@ -214,6 +219,20 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
         res.output_tokens, res.output_source = n_events, TokenSource.EVENTS
     res.tpot_ms = tpot_ms(res.follow_latency_ms, res.follow_tokens)
     return res
+
+
+def _merged_first(res: RequestResult, r: RequestRecord) -> None:
+    """The first token read together with later ones: they share the read's stamp."""
+    times = r.token_times
+    if len(times) < 2 or times[1] != times[0]:
+        return
+    first = times[0]
+    n = 1
+    while n < len(times) and times[n] == first:
+        n += 1
+    res.merged_first = n - 1
+    if r.before_first is not None:
+        res.first_token_bound_ms = max(0.0, (first - r.before_first) * 1000.0)
 
 
 def _non_streaming_tokens(

@@ -145,6 +145,8 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         "max_abs_diff": agg.token_diff_max if c["token_compared"] else None,
     }
     out["short_outputs"] = {"requests": c["short_outputs"], "of": c["with_max_tokens"]}
+    if info.mode == "streaming":
+        out["merged_first_token"] = merged_first(agg)
     for f in FIGURES:
         if f.sparse and f.kind == "distribution" and agg.hist[f.key].count:
             out[f.key] = _dist(agg, f.key)
@@ -165,6 +167,17 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         }
     out.update({k: v for k, v in info.extra.items() if k != "notes" or v})
     return out
+
+
+def merged_first(agg: Aggregate) -> dict[str, Any]:
+    """Streams whose first token came in one read with later tokens: its stamp is that
+    read's (the newest segment's), so it may be late by up to the gap since the read before."""
+    bound = agg.hist["first_token_bound_ms"]
+    return {
+        "requests": agg.counts["merged_first"],
+        "of": agg.counts["stream_ok"],
+        "bound_ms": _dist(agg, "first_token_bound_ms") if bound.count else None,
+    }
 
 
 def prefix_cache(agg: Aggregate) -> dict[str, Any]:
@@ -358,6 +371,16 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
             line += f" ({ts['why_user']})"
         if ts.get("clock_steps"):
             line += f"; the wall clock stepped: {ts['clock_steps']} requests timed with user stamps"
+        lines.append(line)
+    merged = d.get("merged_first_token")
+    if merged and merged["requests"]:
+        line = (
+            f"  first token read with later tokens: {merged['requests']} of {merged['of']} "
+            "streams (their TTFT stamp is that read's)"
+        )
+        b = merged["bound_ms"]
+        if b:
+            line += f"; late by at most {_fmt(b['p99'])} ms p99, {_fmt(b['max'])} ms max"
         lines.append(line)
     lag = info.extra.get("client_loop_lag_ms")
     if lag:

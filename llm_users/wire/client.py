@@ -261,6 +261,7 @@ class LLMClient:
             rec.end = self._user_end
         rec.timestamps = "user"
         rec.clock_step = True
+        rec.before_first = None  # a kernel-clock time: no bound on the user-space stamps
 
     def _now(self, rec: RequestRecord) -> float:
         """The time of the last read: the kernel's stamp of it, where there is one."""
@@ -453,7 +454,7 @@ class _StreamReader:
 
     __slots__ = (
         "client", "rec", "resp", "parser", "on_event", "on_batch", "max_event", "finished_at",
-        "kernel", "user_times", "done", "failed", "received", "max_bytes", "max_events",
+        "kernel", "user_times", "done", "failed", "received", "max_bytes", "max_events", "prev",
     )  # fmt: skip
 
     def __init__(self, client: LLMClient, rec: RequestRecord, resp: ResponseHead) -> None:
@@ -476,6 +477,7 @@ class _StreamReader:
         self.kernel = client._kernel
         self.user_times = client._user_times
         self.done = self.failed = False
+        self.prev = rec.start  # the previous read's time (the request's write, at first)
 
     def read(self, raw: bytes, real: float | None, now: float) -> bool:
         """One read's bytes (b"": the peer closed); ``now`` the clock just after it."""
@@ -493,6 +495,9 @@ class _StreamReader:
     def body(self, data: bytes, now: float) -> bool:
         """Body bytes that arrived at ``now``; True once the stream is over."""
         rec = self.rec
+        if not rec.token_times:  # until the first token: two steps a read, none after
+            rec.before_first = self.prev
+            self.prev = now
         if data:
             payloads, parsed = self.parser.feed_batch(data)
             events: Sequence[tuple[bytes, bytes]] = parsed

@@ -122,6 +122,16 @@ def check_request(
     for i in range(1, n_events):
         if srv["token_times"][i] == srv["token_times"][i - 1]:
             assert rec.token_times[i] == rec.token_times[i - 1]
+    # The first token read with later ones is flagged (at least the events written with it),
+    # and its bound holds: the server wrote it after the read before (loopback: same clock).
+    written_with_first = srv["token_times"].count(srv["token_times"][0]) - 1
+    assert res.merged_first >= written_with_first
+    if res.merged_first:
+        assert res.first_token_bound_ms is not None and res.first_token_bound_ms >= 0
+        earliest = rec.token_times[0] - res.first_token_bound_ms / 1000
+        assert srv["token_times"][0] >= earliest - EARLY_MS / 1000
+    else:
+        assert res.first_token_bound_ms is None
 
 
 def check_late(late: list[float], s: dict[str, Any]) -> None:
@@ -152,6 +162,8 @@ def check_run(s: dict[str, Any], rows: list[Any], timing: bool = True) -> list[f
     assert s["average_follow_tokens"] == pytest.approx(mean([r.follow_tokens for _, r, _ in rows]))
     ttft = mean([r.ttft_ms for _, r, _ in rows])
     assert s["average_first_token_latency_ms"] == pytest.approx(ttft)
+    merged = s["merged_first_token"]
+    assert merged["requests"] == sum(1 for _, r, _ in rows if r.merged_first) and merged["of"] == n
     return late or []
 
 
@@ -185,6 +197,8 @@ def test_events_merged_in_one_read_are_each_counted(sim_with, tokenizer_dir, kno
         assert res.follow_tokens == 12 - srv["tokens_per_event"][0]
         if knobs.get("burst"):  # every token in one write: one read, zero gaps
             assert set(res.itl_ms) == {0.0}
+        assert res.merged_first >= (knobs.get("merge_events") or len(srv["token_times"])) - 1
+    assert s["merged_first_token"]["requests"] == len(rows)  # every first token was merged
     assert s["follow_tokens_source"] == {"tokenizer": 4}
 
 

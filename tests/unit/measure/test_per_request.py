@@ -303,3 +303,32 @@ def test_cached_tokens_from_usage() -> None:
     assert cached_tokens({"prompt_tokens": 9}) is None  # the server does not say: not 0
     assert cached_tokens({"prompt_tokens_details": None}) is None
     assert cached_tokens(None) is None
+
+
+def test_a_first_token_read_with_later_ones_is_flagged_with_its_bound() -> None:
+    from llm_users.measure.per_request import result_of
+    from llm_users.record import RequestRecord
+
+    rec = RequestRecord(endpoint="chat", stream=True, start=100.0, start_wall=0.0)
+    rec.token_times = [100.110, 100.110, 100.110, 100.130]  # three events in one read
+    rec.texts = ["a", "b", "c", "d"]
+    rec.before_first = 100.104  # the read before it: the first token came in after 104 ms
+    rec.end = 100.140
+    rec.finish_reason = "stop"
+    res = result_of(rec)
+    assert res.merged_first == 2
+    assert res.first_token_bound_ms == pytest.approx(6.0)
+    assert res.ttft_ms == pytest.approx(110.0)  # the stamp itself is unchanged
+
+
+def test_a_first_token_alone_in_its_read_has_no_bound() -> None:
+    from llm_users.measure.per_request import result_of
+    from llm_users.record import RequestRecord
+
+    rec = RequestRecord(endpoint="chat", stream=True, start=100.0, start_wall=0.0)
+    rec.token_times = [100.110, 100.120, 100.120]  # later ones merged, not the first
+    rec.texts = ["a", "b", "c"]
+    rec.before_first = 100.104
+    rec.end = 100.130
+    res = result_of(rec)
+    assert res.merged_first == 0 and res.first_token_bound_ms is None
