@@ -286,7 +286,7 @@ def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
     if s.input_tokens:
         if role.is_master:  # the master sends nothing; workers build their own
             return SeedPrompts(s.prompt_type, s.prompt_language)
-        from ..workload.datasets import SyntheticPrompts
+        from ..workload.synthetic import SyntheticPrompts
 
         return SyntheticPrompts(
             s.input_tokens,
