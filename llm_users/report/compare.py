@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigError
+from ..measure.figures import fmt_change_pct, fmt_sig
 
 __all__ = ["Rule", "compare", "figures", "main", "parse_rules", "settings_mismatch"]
 
@@ -162,22 +163,13 @@ def compare(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(x: float | None, pct: bool = False) -> str:
-    if x is None:
-        return "-"
-    if pct:
-        return f"{x:+.1f}%"
-    return f"{x:.6g}"
-
-
 def _text(rows: list[dict[str, Any]], warnings: list[str], broken: list[str]) -> str:
     width = max([len("figure")] + [len(r["figure"]) for r in rows])
     lines = [f"{'figure':<{width}}  {'base':>12}  {'new':>12}  {'change':>12}  {'change %':>9}"]
     for r in rows:
-        change = "-" if r["change"] is None else f"{r['change']:+.6g}"
         lines.append(
-            f"{r['figure']:<{width}}  {_fmt(r['base']):>12}  {_fmt(r['new']):>12}  "
-            f"{change:>12}  {_fmt(r['change_pct'], pct=True):>9}"
+            f"{r['figure']:<{width}}  {fmt_sig(r['base']):>12}  {fmt_sig(r['new']):>12}  "
+            f"{fmt_sig(r['change'], signed=True):>12}  {fmt_change_pct(r['change_pct']):>9}"
         )
     lines += [f"warning: {w}" for w in warnings]
     lines += [f"REGRESSION: {b}" for b in broken]
@@ -216,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             change = rule.change(r["base"], r["new"])
             unit = rule.unit or ""
             broken.append(
-                f"{rule.text}: {_fmt(r['base'])} -> {_fmt(r['new'])} ({change:+.4g}{unit})"
+                f"{rule.text}: {fmt_sig(r['base'])} -> {fmt_sig(r['new'])} ({change:+.4g}{unit})"
             )
     if args.format == "json":
         out = {"figures": rows, "warnings": warnings, "broken": broken, "rules": args.fail_on}
