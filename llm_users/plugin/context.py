@@ -246,7 +246,9 @@ def _sources(
     from ..workload.conversation import PromptConversations
 
     if not s.dataset:
-        return None, PromptConversations(_prompt_source(s, role, counter), max(1, s.turns))
+        # --turns all needs a dataset (Settings checks it), so a number of turns is set here
+        turns = s.turns_kept or 1
+        return None, PromptConversations(_prompt_source(s, role, counter), turns)
     from ..workload.conversation_data import load_conversations
 
     n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
@@ -254,7 +256,7 @@ def _sources(
     return None, load_conversations(
         s.dataset,
         fmt=None if s.dataset_format == "auto" else s.dataset_format,
-        max_turns=max(0, s.turns),
+        max_turns=s.turns_kept,
         order=s.dataset_order,
         seed=index if s.seed is None else s.seed_for("dataset", index),
         partition=(index % n, n),

@@ -49,7 +49,7 @@ def workload(s: Any) -> str:
         what = f"built-in prompts (type {s.prompt_type})"
     if s.turns:
         what += ", conversations of " + (
-            "every recorded turn" if s.turns < 0 else f"{s.turns} turns"
+            "every recorded turn" if s.turns_kept is None else f"{s.turns_kept} turns"
         )
     return what
 
