@@ -8,6 +8,7 @@ is one function returning Markdown, so a test can call it without MkDocs.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import os
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -139,12 +141,16 @@ def figures_markdown() -> str:
     return "\n".join(out)
 
 
-def _first_paragraph(obj: Any) -> str:
-    """The docstring's first paragraph, its reST roles and double backquotes made Markdown."""
-    doc = inspect.getdoc(obj) or ""
-    text = " ".join(doc.split("\n\n", 1)[0].split())
-    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text)
+def _markdown(rest: str) -> str:
+    """Docstring text on one line, its reST roles and double backquotes made Markdown."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", " ".join(rest.split()))
     return text.replace("``", "`")
+
+
+def _first_paragraph(obj: Any) -> str:
+    """The docstring's first paragraph, as Markdown."""
+    doc = inspect.getdoc(obj) or ""
+    return _markdown(doc.split("\n\n", 1)[0])
 
 
 def _kind(obj: Any) -> str:
@@ -176,8 +182,47 @@ def python_api_markdown() -> str:
     for name in pkg.__all__:
         obj = getattr(pkg, name)
         out.append(f"| `{name}` | {_kind(obj)} | {_cell(_first_paragraph(obj))} |")
-    out.append("")
+    out += ["", *events_markdown()]
     return "\n".join(out)
+
+
+def _hook_docs(path: Path, cls: str) -> dict[str, str]:
+    """A class's attribute docstrings (the string under each annotated attribute, as Locust
+    documents its ``Events``): they exist only in the source, so it is read, not imported."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    docs: dict[str, str] = {}
+    for stmt, after in pairwise(node.body):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[stmt.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def events_markdown() -> list[str]:
+    """The plugin's events, each with when it fires and its arguments (``LLMEvents``)."""
+    out = [
+        "## Events",
+        "",
+        "Declared by `LLMEvents` (`llm_users/plugin/events.py`) and attached to",
+        "`environment.events` beside Locust's own; listen as to any Locust event:",
+        "`environment.events.llm_request.add_listener(handler)`. Each fires once per finished",
+        "request that counts (not warm-up ones), in the user's greenlet: keep listeners quick.",
+        "",
+    ]
+    for name, doc in _hook_docs(ROOT / "llm_users" / "plugin" / "events.py", "LLMEvents").items():
+        text, *params = doc.split(":param ")
+        out += [f"### `{name}`", "", _markdown(text), ""]
+        for param in params:
+            arg, _, what = param.partition(":")
+            out.append(f"- `{arg.strip()}`: {_markdown(what)}")
+        out.append("")
+    return out
 
 
 def _python_api_isolated() -> str:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from locust.env import Environment
-from locust.event import EventHook
 
 from ..measure.figures import slo_met
 from ..measure.histogram import Histogram
@@ -20,6 +19,7 @@ from ..record import RequestRecord
 from ..report.summary import request_line
 from ..report.writers import OutputError, RecordsWriter
 from ..wire.endpoints import ENDPOINTS
+from .events import LLMEvents
 
 __all__ = ["LLMRequestError", "ResultSink", "tell_locust"]
 
@@ -28,11 +28,11 @@ class LLMRequestError(Exception):
     """What Locust's failure table shows for a failed LLM request."""
 
 
-def tell_locust(env: Environment, res: RequestResult) -> None:
-    """One request event for Locust's table; own TTFT/follow rows that stay out of Aggregated."""
-    ev: Any = env.events  # with the plugin's own hooks (llm_first_token, ...)
+def tell_locust(env: Environment, events: LLMEvents, res: RequestResult) -> None:
+    """One request event for Locust's table; own TTFT/follow rows that stay out of Aggregated;
+    then the plugin's own events."""
     path = ENDPOINTS[res.endpoint].path
-    ev.request.fire(
+    env.events.request.fire(
         request_type="POST",
         name=path,
         response_time=res.e2e_ms or 0.0,
@@ -50,11 +50,11 @@ def tell_locust(env: Environment, res: RequestResult) -> None:
         stats.get("TTFT", "LLM").log(res.ttft_ms, 0)
         if res.follow_latency_ms is not None:
             stats.get("Follow latency", "LLM").log(res.follow_latency_ms, res.follow_tokens or 0)
-        ev.llm_first_token.fire(ttft_ms=res.ttft_ms, result=res)
-        ev.llm_follow_tokens.fire(
+        events.llm_first_token.fire(ttft_ms=res.ttft_ms, result=res)
+        events.llm_follow_tokens.fire(
             follow_tokens=res.follow_tokens, follow_latency_ms=res.follow_latency_ms, result=res
         )
-    ev.llm_request.fire(result=res)
+    events.llm_request.fire(result=res)
 
 
 class ResultSink:
@@ -62,10 +62,7 @@ class ResultSink:
 
     def __init__(self, env: Environment) -> None:
         self.env = env
-        ev = env.events  # the plugin's own events, for listeners of every result
-        for name in ("llm_first_token", "llm_follow_tokens", "llm_request"):
-            if not hasattr(ev, name):
-                setattr(ev, name, EventHook())
+        self.events = LLMEvents(env.events)  # for listeners of every result
         self.counter: Any = None
         self.slo: Mapping[str, float] = {}
         self.sweep = False
@@ -115,7 +112,7 @@ class ResultSink:
         unc = self.clock.uncertainty_us if kernel and self.clock is not None else 0.0
         self.tally.count_stamps(rec.timestamps, rec.clock_step, unc)
         if not res.warmup:  # warm-up requests are in no figure, Locust's included
-            tell_locust(self.env, res)
+            tell_locust(self.env, self.events, res)
         if self.print_requests and not res.warmup:
             print(request_line(res), flush=True)
         if self.records is not None:

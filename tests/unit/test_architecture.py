@@ -48,6 +48,7 @@ PUBLIC_API = [
     "ConfigError",
     "FailureKind",
     "Histogram",
+    "LLMEvents",
     "LLMPlugin",
     "LLMUser",
     "LLMUsersError",

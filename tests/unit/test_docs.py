@@ -101,6 +101,11 @@ def test_python_api_page_has_every_public_name() -> None:
     page = _hook().python_api_markdown()
     for name in llm_users.__all__:
         assert f"| `{name}` |" in page, name
+    from llm_users.plugin.events import LLMEvents
+
+    hooks = list(LLMEvents.__annotations__)
+    assert hooks and all(f"### `{name}`\n\nFired " in page for name in hooks)
+    assert "- `ttft_ms`: its time to first token, in ms" in page  # the hook's arguments
 
 
 def test_site_builds_strict(tmp_path: Path) -> None:
