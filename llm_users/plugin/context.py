@@ -251,7 +251,6 @@ def _sources(
         return None, PromptConversations(_prompt_source(s, role, counter), turns)
     from ..workload.conversation_data import load_conversations
 
-    n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
     index = role.index
     return None, load_conversations(
         s.dataset,
@@ -259,8 +258,14 @@ def _sources(
         max_turns=s.turns_kept,
         order=s.dataset_order,
         seed=index if s.seed is None else s.seed_for("dataset", index),
-        partition=(index % n, n),
+        partition=_dataset_partition(s, role),
     )
+
+
+def _dataset_partition(s: Settings, role: Role) -> tuple[int, int]:
+    """Sequential: worker i of n sends rows i, i+n, ... (together: the file once per pass).
+    Shuffle: every worker the whole file, in an order seeded by its index."""
+    return role.partition if s.dataset_order == "sequential" else (0, 1)
 
 
 def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
@@ -273,9 +278,6 @@ def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
     if s.dataset:
         from ..workload.datasets import load_dataset
 
-        # Sequential: worker i of n sends prompts i, i+n, ... (together: the file once per
-        # pass). Shuffle: every worker the whole file, in an order seeded by its index.
-        n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
         return load_dataset(
             s.dataset,
             fmt=None if s.dataset_format == "auto" else s.dataset_format,
@@ -283,7 +285,7 @@ def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
             counter=counter if s.dataset_output_len else None,
             order=s.dataset_order,
             seed=index if s.seed is None else s.seed_for("dataset", index),
-            partition=(index % n, n),
+            partition=_dataset_partition(s, role),
         )
     if s.input_tokens:
         if role.is_master:  # the master sends nothing; workers build their own
