@@ -18,7 +18,6 @@ import sys
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,32 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-
-# -- compatibility: the package is being split into subpackages; try the new path first ------
-
-
-def _first(*names: str) -> ModuleType:
-    """The first of ``names`` that imports (a module missing on this layout is skipped)."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise  # a dependency of the module is missing: a real error
-    raise ModuleNotFoundError(f"none of {', '.join(names)}")
-
-
-def _declare() -> ModuleType:
-    return _first("llm_users.options.declare", "llm_users.declare")
-
-
-def _settings() -> Any:
-    return _first("llm_users.options.settings", "llm_users.options").Settings
-
-
-def _figures() -> ModuleType:
-    return _first("llm_users.measure.figures", "llm_users.figures")
-
+# None of these imports Locust (which monkey-patches the interpreter with gevent).
+from llm_users.measure.figures import FIGURES  # noqa: E402
+from llm_users.options.declare import GROUPS, declared  # noqa: E402
+from llm_users.options.settings import Settings  # noqa: E402
 
 # -- the pages --------------------------------------------------------------------------------
 
@@ -78,9 +55,8 @@ def _default(o: Any) -> str:
 
 def options_markdown() -> str:
     """Every option declared on ``Settings``, one table per group in ``--help`` order."""
-    declare = _declare()
-    by_group: dict[str, list[Any]] = {key: [] for key in declare.GROUPS}
-    for _, o in declare.declared(_settings()):
+    by_group: dict[str, list[Any]] = {key: [] for key in GROUPS}
+    for _, o in declared(Settings):
         by_group[o.group].append(o)
     out = [
         "# Options",
@@ -94,7 +70,7 @@ def options_markdown() -> str:
         "With an example for each: [options by example](options-by-example.md).",
         "",
     ]
-    for key, title in declare.GROUPS.items():
+    for key, title in GROUPS.items():
         if not by_group[key]:
             continue
         out += [f"## {title}", "", "| option | env var | default | web | help |"]
@@ -110,7 +86,6 @@ def options_markdown() -> str:
 
 def figures_markdown() -> str:
     """The registry of reported figures, in its own (reading) order."""
-    figures = _figures()
     out = [
         "# Figures",
         "",
@@ -124,7 +99,7 @@ def figures_markdown() -> str:
         "| label | JSON key | unit | kind | runs | digits | SLO | notes |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for f in figures.FIGURES:
+    for f in FIGURES:
         notes = []
         if f.long and f.long != f.label:
             notes.append(f"console: {f.long}")
