@@ -12,10 +12,11 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from gevent import ssl as gssl
 from locust.runners import MasterRunner, WorkerRunner
 
 from ..errors import ConfigError
@@ -28,7 +29,7 @@ from ..wire.kclock import KernelClock, kernel_supported
 from ..wire.poller import Poller
 from ..workload.conversation import ConversationSource, Dialogue
 from ..workload.prompts import PromptSource, SeedPrompts
-from ..workload.tokenizer import load_counter
+from ..workload.tokenizer import Counter, load_counter
 from .preflight import preflight
 
 __all__ = ["RunContext", "build_context", "role_of", "startup_key"]
@@ -42,11 +43,12 @@ class RunContext:
     settings: Settings
     origin: Origin
     role: Role
-    ssl_context: Any = None
-    counter: Any = None  # text -> tokens, when --tokenizer is given (not on the master)
+    ssl_context: gssl.SSLContext | None = None
+    counter: Counter | None = None  # text -> tokens, with --tokenizer (not on the master)
     prompts: PromptSource | None = None
     prompts_key: tuple[Any, ...] = ()
-    users_made: Any = field(default_factory=itertools.count)  # numbers users, for their seeds
+    # numbers users, for their seeds
+    users_made: Iterator[int] = field(default_factory=itertools.count)
     clock: KernelClock | None = None  # kernel receive timestamps (--timestamps), else None
     timestamps: str = "user"  # what times the reads: "kernel", "user" or "user (why)"
     poller: Poller | None = None  # reads every plain-TCP stream of this process
@@ -166,7 +168,9 @@ def build_context(
     )
 
 
-def _load(s: Settings, role: Role) -> tuple[Any, PromptSource | None, ConversationSource | None]:
+def _load(
+    s: Settings, role: Role
+) -> tuple[Counter | None, PromptSource | None, ConversationSource | None]:
     # The tokenizer is local to each process that sends requests (not the master).
     counter = load_counter(s.tokenizer) if s.tokenizer and role.sends_requests else None
     return (counter, *_sources(s, role, counter))
@@ -237,7 +241,7 @@ def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
 
 
 def _sources(
-    s: Settings, role: Role, counter: Any
+    s: Settings, role: Role, counter: Counter | None
 ) -> tuple[PromptSource | None, ConversationSource | None]:
     """The prompt source, and with --turns the conversation source (a --dataset then holds
     conversations, not single prompts)."""
@@ -268,7 +272,7 @@ def _dataset_partition(s: Settings, role: Role) -> tuple[int, int]:
     return role.partition if s.dataset_order == "sequential" else (0, 1)
 
 
-def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
+def _prompt_source(s: Settings, role: Role, counter: Counter | None) -> PromptSource:
     """Loaded once per process, before users start (files and tokenizers are slow)."""
     index = role.index
     if (s.trace or s.prefix_tokens) and not role.is_master:  # the master sends nothing

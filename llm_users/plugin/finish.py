@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from ..measure.tally import Tally
+from ..options.settings import Settings
 from ..report.summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from ..report.writers import OutputError, write_json
 from .context import RunContext
@@ -35,7 +36,7 @@ EXIT_ABORTED = 4  # stopped because every request failed for --max-failing-secon
 EXIT_UNWRITABLE = 5  # the summary JSON, the records file or the HTML report could not be written
 
 
-def workload(s: Any) -> str:
+def workload(s: Settings) -> str:
     """The run's prompt source in a few words (the summary's ``workload``), no file contents."""
     if s.trace:
         what = f"trace replay ({os.path.basename(s.trace)})"

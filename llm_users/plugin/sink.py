@@ -18,7 +18,11 @@ from ..measure.tally import Tally
 from ..record import RequestRecord
 from ..report.summary import request_line
 from ..report.writers import OutputError, RecordsWriter
+from ..role import Role
 from ..wire.endpoints import ENDPOINTS
+from ..wire.kclock import KernelClock
+from ..workload.tokenizer import Counter
+from .context import RunContext
 from .events import LLMEvents
 
 __all__ = ["LLMRequestError", "ResultSink", "tell_locust"]
@@ -63,7 +67,7 @@ class ResultSink:
     def __init__(self, env: Environment) -> None:
         self.env = env
         self.events = LLMEvents(env.events)  # for listeners of every result
-        self.counter: Any = None
+        self.counter: Counter | None = None
         self.slo: Mapping[str, float] = {}
         self.sweep = False
         self.print_requests = False
@@ -71,9 +75,9 @@ class ResultSink:
         self.records: RecordsWriter | None = None
         self.tally = Tally()
         self.observers: list[Callable[[RequestResult], None]] = []
-        self.clock: Any = None  # the kernel clock (its uncertainty is reported), or None
+        self.clock: KernelClock | None = None  # its uncertainty is reported
 
-    def configure(self, ctx: Any) -> None:
+    def configure(self, ctx: RunContext) -> None:
         """A test starts with this :class:`~llm_users.plugin.context.RunContext`."""
         settings, role = ctx.settings, ctx.role
         self.counter = ctx.counter
@@ -85,7 +89,7 @@ class ResultSink:
         self.print_requests = settings.print_requests
         self.worker = str(role.index) if role.is_worker else None  # its name in the records
 
-    def open_records(self, path: str, role: Any) -> None:
+    def open_records(self, path: str, role: Role) -> None:
         """--records: one file per process (a worker's gets ``.worker<index>``)."""
         self.close_records()
         if path:

@@ -12,6 +12,7 @@ from ..measure.aggregate import Aggregate
 from ..measure.figures import FIGURES, by_key, fmt_grouped, fmt_seed, of_kind
 from ..measure.histogram import PERCENTILES
 from ..measure.per_request import RequestResult
+from ..options.settings import Settings
 
 __all__ = [
     "NOT_REPORTED",
@@ -191,7 +192,7 @@ def _cache_line(d: dict[str, Any]) -> str | None:
 
 
 def sweep_rows(
-    steps: dict[int, Aggregate], settings: Any, started: list[float], ended: list[float]
+    steps: dict[int, Aggregate], settings: Settings, started: list[float], ended: list[float]
 ) -> list[dict[str, Any]]:
     """One row per sweep step: the throughput/latency curve."""
     rows = []

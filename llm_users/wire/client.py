@@ -20,6 +20,7 @@ from typing import Any, cast
 import orjson
 from gevent import get_hub
 from gevent import sleep as _gsleep
+from gevent import ssl as gssl
 from geventhttpclient.response import HTTPParseError
 
 from ..record import FailureKind, RequestRecord
@@ -72,7 +73,7 @@ class Oversized(Exception):
     """Something the server sent is past its bound; the message says what and how big."""
 
 
-Factory = Callable[[Origin, Any, float], ConnectionLike]
+Factory = Callable[[Origin, "gssl.SSLContext | None", float], ConnectionLike]
 
 
 class LLMClient:
@@ -85,7 +86,7 @@ class LLMClient:
     def __init__(
         self,
         config: ClientConfig,
-        ssl_context: Any = None,
+        ssl_context: gssl.SSLContext | None = None,
         *,
         connection: ConnectionLike | None = None,
         connection_factory: Factory = Connection,

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError
 from ..record import RequestRecord
 from .prompts import PromptSource
+from .tokenizer import Counter
 
 __all__ = [
     "ConversationSource",
@@ -29,7 +30,6 @@ __all__ = [
 ]
 
 Message = dict[str, Any]
-Counter = Callable[[str], int]
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,13 @@ from typing import Any, BinaryIO
 
 from ..errors import ConfigError
 from .prompts import Prompt
+from .tokenizer import Counter
 
 __all__ = ["FORMATS", "DatasetPrompts", "load_dataset"]
 
 FORMATS = ("text", "jsonl", "sharegpt")
 ORDERS = ("sequential", "shuffle")
 Item = tuple[Prompt, int | None]
-Counter = Callable[[str], int]  # text -> tokens, e.g. tokens.load_counter(name)
 
 _NEEDS = 'a line needs "prompt" (a string) or "messages" (a list of {role, content})'
 _NEEDS_SHAREGPT = 'a record needs "conversations" (a list of {from, value})'

@@ -18,9 +18,10 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["OFFLOAD_CHARS", "load_counter", "load_tokenizer"]
+__all__ = ["OFFLOAD_CHARS", "Counter", "load_counter", "load_tokenizer"]
 
 OFFLOAD_CHARS = 1000  # longer texts are counted off the loop (~200+ tokens, ~0.2+ ms)
+Counter = Callable[[str], int]  # text -> its tokens (what load_counter returns)
 
 
 @lru_cache(maxsize=4)
@@ -47,7 +48,7 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
 
 
 @lru_cache(maxsize=4)
-def load_counter(name: str) -> Callable[[str], int]:
+def load_counter(name: str) -> Counter:
     """A function counting the tokens of a text with the Hugging Face tokenizer ``name``.
 
     Special tokens are not added: only the generated text is counted, as the seed does.
