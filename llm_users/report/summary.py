@@ -221,7 +221,7 @@ def sweep_rows(
     return rows
 
 
-def _f(d: dict[str, Any], key: str) -> str:
+def _figure(d: dict[str, Any], key: str) -> str:
     """A figure of the summary at its registered digits."""
     return by_key(key).fmt_grouped(d[key])
 
@@ -261,11 +261,11 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         "",
         f"LLM summary ({info.mode}, {info.endpoint}, model {info.model or '-'}, "
         f"{info.concurrency} users)",
-        f"  requests ok {_f(d, 'requests')}   failed {_f(d, 'failures')}   "
-        f"duration {_f(d, 'duration_s')} s",
-        f"  output tokens {_f(d, 'output_tokens')}   "
-        f"output tokens/s {_f(d, 'output_tokens_per_s')}   "
-        f"requests/s {_f(d, 'requests_per_s')}",
+        f"  requests ok {_figure(d, 'requests')}   failed {_figure(d, 'failures')}   "
+        f"duration {_figure(d, 'duration_s')} s",
+        f"  output tokens {_figure(d, 'output_tokens')}   "
+        f"output tokens/s {_figure(d, 'output_tokens_per_s')}   "
+        f"requests/s {_figure(d, 'requests_per_s')}",
     ]
     warm = d.get("warmup")
     if warm:
