@@ -65,7 +65,13 @@ def response_bytes(tokens: int, burst: bool) -> tuple[bytes, list[bytes]]:
 
 
 class FakeConn:
-    """Stands for :class:`llm_users.wire.http.Connection`: replays the pieces, one per recv."""
+    """Stands for :class:`llm_users.wire.http.Connection`: replays the pieces, one per recv
+    (user-space stamps, read by its user: no kernel stamps, not pollable)."""
+
+    kernel_stamps = False
+    stamped = False
+    pollable = False
+    recv_real: float | None = None
 
     def __init__(self, pieces: list[bytes]) -> None:
         self.pieces = pieces

@@ -23,6 +23,7 @@ _EXPORTS = {
     "BaseLLMUser": ".plugin.users",
     "ConfigError": ".errors",
     "FailureKind": ".record",
+    "LLMEvents": ".plugin.events",
     "Histogram": ".measure.histogram",
     "LLMPlugin": ".plugin.wiring",
     "LLMUser": ".plugin.users",

@@ -8,6 +8,7 @@ is one function returning Markdown, so a test can call it without MkDocs.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import os
@@ -15,8 +16,8 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,32 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-
-# -- compatibility: the package is being split into subpackages; try the new path first ------
-
-
-def _first(*names: str) -> ModuleType:
-    """The first of ``names`` that imports (a module missing on this layout is skipped)."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise  # a dependency of the module is missing: a real error
-    raise ModuleNotFoundError(f"none of {', '.join(names)}")
-
-
-def _declare() -> ModuleType:
-    return _first("llm_users.options.declare", "llm_users.declare")
-
-
-def _settings() -> Any:
-    return _first("llm_users.options.settings", "llm_users.options").Settings
-
-
-def _figures() -> ModuleType:
-    return _first("llm_users.measure.figures", "llm_users.figures")
-
+# None of these imports Locust (which monkey-patches the interpreter with gevent).
+from llm_users.measure.figures import FIGURES  # noqa: E402
+from llm_users.options.declare import GROUPS, declared  # noqa: E402
+from llm_users.options.examples import EXAMPLES  # noqa: E402
+from llm_users.options.settings import Settings  # noqa: E402
 
 # -- the pages --------------------------------------------------------------------------------
 
@@ -70,10 +50,9 @@ def _default(o: Any) -> str:
 
 def options_markdown() -> str:
     """Every option declared on ``Settings``, one table per group in ``--help`` order."""
-    declare = _declare()
-    examples = importlib.import_module("llm_users.options.examples").EXAMPLES
-    by_group: dict[str, list[Any]] = {key: [] for key in declare.GROUPS}
-    for _, o in declare.declared(_settings()):
+    examples = EXAMPLES
+    by_group: dict[str, list[Any]] = {key: [] for key in GROUPS}
+    for _, o in declared(Settings):
         by_group[o.group].append(o)
     out = [
         "# Options",
@@ -87,7 +66,7 @@ def options_markdown() -> str:
         "With an example for each: [options by example](options-by-example.md).",
         "",
     ]
-    for key, title in declare.GROUPS.items():
+    for key, title in GROUPS.items():
         if not by_group[key]:
             continue
         out += [f"## {title}", "", "| option | env var | default | web | help | example |"]
@@ -104,7 +83,6 @@ def options_markdown() -> str:
 
 def figures_markdown() -> str:
     """The registry of reported figures, in its own (reading) order."""
-    figures = _figures()
     out = [
         "# Figures",
         "",
@@ -118,7 +96,7 @@ def figures_markdown() -> str:
         "| label | JSON key | unit | kind | runs | digits | SLO | notes |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for f in figures.FIGURES:
+    for f in FIGURES:
         notes = []
         if f.long and f.long != f.label:
             notes.append(f"console: {f.long}")
@@ -135,12 +113,16 @@ def figures_markdown() -> str:
     return "\n".join(out)
 
 
-def _first_paragraph(obj: Any) -> str:
-    """The docstring's first paragraph, its reST roles and double backquotes made Markdown."""
-    doc = inspect.getdoc(obj) or ""
-    text = " ".join(doc.split("\n\n", 1)[0].split())
-    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", text)
+def _markdown(rest: str) -> str:
+    """Docstring text on one line, its reST roles and double backquotes made Markdown."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"`\1`", " ".join(rest.split()))
     return text.replace("``", "`")
+
+
+def _first_paragraph(obj: Any) -> str:
+    """The docstring's first paragraph, as Markdown."""
+    doc = inspect.getdoc(obj) or ""
+    return _markdown(doc.split("\n\n", 1)[0])
 
 
 def _kind(obj: Any) -> str:
@@ -172,8 +154,47 @@ def python_api_markdown() -> str:
     for name in pkg.__all__:
         obj = getattr(pkg, name)
         out.append(f"| `{name}` | {_kind(obj)} | {_cell(_first_paragraph(obj))} |")
-    out.append("")
+    out += ["", *events_markdown()]
     return "\n".join(out)
+
+
+def _hook_docs(path: Path, cls: str) -> dict[str, str]:
+    """A class's attribute docstrings (the string under each annotated attribute, as Locust
+    documents its ``Events``): they exist only in the source, so it is read, not imported."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    docs: dict[str, str] = {}
+    for stmt, after in pairwise(node.body):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[stmt.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def events_markdown() -> list[str]:
+    """The plugin's events, each with when it fires and its arguments (``LLMEvents``)."""
+    out = [
+        "## Events",
+        "",
+        "Declared by `LLMEvents` (`llm_users/plugin/events.py`) and attached to",
+        "`environment.events` beside Locust's own; listen as to any Locust event:",
+        "`environment.events.llm_request.add_listener(handler)`. Each fires once per finished",
+        "request that counts (not warm-up ones), in the user's greenlet: keep listeners quick.",
+        "",
+    ]
+    for name, doc in _hook_docs(ROOT / "llm_users" / "plugin" / "events.py", "LLMEvents").items():
+        text, *params = doc.split(":param ")
+        out += [f"### `{name}`", "", _markdown(text), ""]
+        for param in params:
+            arg, _, what = param.partition(":")
+            out.append(f"- `{arg.strip()}`: {_markdown(what)}")
+        out.append("")
+    return out
 
 
 def _python_api_isolated() -> str:

@@ -2,10 +2,13 @@
 
 The console table, the web UI's tab and /llm page, the HTML report, the CSV and the --slo
 option read it; adding a figure to every output is one :class:`Figure` entry in :data:`FIGURES`.
+It also owns how a number is written for people: one function per style, one "missing" mark
+(the seed's lines, reproduced word for word, keep their own).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,10 +18,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIGURES",
+    "MISSING",
+    "SEED_MISSING",
     "SLO_KEYS",
     "Figure",
     "by_key",
     "fmt",
+    "fmt_change_pct",
+    "fmt_grouped",
+    "fmt_seed",
+    "fmt_sig",
     "lookup",
     "of_kind",
     "registry_json",
@@ -80,17 +89,63 @@ class Figure:
         return self.mode == "both" or self.mode == mode
 
     def fmt(self, x: Any) -> str:
-        """The value for people, at this figure's digits; "-" when missing."""
+        """The value for people at this figure's digits, the web tab's way (:func:`fmt`)."""
         return fmt(x, self.digits)
+
+    def fmt_grouped(self, x: Any) -> str:
+        """The value at this figure's digits with thousands separators (:func:`fmt_grouped`)."""
+        return fmt_grouped(x, self.digits)
+
+
+# -- numbers for people: one function per style --------------------------------------------------
+
+MISSING = "-"  # a value that is missing (None, NaN, infinite), in every table and line
+# The seed's own lines are reproduced word for word, and say "n/a" where the seed had no value.
+SEED_MISSING = "n/a"
+
+
+def _fixed(x: Any, digits: int | None, sep: str) -> str:
+    if x is None or x == "":
+        return MISSING
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):  # counts are whole, whatever the figure's digits
+        return f"{x:{sep}}"
+    if isinstance(x, float):
+        return f"{x:{sep}.{digits or 0}f}" if math.isfinite(x) else MISSING
+    return str(x)
 
 
 def fmt(x: Any, digits: int | None = 2) -> str:
-    """A number at fixed decimals (no thousands separators: the web tab's style); "-" if None."""
-    if x is None or x == "":
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{digits if digits is not None else 0}f}"
-    return str(x)
+    """Fixed decimals, no thousands separators: the web tab's, the /llm page's (its
+    JavaScript twin is ``fmt`` in llm.html). ``1/3`` at 3 digits is ``0.333``."""
+    return _fixed(x, digits, "")
+
+
+def fmt_grouped(x: Any, digits: int | None = 2) -> str:
+    """Fixed decimals with thousands separators: the console table's and the HTML report's.
+    ``12345.678`` at 1 digit is ``12,345.7``."""
+    return _fixed(x, digits, ",")
+
+
+def fmt_sig(x: float | None, signed: bool = False) -> str:
+    """Six significant digits, for figures of any size side by side (``compare``);
+    ``signed``: with its sign, for a change. ``1234567.0`` is ``1.23457e+06``."""
+    if x is None or not math.isfinite(x):
+        return MISSING
+    return f"{x:+.6g}" if signed else f"{x:.6g}"
+
+
+def fmt_change_pct(x: float | None) -> str:
+    """A relative change in percent, signed, one decimal: ``7.5`` is ``+7.5%``."""
+    if x is None or not math.isfinite(x):
+        return MISSING
+    return f"{x:+.1f}%"
+
+
+def fmt_seed(x: float | None) -> str:
+    """The seed script's way: Python's ``str`` of the float, all its digits; "n/a" if None."""
+    return SEED_MISSING if x is None else str(float(x))
 
 
 def _dist(key: str, label: str, mode: Mode, **kw: Any) -> Figure:

@@ -88,7 +88,9 @@ def _key(value: Any) -> str:
     return (getattr(value, "value", None) or str(value or "")).strip()
 
 
-TURNS_ALL = -1  # --turns all: every turn of each dataset conversation
+# --turns all: every turn of each dataset conversation. Decoded only by Settings.turns_kept
+# and Settings.turns_shown: nothing else compares with it.
+TURNS_ALL = -1
 
 
 def _turns(value: Any) -> int:
@@ -814,11 +816,11 @@ class Settings:
             return
         if self.endpoint == "completions":
             raise ConfigError(
-                f"--turns {self.turns if self.turns > 0 else 'all'} needs --endpoint chat "
+                f"--turns {self.turns_shown} needs --endpoint chat "
                 "(a conversation is a list of chat messages), got --endpoint completions"
             )
-        if not self.dataset and (self.turns == TURNS_ALL or self.history == "recorded"):
-            which = "--turns all" if self.turns == TURNS_ALL else "--history recorded"
+        if not self.dataset and (self.turns_kept is None or self.history == "recorded"):
+            which = "--turns all" if self.turns_kept is None else "--history recorded"
             raise ConfigError(f"{which} needs a conversation --dataset")
         if self.max_context_tokens and not self.tokenizer:
             raise ConfigError(
@@ -837,6 +839,17 @@ class Settings:
     @property
     def mode(self) -> str:
         return "streaming" if self.stream else "non-streaming"
+
+    @property
+    def turns_kept(self) -> int | None:
+        """The turns of each conversation: None for every one (``--turns all``), 0 without
+        ``--turns`` (single requests)."""
+        return None if self.turns == TURNS_ALL else self.turns
+
+    @property
+    def turns_shown(self) -> str:
+        """``--turns`` as a user writes it: a number, or ``all``."""
+        return "all" if self.turns == TURNS_ALL else str(self.turns)
 
     def request_headers(self) -> tuple[tuple[str, str], ...]:
         """Headers for every request; the key only here, never in anything printed.

@@ -12,10 +12,11 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
+from gevent import ssl as gssl
 from locust.runners import MasterRunner, WorkerRunner
 
 from ..errors import ConfigError
@@ -30,7 +31,7 @@ from ..wire.kclock import KernelClock, kernel_supported
 from ..wire.poller import Poller
 from ..workload.conversation import ConversationSource, Dialogue
 from ..workload.prompts import PromptSource, SeedPrompts
-from ..workload.tokenizer import load_counter
+from ..workload.tokenizer import Counter, load_counter
 from .preflight import preflight
 
 __all__ = ["RunContext", "build_context", "role_of", "startup_key"]
@@ -45,11 +46,12 @@ class RunContext:
     settings: Settings
     origin: Origin
     role: Role
-    ssl_context: Any = None
-    counter: Any = None  # text -> tokens, when --tokenizer is given (not on the master)
+    ssl_context: gssl.SSLContext | None = None
+    counter: Counter | None = None  # text -> tokens, with --tokenizer (not on the master)
     prompts: PromptSource | None = None
     prompts_key: tuple[Any, ...] = ()
-    users_made: Any = field(default_factory=itertools.count)  # numbers users, for their seeds
+    # numbers users, for their seeds
+    users_made: Iterator[int] = field(default_factory=itertools.count)
     clock: KernelClock | None = None  # kernel receive timestamps (--timestamps), else None
     timestamps: str = "user"  # what times the reads: "kernel", "user" or "user (why)"
     poller: Poller | None = None  # reads every plain-TCP stream of this process
@@ -179,7 +181,9 @@ def build_context(
     )
 
 
-def _load(s: Settings, role: Role) -> tuple[Any, PromptSource | None, ConversationSource | None]:
+def _load(
+    s: Settings, role: Role
+) -> tuple[Counter | None, PromptSource | None, ConversationSource | None]:
     # The tokenizer is local to each process that sends requests (not the master).
     counter = load_counter(s.tokenizer) if s.tokenizer and role.sends_requests else None
     return (counter, *_sources(s, role, counter))
@@ -250,7 +254,7 @@ def _prompts_key(s: Settings, role: Role) -> tuple[Any, ...]:
 
 
 def _sources(
-    s: Settings, role: Role, counter: Any
+    s: Settings, role: Role, counter: Counter | None
 ) -> tuple[PromptSource | None, ConversationSource | None]:
     """The prompt source, and with --turns the conversation source (a --dataset then holds
     conversations, not single prompts)."""
@@ -259,22 +263,29 @@ def _sources(
     from ..workload.conversation import PromptConversations
 
     if not s.dataset:
-        return None, PromptConversations(_prompt_source(s, role, counter), max(1, s.turns))
+        # --turns all needs a dataset (Settings checks it), so a number of turns is set here
+        turns = s.turns_kept or 1
+        return None, PromptConversations(_prompt_source(s, role, counter), turns)
     from ..workload.conversation_data import load_conversations
 
-    n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
     index = role.index
     return None, load_conversations(
         s.dataset,
         fmt=None if s.dataset_format == "auto" else s.dataset_format,
-        max_turns=max(0, s.turns),
+        max_turns=s.turns_kept,
         order=s.dataset_order,
         seed=index if s.seed is None else s.seed_for("dataset", index),
-        partition=(index % n, n),
+        partition=_dataset_partition(s, role),
     )
 
 
-def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
+def _dataset_partition(s: Settings, role: Role) -> tuple[int, int]:
+    """Sequential: worker i of n sends rows i, i+n, ... (together: the file once per pass).
+    Shuffle: every worker the whole file, in an order seeded by its index."""
+    return role.partition if s.dataset_order == "sequential" else (0, 1)
+
+
+def _prompt_source(s: Settings, role: Role, counter: Counter | None) -> PromptSource:
     """Loaded once per process, before users start (files and tokenizers are slow)."""
     index = role.index
     if (s.trace or s.prefix_tokens) and not role.is_master:  # the master sends nothing
@@ -284,9 +295,6 @@ def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
     if s.dataset:
         from ..workload.datasets import load_dataset
 
-        # Sequential: worker i of n sends prompts i, i+n, ... (together: the file once per
-        # pass). Shuffle: every worker the whole file, in an order seeded by its index.
-        n = role.workers if role.is_worker and s.dataset_order == "sequential" else 1
         return load_dataset(
             s.dataset,
             fmt=None if s.dataset_format == "auto" else s.dataset_format,
@@ -294,12 +302,12 @@ def _prompt_source(s: Settings, role: Role, counter: Any) -> PromptSource:
             counter=counter if s.dataset_output_len else None,
             order=s.dataset_order,
             seed=index if s.seed is None else s.seed_for("dataset", index),
-            partition=(index % n, n),
+            partition=_dataset_partition(s, role),
         )
     if s.input_tokens:
         if role.is_master:  # the master sends nothing; workers build their own
             return SeedPrompts(s.prompt_type, s.prompt_language)
-        from ..workload.datasets import SyntheticPrompts
+        from ..workload.synthetic import SyntheticPrompts
 
         return SyntheticPrompts(
             s.input_tokens,

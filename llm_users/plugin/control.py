@@ -18,7 +18,7 @@ from locust.runners import STATE_SPAWNING
 
 from ..measure.per_request import RequestResult
 from ..options.settings import Settings
-from ..role import Role
+from ..role import Role, rate_per_worker
 from ..workload.arrivals import ArrivalSchedule, SweepController
 from ..workload.trace import TraceSchedule
 from .search import CapacitySearch, warmup_step
@@ -219,8 +219,7 @@ class RunControl:
         runner = self.runner
         if of == "rate":
             if self.to_workers is not None:
-                workers = max(1, runner.worker_count)
-                self.to_workers("rate", {"rate": value / workers})
+                self.to_workers("rate", {"rate": rate_per_worker(value, runner.worker_count)})
             elif self.schedule is not None:
                 self.schedule.set_rate(value)
         elif runner.target_user_count != int(value):

@@ -17,6 +17,7 @@ from locust.rpc import Message
 from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner
 
 from ..measure.tally import Tally
+from ..role import rate_per_worker
 from .control import RunControl
 
 __all__ = ["MasterLink", "WorkerLink", "close_stop_window"]
@@ -109,7 +110,8 @@ class MasterLink:
         # missed, not forgotten.
         self.reports = {c.id: {"final": False, "last": None} for c in self.runner.clients.all}
         workers = max(1, self.runner.worker_count)
-        data = {"api_key": api_key, "model": model, "workers": workers, "rate": rate / workers}
+        share = rate_per_worker(rate, workers)
+        data = {"api_key": api_key, "model": model, "workers": workers, "rate": share}
         self.runner.send_message(MSG_SETUP, data)
 
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: Any) -> None:

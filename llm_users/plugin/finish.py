@@ -14,6 +14,7 @@ from locust import __version__ as locust_version
 
 from .. import __version__
 from ..measure.tally import Tally
+from ..options.settings import Settings
 from ..report.capacity import steady_dict
 from ..report.summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from ..report.writers import OutputError, write_json
@@ -40,7 +41,7 @@ EXIT_ABORTED = 4  # stopped because every request failed for --max-failing-secon
 EXIT_UNWRITABLE = 5  # the summary JSON, the records file or the HTML report could not be written
 
 
-def workload(s: Any) -> str:
+def workload(s: Settings) -> str:
     """The run's prompt source in a few words (the summary's ``workload``), no file contents."""
     if s.trace:
         what = f"trace replay ({os.path.basename(s.trace)})"
@@ -54,7 +55,7 @@ def workload(s: Any) -> str:
         what = f"built-in prompts (type {s.prompt_type})"
     if s.turns:
         what += ", conversations of " + (
-            "every recorded turn" if s.turns < 0 else f"{s.turns} turns"
+            "every recorded turn" if s.turns_kept is None else f"{s.turns_kept} turns"
         )
     return what
 

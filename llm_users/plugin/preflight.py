@@ -15,6 +15,7 @@ import urllib.request
 from typing import Any
 
 import gevent
+from gevent import ssl as gssl
 
 from ..errors import ConfigError
 from ..options.settings import Settings
@@ -41,7 +42,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def _call(
     origin: Origin,
     settings: Settings,
-    ssl_context: Any,
+    ssl_context: gssl.SSLContext | None,
     path: str,
     body: dict[str, Any] | None = None,
 ) -> tuple[int, bytes]:
@@ -89,7 +90,7 @@ def _message(raw: bytes) -> str:
     return error_text(raw, limit=160)
 
 
-def preflight(origin: Origin, settings: Settings, ssl_context: Any) -> str:
+def preflight(origin: Origin, settings: Settings, ssl_context: gssl.SSLContext | None) -> str:
     """Check the server; return the model name to use. Raises ConfigError with the reason."""
     status, raw = _call(origin, settings, ssl_context, "/v1/models")
     if status in (401, 403):

@@ -10,6 +10,7 @@ import logging
 import time
 from typing import Any
 
+from ..measure.figures import MISSING, fmt
 from ..servermetrics import Scraper, metrics_url, probe
 from .context import RunContext
 
@@ -112,10 +113,6 @@ class ServerWatch:
         return out
 
 
-def _ms(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.1f}"
-
-
 def _gauge(d: Any, scale: float = 1.0, unit: str = "") -> str:
     if not isinstance(d, dict):
         return str(d)
@@ -124,7 +121,7 @@ def _gauge(d: Any, scale: float = 1.0, unit: str = "") -> str:
 
 def _pct(dist: dict[str, Any], key: str) -> str:
     """A server percentile with the bucket it lies in (its resolution), e.g. 175.0 (100-250)."""
-    text = _ms(dist.get(key))
+    text = fmt(dist.get(key), 1)
     bucket = dist.get(f"{key}_bucket")
     if bucket and dist.get(key) not in (None, 0.0):
         low, high = bucket
@@ -148,13 +145,13 @@ def server_lines(summary: dict[str, Any]) -> list[str]:
     if isinstance(ttft, dict):
         # The mean is exact (sum / count); percentiles only as fine as the server's buckets.
         row = (
-            f"    server TTFT ms  n {ttft['count']}  mean {_ms(ttft['mean'])}  "
+            f"    server TTFT ms  n {ttft['count']}  mean {fmt(ttft['mean'], 1)}  "
             f"p50 {_pct(ttft, 'p50')}  p99 {_pct(ttft, 'p99')}"
         )
         if isinstance(client, dict) and client.get("count"):
             row += (
-                f"  | client mean {_ms(client['mean'])}  p50 {_ms(client['p50'])}  "
-                f"p99 {_ms(client['p99'])}"
+                f"  | client mean {fmt(client['mean'], 1)}  p50 {fmt(client['p50'], 1)}  "
+                f"p99 {fmt(client['p99'], 1)}"
             )
             if client.get("mean") is not None and ttft.get("mean") is not None:
                 row += f"  | client - server mean {client['mean'] - ttft['mean']:+.1f}"
@@ -164,7 +161,8 @@ def server_lines(summary: dict[str, Any]) -> list[str]:
     q = srv.get("queue_time_ms")
     if isinstance(q, dict):
         lines.append(
-            f"    queue time ms  mean {_ms(q['mean'])}  p50 {_pct(q, 'p50')}  p99 {_pct(q, 'p99')}"
+            f"    queue time ms  mean {fmt(q['mean'], 1)}  "
+            f"p50 {_pct(q, 'p50')}  p99 {_pct(q, 'p99')}"
         )
     else:
         lines.append(f"    queue time: {q}")
@@ -173,7 +171,7 @@ def server_lines(summary: dict[str, Any]) -> list[str]:
     )
     lines.append(f"    KV-cache usage: {_gauge(srv.get('kv_cache_usage'), 100.0, ' %')}")
     hit = srv.get("prefix_cache_hit_rate")
-    hit_text = f"{hit * 100:.1f} %" if isinstance(hit, float) else str(hit or "n/a")
+    hit_text = f"{hit * 100:.1f} %" if isinstance(hit, float) else str(hit or MISSING)
     lines.append(f"    prefix-cache hit rate: {hit_text}")
     if srv.get("last_error"):
         lines.append(f"    last failed scrape: {srv['last_error']}")

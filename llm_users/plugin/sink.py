@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from locust.env import Environment
-from locust.event import EventHook
 
 from ..measure.figures import slo_met
 from ..measure.histogram import Histogram
@@ -19,7 +18,12 @@ from ..measure.tally import Tally
 from ..record import RequestRecord
 from ..report.summary import request_line
 from ..report.writers import OutputError, RecordsWriter
+from ..role import Role
 from ..wire.endpoints import ENDPOINTS
+from ..wire.kclock import KernelClock
+from ..workload.tokenizer import Counter
+from .context import RunContext
+from .events import LLMEvents
 
 __all__ = ["LLMRequestError", "ResultSink", "tell_locust"]
 
@@ -28,11 +32,11 @@ class LLMRequestError(Exception):
     """What Locust's failure table shows for a failed LLM request."""
 
 
-def tell_locust(env: Environment, res: RequestResult) -> None:
-    """One request event for Locust's table; own TTFT/follow rows that stay out of Aggregated."""
-    ev: Any = env.events  # with the plugin's own hooks (llm_first_token, ...)
+def tell_locust(env: Environment, events: LLMEvents, res: RequestResult) -> None:
+    """One request event for Locust's table; own TTFT/follow rows that stay out of Aggregated;
+    then the plugin's own events."""
     path = ENDPOINTS[res.endpoint].path
-    ev.request.fire(
+    env.events.request.fire(
         request_type="POST",
         name=path,
         response_time=res.e2e_ms or 0.0,
@@ -50,11 +54,11 @@ def tell_locust(env: Environment, res: RequestResult) -> None:
         stats.get("TTFT", "LLM").log(res.ttft_ms, 0)
         if res.follow_latency_ms is not None:
             stats.get("Follow latency", "LLM").log(res.follow_latency_ms, res.follow_tokens or 0)
-        ev.llm_first_token.fire(ttft_ms=res.ttft_ms, result=res)
-        ev.llm_follow_tokens.fire(
+        events.llm_first_token.fire(ttft_ms=res.ttft_ms, result=res)
+        events.llm_follow_tokens.fire(
             follow_tokens=res.follow_tokens, follow_latency_ms=res.follow_latency_ms, result=res
         )
-    ev.llm_request.fire(result=res)
+    events.llm_request.fire(result=res)
 
 
 class ResultSink:
@@ -62,11 +66,8 @@ class ResultSink:
 
     def __init__(self, env: Environment) -> None:
         self.env = env
-        ev = env.events  # the plugin's own events, for listeners of every result
-        for name in ("llm_first_token", "llm_follow_tokens", "llm_request"):
-            if not hasattr(ev, name):
-                setattr(ev, name, EventHook())
-        self.counter: Any = None
+        self.events = LLMEvents(env.events)  # for listeners of every result
+        self.counter: Counter | None = None
         self.slo: Mapping[str, float] = {}
         self.sweep = False
         # (wall clock from, until or None): the run's steady window so far (control.py)
@@ -76,9 +77,9 @@ class ResultSink:
         self.records: RecordsWriter | None = None
         self.tally = Tally()
         self.observers: list[Callable[[RequestResult], None]] = []
-        self.clock: Any = None  # the kernel clock (its uncertainty is reported), or None
+        self.clock: KernelClock | None = None  # its uncertainty is reported
 
-    def configure(self, ctx: Any) -> None:
+    def configure(self, ctx: RunContext) -> None:
         """A test starts with this :class:`~llm_users.plugin.context.RunContext`."""
         settings, role = ctx.settings, ctx.role
         self.counter = ctx.counter
@@ -90,7 +91,7 @@ class ResultSink:
         self.print_requests = settings.print_requests
         self.worker = str(role.index) if role.is_worker else None  # its name in the records
 
-    def open_records(self, path: str, role: Any) -> None:
+    def open_records(self, path: str, role: Role) -> None:
         """--records: one file per process (a worker's gets ``.worker<index>``)."""
         self.close_records()
         if path:
@@ -126,7 +127,7 @@ class ResultSink:
         unc = self.clock.uncertainty_us if kernel and self.clock is not None else 0.0
         self.tally.count_stamps(rec.timestamps, rec.clock_step, unc)
         if not res.warmup:  # warm-up requests are in no figure, Locust's included
-            tell_locust(self.env, res)
+            tell_locust(self.env, self.events, res)
         if self.print_requests and not res.warmup:
             print(request_line(res), flush=True)
         if self.records is not None:

@@ -7,16 +7,7 @@ import time
 
 from ..role import Role
 
-__all__ = ["WarmupGate", "share"]
-
-
-def share(total: int, role: Role) -> int:
-    """This process's part of ``total`` requests: worker i of n takes total // n, plus one
-    of the remainder when i < total % n (together exactly ``total``)."""
-    if not role.is_worker:
-        return total
-    n = max(1, role.workers)
-    return total // n + (1 if role.index % n < total % n else 0)
+__all__ = ["WarmupGate"]
 
 
 class WarmupGate:
@@ -30,7 +21,7 @@ class WarmupGate:
 
     def start(self, requests: int, seconds: float, role: Role) -> None:
         """A test starts (on each worker: from its own test start)."""
-        self.requests = share(requests, role)
+        self.requests = role.share(requests)
         self.seconds = seconds
         self._started = 0
         self._t0 = time.monotonic()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigError
+from ..measure.figures import fmt_change_pct, fmt_sig
 
 __all__ = ["Rule", "compare", "figures", "main", "parse_rules", "settings_mismatch"]
 
@@ -195,14 +196,6 @@ def compare(base: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(x: float | None, pct: bool = False) -> str:
-    if x is None:
-        return "-"
-    if pct:
-        return f"{x:+.1f}%"
-    return f"{x:.6g}"
-
-
 def ordered(names: list[str], show_all: bool) -> list[str]:
     """Headline figures first (in their order), then the rest; noise only with ``show_all``."""
     head = [n for n in HEADLINE if n in names]
@@ -244,13 +237,13 @@ def _text(
             r = rows[0]
             change = "-" if r["change"] is None else f"{r['change']:+.6g}"
             lines.append(
-                f"{n:<{width}}  {_fmt(r['base']):>12}  {_fmt(r['new']):>12}  "
-                f"{change:>12}  {_fmt(r['change_pct'], pct=True):>9}"
+                f"{n:<{width}}  {fmt_sig(r['base']):>12}  {fmt_sig(r['new']):>12}  "
+                f"{change:>12}  {fmt_change_pct(r['change_pct']):>9}"
             )
         else:
             values = [base, *(r.get("new") for r in rows)]
-            cells = "".join(f"  {_fmt(v):>12}" for v in values)
-            cells += "".join(f"  {_fmt(_pct(base, v), pct=True):>9}" for v in values[1:])
+            cells = "".join(f"  {fmt_sig(v):>12}" for v in values)
+            cells += "".join(f"  {fmt_change_pct(_pct(base, v)):>9}" for v in values[1:])
             lines.append(f"{n:<{width}}{cells}")
     lines += [f"REGRESSION: {b}" for b in broken]
     if hidden:
@@ -297,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 change = rule.change(r["base"], r["new"])
                 which = f"run {i}: " if len(tables) > 1 else ""
                 broken.append(
-                    f"{which}{rule.text}: {_fmt(r['base'])} -> {_fmt(r['new'])} "
+                    f"{which}{rule.text}: {fmt_sig(r['base'])} -> {fmt_sig(r['new'])} "
                     f"({change:+.4g}{rule.unit or ''})"
                 )
     every = list(dict.fromkeys(r["figure"] for rows in tables for r in rows))

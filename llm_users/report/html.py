@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..measure.figures import by_key, lookup, of_kind
+from ..measure.figures import MISSING, by_key, fmt_grouped, lookup, of_kind
 from ..measure.histogram import PERCENTILES, Histogram
 from .writers import make_folder
 
@@ -117,18 +117,9 @@ def _finite(x: Any) -> float | None:
     return float(x) if math.isfinite(x) else None
 
 
-def _fmt(x: Any, digits: int | None = 2) -> str:
-    """A number for people: thousands separators, fixed decimals; missing -> an en dash."""
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, int) and digits is None:
-        return f"{x:,}"
-    v = _finite(x)
-    if v is None:
-        return "\u2013" if x is None or isinstance(x, int | float) else _e(x)
-    if digits is None:
-        return f"{v:,.0f}"
-    return f"{v:,.{digits}f}"
+def _num(x: Any, digits: int | None = 2) -> str:
+    """A number for people (the console table's style), escaped: a value may be text."""
+    return _e(fmt_grouped(x, digits))
 
 
 def _num_td(x: Any, digits: int | None = 2, key: str | None = None) -> str:
@@ -137,7 +128,7 @@ def _num_td(x: Any, digits: int | None = 2, key: str | None = None) -> str:
     v = _finite(x)
     if v is not None:
         attrs += f' data-value="{_e(repr(x))}"'
-    return f"<td{attrs}>{_fmt(x, digits)}</td>"
+    return f"<td{attrs}>{_num(x, digits)}</td>"
 
 
 def _kv_table(rows: Iterable[tuple[str, str, Any, int | None]], cls: str = "kv") -> str:
@@ -151,7 +142,7 @@ def _kv_table(rows: Iterable[tuple[str, str, Any, int | None]], cls: str = "kv")
 def _text_kv_table(rows: Iterable[tuple[str, str, Any]]) -> str:
     out = ['<table class="kv"><tbody>']
     for key, label, value in rows:
-        shown = "\u2013" if value in (None, "") else _e(value)
+        shown = MISSING if value in (None, "") else _e(value)
         out.append(
             f'<tr><th>{_e(label)}</th><td class="text" data-key="{_e(key)}">{shown}</td></tr>'
         )
@@ -571,7 +562,7 @@ def _overview(summary: dict[str, Any], start: int | None) -> str:
     totals = _kv_table(rows)
     slo = summary.get("slo")
     if isinstance(slo, dict) and slo:
-        terms = ", ".join(f"{_e(k)} \u2264 {_fmt(v, 1)}" for k, v in sorted(slo.items()))
+        terms = ", ".join(f"{_e(k)} \u2264 {_num(v, 1)}" for k, v in sorted(slo.items()))
         target = _finite(summary.get("slo_target"))
         goal = f"; target {target:g} % of requests" if target else ""
         totals += f'<p class="note">SLO: {terms} ms{goal}.</p>'
@@ -594,8 +585,8 @@ def _warmup_line(summary: dict[str, Any]) -> str:
     if not isinstance(warm, dict):
         return ""
     return (
-        f'<p class="note" id="warmup">Warm-up: {_fmt(warm.get("requests"), None)} requests '
-        f"({_fmt(warm.get('failures'), None)} failed) sent first and excluded from every "
+        f'<p class="note" id="warmup">Warm-up: {_num(warm.get("requests"), None)} requests '
+        f"({_num(warm.get('failures'), None)} failed) sent first and excluded from every "
         "figure in this report.</p>"
     )
 
@@ -612,7 +603,7 @@ def _turns(summary: dict[str, Any]) -> str:
          conv.get("truncated_requests"), None),
     ]  # fmt: skip
     limit = conv.get("max_context_tokens")
-    note = f" (--max-context-tokens {_fmt(limit, None)})" if limit else ""
+    note = f" (--max-context-tokens {_num(limit, None)})" if limit else ""
     cols = (("requests", "Requests", None), ("failures", "Failures", None),
             ("ttft_ms.mean", "TTFT mean (ms)", 1), ("ttft_ms.p50", "TTFT p50 (ms)", 1),
             ("ttft_ms.p99", "TTFT p99 (ms)", 1), ("e2e_ms.p50", "E2E p50 (ms)", 1),
@@ -632,7 +623,7 @@ def _turns(summary: dict[str, Any]) -> str:
     return (
         '<section id="conversations"><h2>Conversations</h2>'
         f"{_kv_table(rows)}"
-        f'<p class="note">History sent back: {_e(conv.get("history") or "-")}{note}. '
+        f'<p class="note">History sent back: {_e(conv.get("history") or MISSING)}{note}. '
         "A conversation is completed when its last turn succeeded.</p>"
         f"<h3>Per turn</h3>{table}</section>"
     )
@@ -710,26 +701,26 @@ def _extras(summary: dict[str, Any]) -> str:
     lines = []
     src = summary.get("follow_tokens_source") or summary.get("tokens_source")
     if isinstance(src, dict) and src:
-        counted = ", ".join(f"{_e(k)} ({_fmt(v, None)})" for k, v in sorted(src.items()))
+        counted = ", ".join(f"{_e(k)} ({_num(v, None)})" for k, v in sorted(src.items()))
         lines.append(f"Tokens counted by: {counted}.")
     chk = summary.get("token_count_check")
     if isinstance(chk, dict) and chk.get("compared"):
         lines.append(
-            f"Tokenizer vs usage: mean |diff| {_fmt(chk.get('mean_abs_diff'))} tokens, "
-            f"max {_fmt(chk.get('max_abs_diff'), None)} over {_fmt(chk['compared'], None)} "
+            f"Tokenizer vs usage: mean |diff| {_num(chk.get('mean_abs_diff'))} tokens, "
+            f"max {_num(chk.get('max_abs_diff'), None)} over {_num(chk['compared'], None)} "
             "requests."
         )
     short = summary.get("short_outputs")
     if isinstance(short, dict) and short.get("requests"):
         lines.append(
-            f"{_fmt(short['requests'], None)} of {_fmt(short.get('of'), None)} responses were "
+            f"{_num(short['requests'], None)} of {_num(short.get('of'), None)} responses were "
             "shorter than max_tokens."
         )
     lag = summary.get("client_loop_lag_ms")
     if isinstance(lag, dict) and lag:
         lines.append(
-            f"Client loop lag (timing uncertainty): p50 {_fmt(lag.get('p50'))} ms, "
-            f"p99 {_fmt(lag.get('p99'))} ms, max {_fmt(lag.get('max'))} ms."
+            f"Client loop lag (timing uncertainty): p50 {_num(lag.get('p50'))} ms, "
+            f"p99 {_num(lag.get('p99'))} ms, max {_num(lag.get('max'))} ms."
         )
     return "".join(f'<p class="note">{line}</p>' for line in lines)
 
@@ -871,11 +862,11 @@ def render_html_report(
             parts.append(_sweep(sweep))
     generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     dot = " \u00b7 "
-    model = summary.get("model") or "\u2013"
+    model = summary.get("model") or MISSING
     sub = dot.join([
         _e(mode), _e(summary.get("endpoint", "")),
         *([_e(summary["workload"])] if summary.get("workload") else []), f"model {_e(model)}",
-        f"{_fmt(summary.get('concurrency'), None)} users", f"generated {generated} by llm-users",
+        f"{_num(summary.get('concurrency'), None)} users", f"generated {generated} by llm-users",
     ])  # fmt: skip
     return (
         "<!DOCTYPE html>\n"

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..measure.aggregate import Aggregate
-from ..measure.figures import FIGURES, by_key, of_kind
+from ..measure.figures import FIGURES, by_key, fmt_grouped, fmt_seed, of_kind
 from ..measure.histogram import PERCENTILES
 from ..measure.per_request import RequestResult
+from ..options.settings import Settings
 from .capacity import search_lines, steady_lines
 
 __all__ = [
@@ -44,23 +45,19 @@ class RunInfo:
     extra: dict[str, Any] = field(default_factory=dict)  # loop lag, workers, ...
 
 
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else str(float(x))
-
-
 def request_line(r: RequestResult) -> str:
     """One finished request in the seed's per-request format."""
     if not r.ok:
         return f"Request failed ({r.failure}): {r.message}"
     if r.stream:
         return (
-            f"First token latency: {_num(r.ttft_ms)} ms, Follow tokens: {r.follow_tokens}, "
-            f"Follow latency: {_num(r.follow_latency_ms)} ms, "
-            f"Follow Speed: {_num(r.speed)} tokens/s"
+            f"First token latency: {fmt_seed(r.ttft_ms)} ms, Follow tokens: {r.follow_tokens}, "
+            f"Follow latency: {fmt_seed(r.follow_latency_ms)} ms, "
+            f"Follow Speed: {fmt_seed(r.speed)} tokens/s"
         )
     return (
-        f"Latency: {_num(r.e2e_ms)} ms, Total tokens: {r.total_tokens}, "
-        f"Speed: {_num(r.speed)} tokens/s"
+        f"Latency: {fmt_seed(r.e2e_ms)} ms, Total tokens: {r.total_tokens}, "
+        f"Speed: {fmt_seed(r.speed)} tokens/s"
     )
 
 
@@ -89,16 +86,16 @@ def seed_lines(agg: Aggregate, info: RunInfo) -> list[str]:
     if info.mode == "streaming":
         return [
             DASHES,
-            f"Average First token latency: {_num(f['average_first_token_latency_ms'])} ms",
-            f"Average follow latency: {_num(f['average_follow_latency_ms'])} ms",
-            f"Average follow tokens: {_num(f['average_follow_tokens'])}",
-            f"Follow throughput: {_num(f['follow_throughput_tokens_per_s'])} tokens/s",
+            f"Average First token latency: {fmt_seed(f['average_first_token_latency_ms'])} ms",
+            f"Average follow latency: {fmt_seed(f['average_follow_latency_ms'])} ms",
+            f"Average follow tokens: {fmt_seed(f['average_follow_tokens'])}",
+            f"Follow throughput: {fmt_seed(f['follow_throughput_tokens_per_s'])} tokens/s",
         ]
     return [
         DASHES,
-        f"Average Latency: {_num(f['average_latency_ms'])} ms",
-        f"Average Tokens: {_num(f['average_tokens'])}",
-        f"Throughput: {_num(f['throughput_tokens_per_s'])} tokens/s",
+        f"Average Latency: {fmt_seed(f['average_latency_ms'])} ms",
+        f"Average Tokens: {fmt_seed(f['average_tokens'])}",
+        f"Throughput: {fmt_seed(f['throughput_tokens_per_s'])} tokens/s",
     ]
 
 
@@ -211,7 +208,7 @@ def _cache_line(d: dict[str, Any]) -> str | None:
 
 
 def sweep_rows(
-    steps: dict[int, Aggregate], settings: Any, started: list[float], ended: list[float]
+    steps: dict[int, Aggregate], settings: Settings, started: list[float], ended: list[float]
 ) -> list[dict[str, Any]]:
     """One row per sweep step: the throughput/latency curve."""
     rows = []
@@ -240,16 +237,9 @@ def sweep_rows(
     return rows
 
 
-def _fmt(x: Any, digits: int | None = 2) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:,.{digits or 0}f}"
-    return f"{x:,}" if isinstance(x, int) else str(x)
-
-
-def _f(d: dict[str, Any], key: str) -> str:
-    return _fmt(d[key], by_key(key).digits)
+def _figure(d: dict[str, Any], key: str) -> str:
+    """A figure of the summary at its registered digits."""
+    return by_key(key).fmt_grouped(d[key])
 
 
 def _turn_lines(d: dict[str, Any]) -> list[str]:
@@ -273,8 +263,9 @@ def _turn_lines(d: dict[str, Any]) -> list[str]:
         t, e = r["ttft_ms"], r["e2e_ms"]
         lines.append(
             f"    {r['turn']:>6}{r['requests']:>10}{r['failures']:>6}"
-            f"{_fmt(r['prompt_tokens_mean'], 1):>12}{_fmt(t['mean']):>11}{_fmt(t['p50']):>10}"
-            f"{_fmt(t['p99']):>10}{_fmt(e['mean']):>11}{_fmt(e['p99']):>10}"
+            f"{fmt_grouped(r['prompt_tokens_mean'], 1):>12}"
+            f"{fmt_grouped(t['mean']):>11}{fmt_grouped(t['p50']):>10}{fmt_grouped(t['p99']):>10}"
+            f"{fmt_grouped(e['mean']):>11}{fmt_grouped(e['p99']):>10}"
         )
     return lines
 
@@ -286,11 +277,11 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         "",
         f"LLM summary ({info.mode}, {info.endpoint}, model {info.model or '-'}, "
         f"{info.concurrency} users)",
-        f"  requests ok {_f(d, 'requests')}   failed {_f(d, 'failures')}   "
-        f"duration {_f(d, 'duration_s')} s",
-        f"  output tokens {_f(d, 'output_tokens')}   "
-        f"output tokens/s {_f(d, 'output_tokens_per_s')}   "
-        f"requests/s {_f(d, 'requests_per_s')}",
+        f"  requests ok {_figure(d, 'requests')}   failed {_figure(d, 'failures')}   "
+        f"duration {_figure(d, 'duration_s')} s",
+        f"  output tokens {_figure(d, 'output_tokens')}   "
+        f"output tokens/s {_figure(d, 'output_tokens_per_s')}   "
+        f"requests/s {_figure(d, 'requests_per_s')}",
     ]
     warm = d.get("warmup")
     if warm:
@@ -306,7 +297,7 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
     chk = d["token_count_check"]
     if chk["compared"]:
         lines.append(
-            f"  tokenizer vs usage: mean |diff| {_fmt(chk['mean_abs_diff'])} tokens, "
+            f"  tokenizer vs usage: mean |diff| {fmt_grouped(chk['mean_abs_diff'])} tokens, "
             f"max {chk['max_abs_diff']} over {chk['compared']} requests"
         )
     so = d["short_outputs"]
@@ -329,14 +320,14 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         s = d.get(f.key) or _dist(agg, f.key)
         if not s["count"]:
             continue
-        row = f"  {f.title:<24}{s['count']:>9}{_fmt(s['mean'], f.digits):>11}"
-        row += "".join(f"{_fmt(s[f'p{p}'], f.digits):>11}" for p in PERCENTILES)
-        lines.append(row + f"{_fmt(s['max'], f.digits):>11}")
+        row = f"  {f.title:<24}{s['count']:>9}{fmt_grouped(s['mean'], f.digits):>11}"
+        row += "".join(f"{fmt_grouped(s[f'p{p}'], f.digits):>11}" for p in PERCENTILES)
+        lines.append(row + f"{fmt_grouped(s['max'], f.digits):>11}")
     tpe = d.get("tokens_per_event")
     if tpe:
         lines.append(
-            f"  tokens per event: mean {_fmt(tpe['mean'])}, p50 {_fmt(tpe['p50'])}, "
-            f"max {_fmt(tpe['max'])} (1.00 = one token per event)"
+            f"  tokens per event: mean {fmt_grouped(tpe['mean'])}, p50 {fmt_grouped(tpe['p50'])}, "
+            f"max {fmt_grouped(tpe['max'])} (1.00 = one token per event)"
         )
     gp = d.get("goodput")
     if gp:
@@ -380,13 +371,15 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         )
         b = merged["bound_ms"]
         if b:
-            line += f"; late by at most {_fmt(b['p99'])} ms p99, {_fmt(b['max'])} ms max"
+            line += (
+                f"; late by at most {fmt_grouped(b['p99'])} ms p99, {fmt_grouped(b['max'])} ms max"
+            )
         lines.append(line)
     lag = info.extra.get("client_loop_lag_ms")
     if lag:
         lines.append(
-            f"  client loop lag (timing uncertainty): p50 {_fmt(lag.get('p50'))} ms, "
-            f"p99 {_fmt(lag.get('p99'))} ms, max {_fmt(lag.get('max'))} ms"
+            f"  client loop lag (timing uncertainty): p50 {fmt_grouped(lag.get('p50'))} ms, "
+            f"p99 {fmt_grouped(lag.get('p99'))} ms, max {fmt_grouped(lag.get('max'))} ms"
         )
     for note in info.extra.get("notes", []):
         lines.append(f"  note: {note}")
@@ -402,9 +395,10 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         for r in sweep:
             lines.append(
                 f"    {r[key]:>8g}{r['requests']:>10}{r['failures']:>6}"
-                f"{_fmt(r['output_tokens_per_s'], 1):>12}{_fmt(r['requests_per_s']):>9}"
-                f"{_fmt(r['ttft_p50_ms']):>10}{_fmt(r['ttft_p99_ms']):>10}"
-                f"{_fmt(r['tpot_p50_ms']):>10}{_fmt(r['e2e_p99_ms']):>10}"
+                f"{fmt_grouped(r['output_tokens_per_s'], 1):>12}"
+                f"{fmt_grouped(r['requests_per_s']):>9}"
+                f"{fmt_grouped(r['ttft_p50_ms']):>10}{fmt_grouped(r['ttft_p99_ms']):>10}"
+                f"{fmt_grouped(r['tpot_p50_ms']):>10}{fmt_grouped(r['e2e_p99_ms']):>10}"
             )
     lines.extend(steady_lines(d.get("steady")))
     lines.extend(search_lines(d.get("search")))

@@ -16,11 +16,12 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from gevent import get_hub
 from gevent import sleep as _gsleep
+from gevent import ssl as gssl
 from geventhttpclient.response import HTTPParseError
 
 from ..record import FailureKind, RequestRecord
@@ -28,7 +29,7 @@ from .endpoints import BadShape, Endpoint, clip, error_message, error_text
 from .fastevents import merge_usage
 from .http import Connection, ConnectionLike, Origin, Oversized, ResponseHead
 from .kclock import KernelClock
-from .poller import Poller
+from .poller import PolledConnection, Poller
 from .sse import SSEParser
 
 __all__ = ["ClientConfig", "LLMClient", "Oversized", "failure_of"]
@@ -97,7 +98,7 @@ DRAIN_GRACE_S = 0.1
 OUTPUT_FLOOR_EVENTS = 64
 
 
-Factory = Callable[[Origin, Any, float], ConnectionLike]
+Factory = Callable[[Origin, "gssl.SSLContext | None", float], ConnectionLike]
 
 
 class LLMClient:
@@ -110,7 +111,7 @@ class LLMClient:
     def __init__(
         self,
         config: ClientConfig,
-        ssl_context: Any = None,
+        ssl_context: gssl.SSLContext | None = None,
         *,
         connection: ConnectionLike | None = None,
         connection_factory: Factory = Connection,
@@ -121,7 +122,7 @@ class LLMClient:
             if connection is not None
             else connection_factory(config.origin, ssl_context, config.connect_timeout)
         )
-        if config.clock is not None and hasattr(self.conn, "kernel_stamps"):
+        if config.clock is not None:
             self.conn.kernel_stamps = config.origin.scheme == "http"  # TLS: no recvmsg
         self._clock = config.clock
         self._kernel = False  # this request is timed with kernel stamps
@@ -218,12 +219,12 @@ class LLMClient:
         if not conn.connected:
             conn.connect()
         clock = self._clock
-        self._kernel = kernel = clock is not None and getattr(conn, "stamped", False)
+        self._kernel = kernel = clock is not None and conn.stamped
         epoch = clock.epoch if clock is not None else 0
         if kernel:
             rec.timestamps = "kernel"
             self._user_times = []
-            conn.recv_real = None  # type: ignore[attr-defined]
+            conn.recv_real = None
         rec.start = _perf()  # just before the request is written (see metrics)
         rec.start_wall = time.time()  # its label, taken after connecting like `start`
         conn.send(payload)
@@ -265,7 +266,7 @@ class LLMClient:
 
     def _now(self, rec: RequestRecord) -> float:
         """The time of the last read: the kernel's stamp of it, where there is one."""
-        return self._read_time(getattr(self.conn, "recv_real", None), _perf(), rec.start)
+        return self._read_time(self.conn.recv_real, _perf(), rec.start)
 
     def _read_time(self, real: float | None, now: float, start: float) -> float:
         """A read's time: the kernel's stamp ``real`` of it on the perf_counter clock, when
@@ -346,12 +347,13 @@ class LLMClient:
         if not st.body(resp.take_body(), rec.headers_at or _perf()):
             conn = self.conn
             poller = self.config.poller
-            if poller is not None and getattr(conn, "pollable", False):
+            if poller is not None and conn.pollable:
                 cfg = self.config
-                poller.follow(conn, st, lambda: _deadline(rec, cfg)[0])  # type: ignore[arg-type]
+                polled = cast(PolledConnection, conn)  # pollable: it is one
+                poller.follow(polled, st, lambda: _deadline(rec, cfg)[0])
             else:
                 read, recv = st.read, self._recv
-                while not read(recv(rec), getattr(conn, "recv_real", None), _perf()):
+                while not read(recv(rec), conn.recv_real, _perf()):
                     pass
         if st.failed:
             self.conn.close()

@@ -155,10 +155,24 @@ class ResponseHead(HTTPResponse):
 
 
 class ConnectionLike(Protocol):
-    """What :class:`~llm_users.wire.client.LLMClient` needs of a connection (fakes implement it)."""
+    """What :class:`~llm_users.wire.client.LLMClient` needs of a connection (fakes implement it).
+
+    A fake without kernel stamps sets ``stamped`` and ``pollable`` False and leaves
+    ``recv_real`` None: the client then times every read itself.
+    """
+
+    kernel_stamps: bool  # asked for: stamp reads where the socket can (plain TCP on Linux)
+    stamped: bool  # this socket's reads carry kernel stamps (known once connected)
+    recv_real: float | None  # the last read's kernel stamp, CLOCK_REALTIME s; None: none
 
     @property
     def connected(self) -> bool: ...
+
+    @property
+    def pollable(self) -> bool:
+        """True only for a :class:`~llm_users.wire.poller.PolledConnection` the process's
+        poller may read (plain TCP, connected)."""
+        ...
 
     def connect(self) -> None: ...
 

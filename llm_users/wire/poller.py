@@ -28,7 +28,7 @@ from gevent import sleep as _gsleep
 from gevent.hub import Waiter
 from gevent.socket import wait as _wait
 
-__all__ = ["Poller", "Stream"]
+__all__ = ["PolledConnection", "Poller", "Stream"]
 
 _perf = time.perf_counter
 _TURN = 1e-6  # a timer due at the loop's next turn
@@ -50,11 +50,13 @@ class Stream(Protocol):
 
 
 class PolledConnection(Protocol):
+    """What the poller needs of a connection (a plain-TCP :class:`.http.Connection`)."""
+
+    recv_real: float | None  # the kernel's stamp of the last read, or None
+
     def fileno(self) -> int: ...
 
     def read_ready(self) -> bytes: ...
-
-    recv_real: float | None
 
 
 class _Entry:

@@ -21,7 +21,6 @@ def workload_prompts(s: Settings, role: Role) -> PromptSource:
     if s.trace:
         from .trace import TracePrompts, read_trace
 
-        n = role.workers if role.is_worker else 1
         return TracePrompts(
             read_trace(s.trace, s.trace_limit),
             tokenizer_name=s.tokenizer,
@@ -30,7 +29,7 @@ def workload_prompts(s: Settings, role: Role) -> PromptSource:
             speed=s.trace_speed,
             seed=s.seed,
             unique_seed=s.seed_for("trace-unique", role.index),
-            partition=(role.index % n, n),
+            partition=role.partition,
         )
     from .prefix import SharedPrefixPrompts
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from ..errors import ConfigError
 from ..record import RequestRecord
 from .prompts import PromptSource
+from .tokenizer import Counter
 
 __all__ = [
     "ConversationSource",
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 Message = dict[str, Any]
-Counter = Callable[[str], int]
 
 
 @dataclass(frozen=True)

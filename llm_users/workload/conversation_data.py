@@ -8,8 +8,8 @@
   every human turn is a turn. Records without one are skipped and counted (real ShareGPT
   files have some), as for single prompts.
 
-``max_turns`` (> 0) keeps a conversation's first turns only. The whole file is read and
-checked before the test.
+``max_turns`` keeps a conversation's first turns only (None: every turn). The whole file is
+read and checked before the test.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def load_conversations(
     path: str,
     *,
     fmt: str | None = None,
-    max_turns: int = 0,
+    max_turns: int | None = None,
     order: str = "sequential",
     seed: int | None = None,
     partition: tuple[int, int] = (0, 1),
@@ -92,7 +92,7 @@ def _text(value: Any, what: str) -> str:
     raise ValueError(f"{what} must be a string, got {short_repr(value)}")
 
 
-def _script(pairs: list[tuple[str, str]], max_turns: int) -> Script:
+def _script(pairs: list[tuple[str, str]], max_turns: int | None) -> Script:
     """(role, text) in order -> a Script; role is system, user or assistant."""
     system: str | None = None
     turns: list[str] = []
@@ -107,12 +107,12 @@ def _script(pairs: list[tuple[str, str]], max_turns: int) -> Script:
             answers[-1] = text
     if not turns:
         raise _NoUserTurn()
-    if max_turns > 0:
+    if max_turns is not None:
         turns, answers = turns[:max_turns], answers[:max_turns]
     return Script(tuple(turns), tuple(answers), system)
 
 
-def _jsonl_script(obj: Any, max_turns: int) -> Script:
+def _jsonl_script(obj: Any, max_turns: int | None) -> Script:
     if not isinstance(obj, dict):
         raise ValueError('a line needs "messages", "turns" or "prompt" (a JSON object)')
     if "conversations" in obj or "conversation" in obj:
@@ -144,7 +144,7 @@ def _jsonl_script(obj: Any, max_turns: int) -> Script:
         raise _NoUserTurn(f" (it has: {roles})") from None
 
 
-def _sharegpt_script(obj: Any, max_turns: int) -> Script:
+def _sharegpt_script(obj: Any, max_turns: int | None) -> Script:
     turns = obj.get("conversations", obj.get("conversation")) if isinstance(obj, dict) else None
     if not isinstance(turns, list):
         raise ValueError('a record needs "conversations" (a list of {from, value})')

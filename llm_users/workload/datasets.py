@@ -1,7 +1,7 @@
-"""Prompt datasets (text, JSONL, ShareGPT files) and synthetic prompts of an exact token length.
+"""Prompt datasets (text, JSONL, ShareGPT files), read and checked before the test.
 
-Every prompt source that reads a file or counts tokens, with one error style (file and line):
-it reads better whole.
+Every reader names the file and line of what it cannot use (the conversation datasets of
+``conversation_data.py`` share these readers).
 
 Formats (auto-detected, or forced with ``fmt``):
 
@@ -40,18 +40,17 @@ import os
 import random
 import re
 from collections.abc import Callable, Iterator, Sequence
-from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import ConfigError
 from .prompts import Prompt
+from .tokenizer import Counter
 
-__all__ = ["FORMATS", "DatasetPrompts", "SyntheticPrompts", "load_dataset"]
+__all__ = ["FORMATS", "DatasetPrompts", "load_dataset"]
 
 FORMATS = ("text", "jsonl", "sharegpt")
 ORDERS = ("sequential", "shuffle")
 Item = tuple[Prompt, int | None]
-Counter = Callable[[str], int]  # text -> tokens, e.g. tokens.load_counter(name)
 
 _NEEDS = 'a line needs "prompt" (a string) or "messages" (a list of {role, content})'
 _NEEDS_SHAREGPT = 'a record needs "conversations" (a list of {from, value})'
@@ -138,7 +137,7 @@ def _empty_share(path: str, total: int, partition: tuple[int, int]) -> ConfigErr
     return ConfigError(f"{path}: {total} prompt(s) leave none for partition {index} of {count}")
 
 
-def _open(path: str) -> Any:
+def _open(path: str) -> BinaryIO:
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -380,138 +379,3 @@ class JsonList:
                 continue  # a number at the buffer's end may go on in the next chunk
             self._skip(end - self.pos)
             return value
-
-
-# -- synthetic prompts ---------------------------------------------------------------------------
-
-_SAMPLE = 4096  # vocabulary entries examined: enough words, bounded cost for 200k-entry vocabs
-_MIN_WORDS = 16
-_ATTEMPTS, _STEPS = 8, 32
-
-
-class Codec:
-    """encode/decode without special tokens, through the Rust tokenizer when there is one."""
-
-    def __init__(self, name: str) -> None:
-        tok = _load_tokenizer(name)
-        self.backend = getattr(tok, "backend_tokenizer", None)
-        self.tok = tok
-        if self.backend is not None:
-            self.size = self.backend.get_vocab_size(with_added_tokens=False)
-            added = set(self.backend.get_added_tokens_decoder())
-        else:
-            self.size, added = len(tok), set()
-        self.reserved = added | set(tok.all_special_ids)
-
-    def encode(self, text: str) -> list[int]:
-        if self.backend is not None:
-            return self.backend.encode(text, add_special_tokens=False).ids
-        return self.tok.encode(text, add_special_tokens=False)
-
-    def decode(self, ids: list[int]) -> str:
-        if self.backend is not None:
-            return self.backend.decode(ids, skip_special_tokens=False)
-        return self.tok.decode(ids, skip_special_tokens=False)
-
-
-@lru_cache(maxsize=4)
-def _load_tokenizer(name: str) -> Any:
-    try:
-        from transformers import AutoTokenizer  # heavy import: only for synthetic prompts
-
-        return AutoTokenizer.from_pretrained(name)
-    except Exception as exc:  # transformers raises OSError, ValueError, HF errors...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"tokenizer {name!r} cannot be loaded: {first}") from None
-
-
-class SyntheticPrompts:
-    """Random prompts of exactly ``n_tokens`` tokens (each drawn from n·(1±spread)) by a tokenizer.
-
-    Exact means: the tokenizer encodes the prompt text, without special tokens, to exactly that
-    many tokens (what ``tokens.load_counter`` counts); the server's prompt_tokens also include
-    the chat template. A prompt is random vocabulary words (tokens that decode to one word and
-    re-encode to themselves, twice in a row), decoded, re-encoded and trimmed or extended until
-    the count is exact; a tokenizer for which that fails (e.g. one whose normaliser adds text to
-    everything, so no token survives a round trip) is a ConfigError, never a wrong length.
-
-    All ``pool_size`` distinct prompts are built here, before the test (about 1 ms each for 500
-    tokens): ``next()`` only hands out the next one, with no tokenization in a Locust task.
-    Prompts start with random words, so no prefix cache makes one cheap, but after
-    ``pool_size`` requests of one process they come round again: raise it for long tests.
-    """
-
-    def __init__(self, n_tokens: int, spread: float = 0.0, *, tokenizer_name: str,
-                 seed: int | None = None, pool_size: int = 256) -> None:  # fmt: skip
-        if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
-            raise ConfigError(f"synthetic prompt length must be at least 1 token, got {n_tokens!r}")
-        if not 0.0 <= spread <= 1.0:
-            raise ConfigError(f"synthetic prompt spread must be between 0 and 1, got {spread!r}")
-        if pool_size < 1:
-            raise ConfigError(f"synthetic prompt pool size must be at least 1, got {pool_size!r}")
-        self.n_tokens, self.spread = n_tokens, spread
-        self.low = max(1, round(n_tokens * (1 - spread)))
-        self.high = max(self.low, round(n_tokens * (1 + spread)))
-        rng = random.Random(seed)
-        codec = Codec(tokenizer_name)
-        words = plain_words(codec, rng, tokenizer_name)
-        pool: dict[str, None] = {}  # insertion-ordered set
-        for _ in range(4 * pool_size):  # a tiny vocabulary may not have pool_size distinct ones
-            if len(pool) == pool_size:
-                break
-            n = rng.randint(self.low, self.high)
-            text = _exact(codec, words, n, rng)
-            if text is None:
-                raise ConfigError(f"synthetic prompts: tokenizer {tokenizer_name!r} gives no "
-                                  f"text of exactly {n} tokens from random words")  # fmt: skip
-            pool[text] = None
-        self._pool, self._pos = list(pool), 0
-
-    def __len__(self) -> int:
-        return len(self._pool)
-
-    def next(self) -> tuple[Prompt, int | None]:
-        text = self._pool[self._pos]
-        self._pos = (self._pos + 1) % len(self._pool)
-        return text, None
-
-
-def plain_words(codec: Codec, rng: random.Random, name: str) -> list[int]:
-    """Token ids that stay themselves when decoded and re-encoded, preferring whole words."""
-    ids = [i for i in rng.sample(range(codec.size), min(codec.size, _SAMPLE))
-           if i not in codec.reserved]  # fmt: skip
-    words: list[int] = []
-    others: list[int] = []
-    for i in ids:
-        pair = codec.decode([i, i])
-        if "\ufffd" in pair or not pair.strip().isprintable() or codec.encode(pair) != [i, i]:
-            continue  # a byte fragment, a control token, or one that merges with its neighbour
-        word = pair.split()
-        (words if len(word) == 2 and word[0] == word[1] else others).append(i)
-    if len(words) >= _MIN_WORDS:
-        return words
-    if words or others:
-        return words + others
-    raise ConfigError(f"synthetic prompts: no token of tokenizer {name!r} survives decoding and "
-                      "re-encoding, so exact-length prompts cannot be built")  # fmt: skip
-
-
-def _exact(codec: Codec, words: list[int], n: int, rng: random.Random) -> str | None:
-    """A text of random words that encodes to exactly n tokens, or None if none was found."""
-    for _ in range(_ATTEMPTS):
-        ids = rng.choices(words, k=n)
-        for _ in range(_STEPS):
-            raw = codec.decode(ids)
-            text = raw.strip()
-            count = len(codec.encode(text))
-            if count == n:
-                return text
-            if text != raw and len(codec.encode(raw)) == n:
-                return raw  # e.g. byte-level BPE: " word" is one token, "word" may be two
-            if count < n:
-                ids += rng.choices(words, k=n - count)
-            elif len(ids) > 1:
-                del ids[max(1, len(ids) - (count - n)) :]
-            else:
-                break
-    return None

@@ -6,7 +6,7 @@ import random
 from collections.abc import Sequence
 
 from ..errors import ConfigError
-from .datasets import Codec, plain_words
+from .synthetic import Codec, plain_words
 
 __all__ = ["ExactText"]
 

@@ -11,20 +11,26 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 
-__all__ = ["OFFLOAD_CHARS", "load_counter"]
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = ["OFFLOAD_CHARS", "Counter", "load_counter", "load_tokenizer"]
 
 OFFLOAD_CHARS = 1000  # longer texts are counted off the loop (~200+ tokens, ~0.2+ ms)
+Counter = Callable[[str], int]  # text -> its tokens (what load_counter returns)
 
 
 @lru_cache(maxsize=4)
-def load_counter(name: str) -> Callable[[str], int]:
-    """A function counting the tokens of a text with the Hugging Face tokenizer ``name``.
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """The Hugging Face tokenizer ``name`` (a hub name or a folder), loaded once per process.
 
-    Loading is slow (hundreds of ms): call it before any user starts, never in a task.
-    Special tokens are not added: only the generated text is counted, as the seed does.
+    Loading is slow (hundreds of ms): call it before any user starts, never in a task. Every
+    user of ``--tokenizer`` (counting, synthetic and exact-token prompts) loads it here, so a
+    bad name gives one message whichever needed it first.
     """
     # "org/name" is a hub name; an absolute or relative path must exist here
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
@@ -33,12 +39,22 @@ def load_counter(name: str) -> Callable[[str], int]:
     try:
         from transformers import AutoTokenizer  # heavy import: only when --tokenizer is used
 
-        tok = AutoTokenizer.from_pretrained(name)
+        tok: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(name)
     except Exception as exc:  # transformers raises OSError, ValueError, HF errors...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         where = "folder" if os.path.isdir(name) else "name or folder"
         raise ConfigError(f"--tokenizer {where} {name!r} cannot be loaded: {first}") from None
-    backend = getattr(tok, "backend_tokenizer", None)
+    return tok
+
+
+@lru_cache(maxsize=4)
+def load_counter(name: str) -> Counter:
+    """A function counting the tokens of a text with the Hugging Face tokenizer ``name``.
+
+    Special tokens are not added: only the generated text is counted, as the seed does.
+    """
+    tok = load_tokenizer(name)
+    backend = getattr(tok, "backend_tokenizer", None)  # only the fast (Rust) tokenizers have one
     if backend is not None:  # the Rust tokenizer directly: no Python-side wrapping per call
         encode, encode_batch = backend.encode, backend.encode_batch
 

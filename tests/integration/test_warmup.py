@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import orjson
 
-from llm_users.plugin.warmup import share
 from llm_users.role import Role
 from tests.helpers import mean, run_in_process, server_ttft_ms
 
@@ -52,10 +51,13 @@ def test_the_first_started_requests_are_kept_out_of_every_figure(simulator, tmp_
     assert entry.num_requests == 6
 
 
-def test_the_workers_shares_add_up_to_the_whole_test():
-    assert [share(10, Role("worker", i, 3)) for i in range(3)] == [4, 3, 3]
-    assert sum(share(7, Role("worker", i, 4)) for i in range(4)) == 7
-    assert share(7, Role("local")) == 7
+def test_each_worker_warms_up_with_its_share_of_the_whole_test():
+    from llm_users.plugin.warmup import WarmupGate
+
+    gates = [WarmupGate() for _ in range(3)]
+    for i, gate in enumerate(gates):
+        gate.start(10, 0.0, Role("worker", i, 3))
+    assert [sum(gate.starts() for _ in range(10)) for gate in gates] == [4, 3, 3]
 
 
 def test_warmup_time_counts_from_the_test_start():

@@ -39,8 +39,6 @@ LONG = {
     "is one loop whose steps share per-request state",
     "llm_users/wire/endpoints.py": "every endpoint's request and event shapes side by side, "
     "so that the endpoints can be compared line by line",
-    "llm_users/workload/datasets.py": "the readers of every dataset format with their shared "
-    "bounds and messages",
     "llm_users/simulator/server.py": "the simulator's routes with their fault modes: one "
     "place that says what the simulated server answers",
 }
@@ -50,6 +48,7 @@ PUBLIC_API = [
     "ConfigError",
     "FailureKind",
     "Histogram",
+    "LLMEvents",
     "LLMPlugin",
     "LLMUser",
     "LLMUsersError",

@@ -14,6 +14,10 @@ from types import ModuleType
 
 import pytest
 
+from llm_users.measure.figures import FIGURES
+from llm_users.options.declare import GROUPS, declared
+from llm_users.options.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 README_LIMIT = 10 * 1024  # bytes: the README is the five-minute read, the rest is in docs/
@@ -67,19 +71,18 @@ def test_docs_links_point_to_files_or_generated_pages() -> None:
 def test_options_page_has_every_flag_and_env_var() -> None:
     hook = _hook()
     page = hook.options_markdown()
-    declare = hook._declare()
-    options = [o for _, o in declare.declared(hook._settings())]
+    options = [o for _, o in declared(Settings)]
     assert options
     for o in options:
         assert f"`{o.flag}" in page, o.flag
         assert f"`{o.env_var}`" in page, o.env_var
-    for title in declare.GROUPS.values():
+    for title in GROUPS.values():
         assert f"## {title}" in page
 
 
 def test_options_page_shows_no_secret_default() -> None:
     hook = _hook()
-    secret = [o for _, o in hook._declare().declared(hook._settings()) if o.secret]
+    secret = [o for _, o in declared(Settings) if o.secret]
     assert secret, "no secret option to check"
     rows = [line for line in hook.options_markdown().splitlines() if "--api-key" in line]
     assert rows and all("(secret)" in row for row in rows)
@@ -88,9 +91,8 @@ def test_options_page_shows_no_secret_default() -> None:
 def test_figures_page_has_every_label() -> None:
     hook = _hook()
     page = hook.figures_markdown()
-    figures = hook._figures().FIGURES
-    assert figures
-    for f in figures:
+    assert FIGURES
+    for f in FIGURES:
         assert f"| {f.label} |" in page, f.label
         assert f"`{f.key}`" in page, f.key
 
@@ -101,6 +103,11 @@ def test_python_api_page_has_every_public_name() -> None:
     page = _hook().python_api_markdown()
     for name in llm_users.__all__:
         assert f"| `{name}` |" in page, name
+    from llm_users.plugin.events import LLMEvents
+
+    hooks = list(LLMEvents.__annotations__)
+    assert hooks and all(f"### `{name}`\n\nFired " in page for name in hooks)
+    assert "- `ttft_ms`: its time to first token, in ms" in page  # the hook's arguments
 
 
 def test_site_builds_strict(tmp_path: Path) -> None:

@@ -8,8 +8,14 @@ import pytest
 
 from llm_users.measure.figures import (
     FIGURES,
+    MISSING,
     SLO_KEYS,
     by_key,
+    fmt,
+    fmt_change_pct,
+    fmt_grouped,
+    fmt_seed,
+    fmt_sig,
     registry_json,
     request_value,
     slo_met,
@@ -42,6 +48,39 @@ def test_labels_with_units() -> None:
     assert by_key("itl_ms").title == "ITL (per event)"
     assert by_key("concurrency").title_with_unit == "Users (concurrency)"
     assert by_key("requests_per_s").fmt(1 / 3) == "0.333" and by_key("requests").fmt(None) == "-"
+
+
+@pytest.mark.parametrize(
+    ("x", "digits", "plain", "grouped"),
+    [
+        (12345.678, 1, "12345.7", "12,345.7"),
+        (1 / 3, 3, "0.333", "0.333"),
+        (2.5, None, "2", "2"),  # no digits: a whole number (round half to even)
+        (1234567, 2, "1234567", "1,234,567"),  # a count stays whole whatever the digits
+        (True, 2, "True", "True"),
+        ("sim-model", None, "sim-model", "sim-model"),
+        (None, 2, "-", "-"),
+        ("", 2, "-", "-"),
+        (float("nan"), 2, "-", "-"),
+        (float("inf"), 1, "-", "-"),
+    ],
+)
+def test_one_function_per_style_and_one_missing_mark(
+    x: object, digits: int | None, plain: str, grouped: str
+) -> None:
+    assert fmt(x, digits) == plain
+    assert fmt_grouped(x, digits) == grouped
+
+
+def test_the_other_styles_share_the_missing_mark() -> None:
+    assert MISSING == "-"
+    assert fmt_sig(1234567.0) == "1.23457e+06" and fmt_sig(200.0) == "200"
+    assert fmt_sig(100.0, signed=True) == "+100" and fmt_sig(-0.5, signed=True) == "-0.5"
+    assert fmt_change_pct(7.5) == "+7.5%" and fmt_change_pct(-50.0) == "-50.0%"
+    assert fmt_sig(None) == fmt_change_pct(None) == fmt_sig(float("inf")) == MISSING
+    # The seed's lines, word for word: every digit of the float, and its own "n/a".
+    assert fmt_seed(2575.0) == "2575.0" and fmt_seed(74) == "74.0" and fmt_seed(None) == "n/a"
+    assert by_key("output_tokens_per_s").fmt_grouped(12345.678) == "12,345.7"
 
 
 def test_registry_json_is_plain_json() -> None:

@@ -22,10 +22,18 @@ ORIGIN = Origin.parse("http://127.0.0.1:9")
 
 
 class FakeConnection:
-    """Replays scripted reads: bytes, or an exception to raise; b"" once the script ends."""
+    """Replays scripted reads: bytes, or an exception to raise; b"" once the script ends.
+
+    A :class:`~llm_users.wire.http.ConnectionLike` without kernel stamps, read by its user
+    (never by the poller)."""
+
+    kernel_stamps = False
+    stamped = False
+    pollable = False
 
     def __init__(self, reads: Iterable[bytes | BaseException] = ()) -> None:
         self.reads = list(reads)
+        self.recv_real: float | None = None
         self.connected = False
         self.sent: list[bytes] = []
         self.closes = 0

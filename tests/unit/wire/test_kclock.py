@@ -110,7 +110,6 @@ class StampedConnection(FakeConnection):
         super().__init__(reads)
         self.kernel_stamps = True
         self.stamped = True
-        self.recv_real: float | None = None
         self.delays, self.clocks, self.late = list(delays), clocks, late
         self.sent_at = 0.0
         self.arrivals: list[float] = []

@@ -90,9 +90,25 @@ def test_truncation_keeps_the_system_and_latest_turn():
 
 
 @pytest.mark.parametrize(
+    ("given", "kept", "shown"), [("0", 0, "0"), ("3", 3, "3"), ("all", None, "all")]
+)
+def test_turns_all_is_decoded_once(tmp_path: Path, given: str, kept: int | None, shown: str):
+    from llm_users.options.settings import Settings
+
+    dataset = tmp_path / "c.jsonl"
+    dataset.write_text('{"turns": ["a", "b", "c", "d"]}\n')
+    s = Settings.from_options(parse_options("--turns", given, "--dataset", str(dataset)), {})
+    assert (s.turns_kept, s.turns_shown) == (kept, shown)
+    if kept != 0:  # the loader keeps that many turns, or every one
+        convs = load_conversations(str(dataset), max_turns=s.turns_kept)
+        assert len(convs.next_script().turns) == (kept or 4)
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--turns", "all"], "--turns all needs a conversation --dataset"),
+        (["--turns", "all", "--endpoint", "completions"], "--turns all needs --endpoint chat"),
         (["--history", "recorded"], "--history is for conversations: add --turns N"),
         (["--turns", "2", "--max-context-tokens", "100"], "needs --tokenizer"),
         (["--turns", "two"], "--turns must be a whole number or all"),
