@@ -72,6 +72,7 @@ class RequestRecord:
     # in earlier than the read's stamp (the kernel stamps a read with its newest segment),
     # but not before this: the gap bounds how late the first token's stamp can be.
     before_first: float | None = None
+    sent_at: float | None = None  # perf_counter when the request's last byte was handed over
     intended_start: float | None = None  # open-loop runs: when the request was due
     # Set by the user, decided when the request started (the client leaves them alone):
     warmup: bool = False  # started in the warm-up: kept out of every figure

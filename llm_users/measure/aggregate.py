@@ -34,6 +34,7 @@ HISTOGRAMS = (
     "ttft_uncached_ms",  # ... and of the others, when the server reports cached tokens
     "tokens_per_event",  # a ratio, not ms: output tokens / token-carrying events, per request
     "first_token_bound_ms",  # how late a merged first token's stamp may be (per_request.py)
+    "send_ms",  # start -> the request written to the kernel: inside TTFT and E2E, not the server's
 )
 _SUMS = (
     # the seed's means, streaming
@@ -147,6 +148,8 @@ class Aggregate:
         if r.ttft_ms is not None:
             bucket.ttft.record(r.ttft_ms)
         s, h, c = self.sums, self.hist, self.counts
+        if r.send_ms is not None:
+            h["send_ms"].record(r.send_ms)
         q = r.queue_delay_ms
         if q is not None:
             h["queue_delay_ms"].record(q)

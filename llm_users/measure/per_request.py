@@ -103,6 +103,7 @@ class RequestResult:
     # late the first token's stamp may then be: that read's time minus the read before.
     merged_first: int = 0
     first_token_bound_ms: float | None = None
+    send_ms: float | None = None  # start -> the request's last byte handed to the kernel
     max_tokens: int | None = None
     finish_reason: str | None = None
     cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, if given
@@ -181,6 +182,8 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
     )
     if r.intended_start is not None:
         res.queue_delay_ms = (r.start - r.intended_start) * 1000.0
+    if r.sent_at is not None:
+        res.send_ms = (r.sent_at - r.start) * 1000.0
     usage = r.usage
     completion = _usage_int(usage, "completion_tokens")
     res.usage_completion_tokens = completion

@@ -163,6 +163,35 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
             "requests_per_s": _rate(c["slo_met"], duration),
         }
     out.update({k: v for k, v in info.extra.items() if k != "notes" or v})
+    out["error_bound_ms"] = error_bound(agg, info.extra, info.mode)
+    return out
+
+
+def error_bound(agg: Aggregate, extra: dict[str, Any], mode: str) -> dict[str, Any]:
+    """How far the client's own timing may be off, per figure, at p99, from what the run
+    measured: the send (start is taken just before the write), how late a read is stamped
+    (kernel stamps: the clock offset's uncertainty; user stamps: the loop's lag, how late a
+    greenlet is woken), and for TTFT the merged first tokens (their stamp is a later read's)."""
+    ts = extra.get("timestamps") or {}
+    lag = (extra.get("client_loop_lag_ms") or {}).get("p99") or 0.0
+    unc_ms = (ts.get("offset_uncertainty_us") or 0.0) / 1000.0
+    source = ts.get("source", "user")
+    read = unc_ms if source == "kernel" else max(lag, unc_ms)
+    send_h = agg.hist["send_ms"]
+    send = send_h.summary()["p99"] if send_h.count else 0.0
+    merged = agg.hist["first_token_bound_ms"]
+    streams = agg.counts["stream_ok"]
+    # merged first tokens shift TTFT's p99 only when more than 1 % of the streams have one
+    share = merged.count / streams if streams else 0.0
+    merged_p99 = merged.summary()["p99"] if merged.count and share > 0.01 else 0.0
+    out: dict[str, Any] = {"reads": source, "send_p99": send, "read": read}
+    if mode == "streaming":
+        out["ttft_ms"] = send + read + merged_p99
+        out["itl_ms"] = 2 * read  # two stamps, each as late as a read may be
+        out["e2e_ms"] = send + read
+        out["merged_first_p99"] = merged_p99
+    else:
+        out["latency_ms"] = send + read
     return out
 
 
@@ -375,6 +404,12 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
                 f"; late by at most {fmt_grouped(b['p99'])} ms p99, {fmt_grouped(b['max'])} ms max"
             )
         lines.append(line)
+    bound = d.get("error_bound_ms")
+    if bound:
+        figures = [(k, n) for k, n in (("ttft_ms", "TTFT"), ("itl_ms", "ITL"),
+                   ("e2e_ms", "E2E"), ("latency_ms", "latency")) if k in bound]  # fmt: skip
+        parts = ", ".join(f"{n} <= {fmt_grouped(bound[k], 3)} ms" for k, n in figures)
+        lines.append(f"  client timing error (p99): {parts} ({bound['reads']} stamps)")
     lag = info.extra.get("client_loop_lag_ms")
     if lag:
         lines.append(

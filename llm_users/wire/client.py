@@ -228,6 +228,7 @@ class LLMClient:
         rec.start = _perf()  # just before the request is written (see metrics)
         rec.start_wall = time.time()  # its label, taken after connecting like `start`
         conn.send(payload)
+        rec.sent_at = _perf()  # the last byte handed to the kernel: the send's own delay
         self._read(rec, stream)
         if kernel and clock is not None and clock.epoch != epoch:
             self._to_user_stamps(rec)  # the clock stepped: never mix two offsets

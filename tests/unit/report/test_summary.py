@@ -260,3 +260,54 @@ def test_prefix_cache_not_reported_by_the_server() -> None:
     assert d["prefix_cache_hit_rate"] == "not reported by the server"
     assert d["prefix_cache"]["hit_rate_percent"] is None and "ttft_cached_ms" not in d
     assert any("not reported by the server" in line for line in table_lines(agg, info))
+
+
+def _stream(send_ms: float, bound_ms: float | None = None) -> Any:
+    from llm_users.measure.per_request import RequestResult
+
+    return RequestResult(
+        endpoint="chat",
+        stream=True,
+        ok=True,
+        start_wall=1000.0,
+        e2e_ms=100.0,
+        ttft_ms=20.0,
+        follow_latency_ms=80.0,
+        follow_tokens=8,
+        output_tokens=9,
+        token_events=9,
+        send_ms=send_ms,
+        merged_first=2 if bound_ms is not None else 0,
+        first_token_bound_ms=bound_ms,
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "merged", "ttft", "itl"),
+    [
+        # kernel stamps: a read is off by the clock offset's uncertainty (50 us) only
+        ("kernel", 0, 0.02 + 0.05, 0.1),
+        # user stamps: a read may be seen as late as the loop lag (p99 2 ms)
+        ("user", 0, 0.02 + 2.0, 4.0),
+        # kernel stamps, a third of the first tokens read with later ones, 6 ms before
+        ("kernel", 34, 0.02 + 0.05 + 6.0, 0.1),
+    ],
+)
+def test_the_error_bound_grows_with_each_cause(source, merged, ttft, itl) -> None:
+    from llm_users.measure.aggregate import Aggregate
+    from llm_users.report.summary import error_bound
+
+    agg = Aggregate()
+    for i in range(100):
+        agg.add(_stream(0.02, 6.0 if i < merged else None))
+    extra = {
+        "timestamps": {
+            "source": source,
+            "offset_uncertainty_us": 50.0 if source == "kernel" else None,
+        },
+        "client_loop_lag_ms": {"p50": 0.5, "p99": 2.0, "max": 3.0},
+    }
+    b = error_bound(agg, extra, "streaming")
+    assert b["ttft_ms"] == pytest.approx(ttft, abs=0.01)
+    assert b["itl_ms"] == pytest.approx(itl, abs=0.001)
+    assert b["e2e_ms"] == pytest.approx(ttft - (6.0 if merged else 0.0), abs=0.01)
