@@ -176,14 +176,14 @@ def error_bound(agg: Aggregate, extra: dict[str, Any], mode: str) -> dict[str, A
     lag = (extra.get("client_loop_lag_ms") or {}).get("p99") or 0.0
     unc_ms = (ts.get("offset_uncertainty_us") or 0.0) / 1000.0
     source = ts.get("source", "user")
-    read = unc_ms if source == "kernel" else max(lag, unc_ms)
+    read = float(unc_ms if source == "kernel" else max(lag, unc_ms))
     send_h = agg.hist["send_ms"]
-    send = send_h.summary()["p99"] if send_h.count else 0.0
+    send = float(send_h.summary()["p99"] or 0.0) if send_h.count else 0.0
     merged = agg.hist["first_token_bound_ms"]
     streams = agg.counts["stream_ok"]
     # merged first tokens shift TTFT's p99 only when more than 1 % of the streams have one
     share = merged.count / streams if streams else 0.0
-    merged_p99 = merged.summary()["p99"] if merged.count and share > 0.01 else 0.0
+    merged_p99 = float(merged.summary()["p99"] or 0.0) if merged.count and share > 0.01 else 0.0
     out: dict[str, Any] = {"reads": source, "send_p99": send, "read": read}
     if mode == "streaming":
         out["ttft_ms"] = send + read + merged_p99
