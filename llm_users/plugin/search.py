@@ -164,6 +164,10 @@ def _figures(agg: Aggregate, measured_s: float, stream: bool) -> dict[str, Any]:
         "requests_per_s": agg.requests / seconds,
         "goodput_requests_per_s": agg.counts["slo_met"] / seconds,
         "output_tokens_per_s": agg.sums["output_tokens"] / seconds,
+        # prompt tokens come from the server's usage: none reported, no total
+        "total_tokens_per_s": (agg.sums["output_tokens"] + agg.sums["prompt_tokens"]) / seconds
+        if agg.sums["prompt_tokens"]
+        else None,
         "ttft_p50_ms": h.percentile(50) if stream else None,
         "ttft_p99_ms": h.percentile(99) if stream else None,
         "e2e_p99_ms": (agg.hist["e2e_ms"] if stream else h).percentile(99),

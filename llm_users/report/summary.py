@@ -13,6 +13,7 @@ from ..measure.figures import FIGURES, by_key, of_kind
 from ..measure.histogram import PERCENTILES
 from ..measure.per_request import RequestResult
 from .capacity import search_lines, steady_lines
+from .cost import cost_lines, gpu_lines
 
 __all__ = [
     "NOT_REPORTED",
@@ -378,4 +379,6 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
             )
     lines.extend(steady_lines(d.get("steady")))
     lines.extend(search_lines(d.get("search")))
+    lines.extend(gpu_lines(d.get("gpu")))
+    lines.extend(cost_lines(d.get("cost")))
     return lines
