@@ -130,6 +130,11 @@ class CapacitySearch:
             # that deciding early saved.
             "fixed_steps_s": len(probes) * (self.s.search_warmup + self.s.search_probe_time),
         }
+        if self._probe is not None:  # the probe measuring now, for live views
+            current = self._probe.to_dict()
+            current["verdict"] = "running"
+            current["measured_s"] = time.monotonic() - self._measured_from
+            out["current"] = current
         if hi is None and lo is not None:
             out["note"] = f"no probed load failed up to {lo.load:g} (--search-max)"
         bounds = [p for p in (lo, hi) if p is not None and p.straddles]
