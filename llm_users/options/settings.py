@@ -161,6 +161,12 @@ def _metrics_source(value: Any) -> str:
     return given
 
 
+def _gpu_source(value: Any) -> str:
+    """``off`` (the default), ``auto`` or the http(s) URL of a GPU exporter's page."""
+    given = stripped(value) or "off"
+    return given if given == "off" else _metrics_source(given)
+
+
 from ..measure.figures import SLO_KEYS  # noqa: E402  (the figures registry says which are SLO keys)
 
 
@@ -630,6 +636,29 @@ class Settings:
         parse=positive,
         group="load",
         help="The highest load the search probes (users, or requests/s)",
+    )
+    gpu_metrics: str = opt(
+        "off",
+        parse=_gpu_source,
+        web=False,
+        group="reports",
+        help="A GPU exporter's Prometheus page (NVIDIA DCGM exporter names), scraped with "
+        "--server-metrics: a URL, auto (port 9400 on the server's host, off if it does not "
+        "answer) or off",
+    )
+    gpu_hour_cost: float = opt(
+        0.0,
+        parse=non_negative,
+        group="reports",
+        help="Dollars per GPU-hour: the summary gives dollars per 1M output and total tokens at "
+        "the measured throughput (0: no cost figures)",
+    )
+    gpus: int = opt(
+        0,
+        parse=whole,
+        group="reports",
+        help="GPUs serving the model, for the cost (0: as many as the --gpu-metrics page "
+        "shows, else 1)",
     )
 
     think_time: tuple[float, float] = opt(

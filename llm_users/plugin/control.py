@@ -88,6 +88,9 @@ class RunControl:
         self.search = None
         if settings.search != "off" and not role.is_worker:
             self.search = search = CapacitySearch(settings, lambda i: self.step_aggregate(i))
+            # Users started before the first probe sets its load (the web form's user count)
+            # send warm-up requests: never the first probe's figures.
+            self.step = warmup_step(0)
             self.sweep = SweepController(
                 (),
                 float("inf"),  # a probe ends when decided (or at --search-probe-time)
@@ -223,7 +226,10 @@ class RunControl:
             elif self.schedule is not None:
                 self.schedule.set_rate(value)
         elif runner.target_user_count != int(value):
-            runner.start(int(value), spawn_rate=max(value, 1.0))
+            # at once, both ways: Locust stops users at the spawn rate too (8 -> 1 at 1/s
+            # would leave 7 users sending into the next step for 7 s)
+            now = float(runner.user_count or 0)
+            runner.start(int(value), spawn_rate=max(value, now, 1.0))
 
     def _sweep_step_finished(self, index: int) -> bool:
         s = self.settings

@@ -16,6 +16,7 @@ from .. import __version__
 from ..measure.tally import Tally
 from ..options.settings import Settings
 from ..report.capacity import steady_dict
+from ..report.cost import cost_dict
 from ..report.summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from ..report.writers import OutputError, write_json
 from .context import RunContext
@@ -80,11 +81,13 @@ def run_info(
     workers: tuple[dict[str, Any], list[str]] | None = None,
     final: bool = True,
     server: dict[str, Any] | None = None,
+    gpu: dict[str, Any] | None = None,
 ) -> RunInfo:
     """Facts for the summary; ``final=False`` for live views (no end-of-run warnings).
 
     ``workers`` (master only): from :meth:`~llm_users.plugin.distributed.MasterLink.summary`;
-    ``server``: the server's own figures (:meth:`~llm_users.plugin.serverwatch.ServerWatch.result`).
+    ``server``: the server's own figures (:meth:`~llm_users.plugin.serverwatch.ServerWatch.result`);
+    ``gpu``: the GPU page's (:meth:`~llm_users.plugin.gpuwatch.GpuWatch.result`).
     """
     s = ctx.settings
     agg = tally.total
@@ -149,6 +152,19 @@ def run_info(
     elif s.sweep and control.sweep is not None:
         sw = control.sweep
         extra["sweep"] = sweep_rows(tally.steps, s, sw.started_at, sw.ended_at)
+    if gpu is not None:
+        extra["gpu"] = gpu
+    cost = cost_dict(
+        s.gpu_hour_cost,
+        s.gpus,
+        gpu,
+        agg.sums["output_tokens"],
+        agg.sums["prompt_tokens"],
+        agg.duration_s,
+        extra.get("search"),
+    )
+    if cost is not None:
+        extra["cost"] = cost
     return RunInfo(
         mode=s.mode,
         concurrency=concurrency,
@@ -195,12 +211,13 @@ def finish(
     master: Any,
     server: Any = None,
     errors: list[str] | None = None,
+    gpu: Any = None,
 ) -> dict[str, Any]:
     """The end of a local or master run: print and write the summary, set the exit code.
 
     ``errors``: output files that could not be written already (the records file's)."""
     errors = [] if errors is None else errors
-    info = live_info(env, ctx, tally, control, master, final=True, server=server)
+    info = live_info(env, ctx, tally, control, master, final=True, server=server, gpu=gpu)
     summary = print_and_write(ctx, tally, info, errors)
     aborted = control.abort_reason is not None
     code = exit_code(summary, ctx.settings.slo_target, aborted, unwritable=bool(errors))
@@ -217,13 +234,16 @@ def live_info(
     master: Any,
     final: bool,
     server: Any = None,
+    gpu: Any = None,
 ) -> RunInfo:
-    """Run facts now (``master``: its MasterLink; ``server``: the ServerWatch; or None)."""
+    """Run facts now (``master``: its MasterLink; ``server``: the ServerWatch; ``gpu``: the
+    GpuWatch; or None)."""
     target = getattr(env.runner, "target_user_count", 0) or 0
     workers = master.summary() if master is not None else None
     concurrency = max(control.peak_users, target)
     figures = server.result() if final and server is not None else None
-    return run_info(ctx, tally, control, concurrency, workers, final, figures)
+    gpu_figures = gpu.result() if final and gpu is not None else None
+    return run_info(ctx, tally, control, concurrency, workers, final, figures, gpu_figures)
 
 
 def print_and_write(

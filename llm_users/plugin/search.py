@@ -130,6 +130,11 @@ class CapacitySearch:
             # that deciding early saved.
             "fixed_steps_s": len(probes) * (self.s.search_warmup + self.s.search_probe_time),
         }
+        if self._probe is not None:  # the probe measuring now, for live views
+            current = self._probe.to_dict()
+            current["verdict"] = "running"
+            current["measured_s"] = time.monotonic() - self._measured_from
+            out["current"] = current
         if hi is None and lo is not None:
             out["note"] = f"no probed load failed up to {lo.load:g} (--search-max)"
         bounds = [p for p in (lo, hi) if p is not None and p.straddles]
@@ -164,6 +169,10 @@ def _figures(agg: Aggregate, measured_s: float, stream: bool) -> dict[str, Any]:
         "requests_per_s": agg.requests / seconds,
         "goodput_requests_per_s": agg.counts["slo_met"] / seconds,
         "output_tokens_per_s": agg.sums["output_tokens"] / seconds,
+        # prompt tokens come from the server's usage: none reported, no total
+        "total_tokens_per_s": (agg.sums["output_tokens"] + agg.sums["prompt_tokens"]) / seconds
+        if agg.sums["prompt_tokens"]
+        else None,
         "ttft_p50_ms": h.percentile(50) if stream else None,
         "ttft_p99_ms": h.percentile(99) if stream else None,
         "e2e_p99_ms": (agg.hist["e2e_ms"] if stream else h).percentile(99),

@@ -23,6 +23,7 @@ from .context import RunContext, build_context, role_of, startup_key
 from .control import RunControl, is_headless
 from .distributed import MasterLink, WorkerLink
 from .finish import finish, live_info
+from .gpuwatch import GpuWatch
 from .keypin import KeyPin
 from .looplag import LoopLagMonitor
 from .serverwatch import ServerWatch
@@ -74,6 +75,7 @@ class LLMPlugin:
         self.sink.steady_window = lambda: self.control.steady_window
         self.sink.observers.append(self.control.watch)
         self.server = ServerWatch()  # the server's /metrics: master or local only
+        self.gpu = GpuWatch()  # --gpu-metrics, the same way
         self.worker: WorkerLink | None = None
         self.master: MasterLink | None = None
         self.last_summary: dict[str, Any] | None = None
@@ -161,6 +163,7 @@ class LLMPlugin:
             self.sink.open_records(s.records, role)
         if not role.is_worker:  # its baseline scrape first: the test's clocks start after it
             self.server.start(self.ctx)
+            self.gpu.start(self.ctx)
         self.control.start(s, role, self.ctx.prompts)
         self.warmup.start(s.warmup_requests, s.warmup_time, role)
         self.accounting.start()  # a user's finished record is counted when the loop is idle
@@ -188,6 +191,7 @@ class LLMPlugin:
         self.accounting.stop()  # the last records are counted before anything is summed up
         self.control.stop()
         self.server.stop()
+        self.gpu.stop()
         if self.master is None:
             self.lag.stop()
             gcfreeze.thaw()
@@ -206,4 +210,5 @@ class LLMPlugin:
                 self.master,
                 self.server,
                 errors,
+                self.gpu,
             )

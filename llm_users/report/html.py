@@ -785,6 +785,99 @@ def _sweep(rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def _search_chart(sr: dict[str, Any]) -> str | None:
+    """Attainment (with its interval) and TTFT p99 against load, one point per probe."""
+    probes = [p for p in sr.get("probes") or [] if _finite(p.get("load")) is not None]
+    if not probes:
+        return None
+    unit = "users" if sr.get("of") == "users" else "req/s"
+    fig, axes = _figure(10.8, 3.6, cols=2)
+    ax = axes[0][0]
+    target = _finite(sr.get("slo_target_percent"))
+    if target is not None:
+        ax.axhline(target, color=_PURPLE, linestyle=":", linewidth=1.2, label="target")
+    for passed, color, name in ((True, _GREEN, "pass"), (False, _RED, "fail")):
+        pts = [p for p in probes if (p.get("verdict") == "pass") == passed]
+        pts = [p for p in pts if _finite(p.get("attainment_percent")) is not None]
+        if not pts:
+            continue
+        xs = [float(p["load"]) for p in pts]
+        ys = [float(p["attainment_percent"]) for p in pts]
+        err = [
+            [y - p["interval_percent"][0] for y, p in zip(ys, pts, strict=True)],
+            [p["interval_percent"][1] - y for y, p in zip(ys, pts, strict=True)],
+        ]
+        ax.errorbar(xs, ys, yerr=err, fmt="o", color=color, capsize=3, markersize=5, label=name)
+    ax.set_title(f"SLO attainment vs load ({unit}), 95 % Wilson intervals", loc="left")
+    ax.set_xlabel(unit)
+    ax.set_ylabel("requests meeting the SLO (%)")
+    ax.set_ylim(-3, 103)
+    ax.set_xlim(0, max(float(p["load"]) for p in probes) * 1.1)
+    ax.legend(loc="lower left")
+    ax2 = axes[0][1]
+    pts = sorted(
+        (float(p["load"]), y) for p in probes if (y := _finite(p.get("ttft_p99_ms"))) is not None
+    )
+    if pts:
+        ax2.plot(*zip(*pts, strict=True), "-o", color=_ORANGE, markersize=5, label="TTFT p99")
+        slo = _finite((sr.get("slo") or {}).get("ttft_ms"))
+        if slo is not None:
+            ax2.axhline(slo, color=_PURPLE, linestyle=":", linewidth=1.2, label="TTFT SLO")
+        ax2.set_ylim(0, max([y for _, y in pts] + [slo or 0.0]) * 1.15 or 1.0)
+        ax2.legend(loc="upper left")
+    ax2.set_title(f"TTFT p99 vs load ({unit}), probes in order of load", loc="left")
+    ax2.set_xlabel(unit)
+    ax2.set_ylabel("TTFT p99 (ms)")
+    ax2.set_xlim(0, max(float(p["load"]) for p in probes) * 1.1)
+    return _svg(fig)
+
+
+_SEARCH_COLUMNS = (
+    ("attainment_percent", "met %", 1),
+    ("requests_checked", "checked", None), ("ttft_p99_ms", "TTFT p99 ms", 2),
+    ("goodput_requests_per_s", "goodput/s", 2), ("output_tokens_per_s", "output tok/s", 1),
+    ("warmup_s", "warm-up s", 1), ("measured_s", "measured s", 1),
+)  # fmt: skip
+
+
+def _search(sr: dict[str, Any]) -> str:
+    """The capacity search: the chart, one row per probe, the answer."""
+    svg = _search_chart(sr)
+    chart = (
+        _figure_html(
+            "chart-search",
+            svg,
+            "One point per probe, green passed, red failed; bars: the 95 % Wilson interval "
+            "of its attainment, dotted: the target. A bar across the target straddles it.",
+        )
+        if svg
+        else '<p class="note">No probe.</p>'
+    )
+    head = "<th>load</th>" + "".join(f"<th>{_e(h)}</th>" for _, h, _ in _SEARCH_COLUMNS)
+    head += "<th>verdict</th><th>interval %</th><th>stopped</th>"
+    body = []
+    for p in sr.get("probes") or []:
+        load = f"{p.get('load', 0):g}"
+        cells = f'<td data-key="load">{_e(load)}</td>'
+        cells += "".join(_num_td(p.get(k), d, k) for k, _, d in _SEARCH_COLUMNS)
+        lo, hi = p.get("interval_percent") or (None, None)
+        flag = " *" if p.get("straddles_target") else ""
+        cells += (
+            f"<td>{_e(p.get('verdict'))}{flag}</td><td>{_fmt(lo, 1)}-{_fmt(hi, 1)}</td>"
+            f"<td>{_e(p.get('stopped'))}</td>"
+        )
+        body.append(f"<tr>{cells}</tr>")
+    best = sr.get("highest_passing")
+    answer = (
+        f"Highest load meeting the SLO: {best['load']:g}" if best else "No probed load met the SLO."
+    )
+    return (
+        f'<section id="search"><h2>Capacity search ({_e(sr.get("of"))})</h2>'
+        f'<p class="note">{_e(answer)}</p>{chart}<table class="sweep"><thead><tr>{head}'
+        f"</tr></thead><tbody>{''.join(body)}</tbody></table></section>"
+    )
+
+
 # -- the page ------------------------------------------------------------------------------
 
 
@@ -860,6 +953,8 @@ def render_html_report(
         parts.append(_server(summary, server_chart))
         if sweep:
             parts.append(_sweep(sweep))
+        if isinstance(summary.get("search"), dict):
+            parts.append(_search(summary["search"]))
     generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     dot = " \u00b7 "
     model = summary.get("model") or MISSING

@@ -14,6 +14,7 @@ from ..measure.histogram import PERCENTILES
 from ..measure.per_request import RequestResult
 from ..options.settings import Settings
 from .capacity import search_lines, steady_lines
+from .cost import cost_lines, gpu_lines
 
 __all__ = [
     "NOT_REPORTED",
@@ -437,4 +438,6 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
             )
     lines.extend(steady_lines(d.get("steady")))
     lines.extend(search_lines(d.get("search")))
+    lines.extend(gpu_lines(d.get("gpu")))
+    lines.extend(cost_lines(d.get("cost")))
     return lines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FAMILIES", "KNOWN_KEYS", "Known", "family_key", "lookup"]
+__all__ = ["FAMILIES", "GPU_FAMILIES", "KNOWN_KEYS", "Known", "family_key", "lookup"]
 
 
 @dataclass(frozen=True)
@@ -132,18 +132,30 @@ FAMILIES: tuple[Known, ...] = (
 )
 
 
+# NVIDIA's DCGM exporter (port 9400, one label set per GPU): power and framebuffer add up over
+# the GPUs, utilisation is their mean; the energy counter (mJ since the driver loaded) adds up.
+GPU_FAMILIES: tuple[Known, ...] = (
+    Known("power_w", "gauge", ("DCGM_FI_DEV_POWER_USAGE",)),
+    Known("utilization_percent", "gauge", ("DCGM_FI_DEV_GPU_UTIL",), combine="mean"),
+    Known("memory_used_mib", "gauge", ("DCGM_FI_DEV_FB_USED",)),
+    Known("energy_mj", "counter", ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",)),
+)
+
+
 def family_key(name: str) -> str:
     """The family name prometheus_client's parser gives: counters lose their `_total`."""
     return name[: -len("_total")] if name.endswith("_total") else name
 
 
-def lookup(present: set[str]) -> dict[str, tuple[Known, str]]:
+def lookup(
+    present: set[str], families: tuple[Known, ...] = FAMILIES
+) -> dict[str, tuple[Known, str]]:
     """common name -> (its entry, the first of its families present) for a parsed scrape.
 
     ``present`` holds parser family names (see :func:`family_key`).
     """
     out: dict[str, tuple[Known, str]] = {}
-    for k in FAMILIES:
+    for k in families:
         for name in k.names:
             if family_key(name) in present:
                 out[k.common] = (k, family_key(name))

@@ -15,7 +15,7 @@ import gevent
 from gevent import ssl as gssl
 
 from ..wire.http import Connection, Origin, ResponseHead, make_ssl_context
-from .names import KNOWN_KEYS
+from .names import FAMILIES, Known, family_key
 from .parse import MAX_BYTES, NOT_PROMETHEUS, Parsed, parse
 from .window import Window
 
@@ -93,6 +93,10 @@ def fetch(
         conn.close()
 
 
+def _keys(known: Known) -> tuple[str, ...]:
+    return tuple(family_key(n) for n in known.names)
+
+
 def _parse_off_loop(body: bytes, max_bytes: int, keep: frozenset[str] | None = None) -> Parsed:
     """Parse in gevent's thread pool: the loop keeps serving the users' streams meanwhile."""
     result: Parsed = gevent.get_hub().threadpool.apply(parse, (body, max_bytes), {"keep": keep})
@@ -103,8 +107,15 @@ def _pause() -> None:
     gevent.sleep(0.001)
 
 
-def probe(url: str, timeout_s: float = 2.0, max_bytes: int = MAX_BYTES) -> tuple[bool, str]:
-    """One try, for ``--server-metrics auto``: (True, "vllm: 14 known families") or (False, why)."""
+def probe(
+    url: str,
+    timeout_s: float = 2.0,
+    max_bytes: int = MAX_BYTES,
+    families: tuple[Known, ...] = FAMILIES,
+) -> tuple[bool, str]:
+    """One try, for ``--server-metrics auto``: (True, "vllm: 14 known families") or (False, why).
+
+    A page with none of ``families`` is refused when they are not the server's (a GPU page)."""
     try:
         body = fetch(url, timeout_s, max_bytes)
     except ScrapeError as exc:
@@ -112,9 +123,11 @@ def probe(url: str, timeout_s: float = 2.0, max_bytes: int = MAX_BYTES) -> tuple
     parsed = _parse_off_loop(body, max_bytes)
     if not parsed.ok:
         return False, parsed.note or NOT_PROMETHEUS
-    w = Window(url)
+    w = Window(url, families=families)
     w.add(0.0, parsed)
     n = len(w.families)
+    if not n and families is not FAMILIES:
+        return False, "none of the known families"
     return True, f"{len(parsed.families)} families, {n} known"
 
 
@@ -128,13 +141,15 @@ class Scraper:
         timeout_s: float = 2.0,
         max_bytes: int = MAX_BYTES,
         ssl_context: gssl.SSLContext | None = None,
+        families: tuple[Known, ...] = FAMILIES,
     ) -> None:
         self.url = url
         self.interval_s = interval_s
         self.timeout_s = min(timeout_s, interval_s * 5)
         self.max_bytes = max_bytes
         self.ssl_context = ssl_context
-        self.window = Window(url)
+        self.window = Window(url, families=families)
+        self._keep = frozenset(k for f in families for k in _keys(f))
         self._greenlet: gevent.Greenlet | None = None
 
     def scrape_once(self) -> None:
@@ -147,7 +162,7 @@ class Scraper:
         # Only the known families (the parser is pure Python, ~0.5 ms per KB), in pieces with
         # a 1 ms sleep between: on a 200 KB vLLM-like page the loop lag stays under ~10 ms
         # (p99 8 ms), against ~25 ms from the thread pool (GIL) and ~100 ms parsing it whole.
-        parsed = parse(body, self.max_bytes, keep=KNOWN_KEYS, pause=_pause)
+        parsed = parse(body, self.max_bytes, keep=self._keep, pause=_pause)
         self.window.add(t, parsed)
 
     def _run(self, first_done: bool = False) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from .names import Known, lookup
+from .names import FAMILIES, Known, lookup
 from .parse import Parsed
 
 __all__ = ["MAX_POINTS", "NOT_REPORTED", "Window", "histogram_quantile"]
@@ -130,9 +130,13 @@ def _interval_ms(cur: _Hist, prev: _Hist | None, name: str) -> dict[str, float]:
 class Window:
     """Feed it every scrape of the test (the first is the baseline); read :meth:`result`."""
 
-    def __init__(self, source: str, max_points: int = MAX_POINTS) -> None:
+    def __init__(
+        self, source: str, max_points: int = MAX_POINTS, families: tuple[Known, ...] = FAMILIES
+    ) -> None:
         self.source = source
         self.max_points = max_points
+        self.known = families  # which names this page is read for (a server's, or GPUs')
+        self.label_sets: dict[str, int] = {}  # common name -> most label sets in one scrape
         self.families: dict[str, str] = {}  # common name -> family used
         self.scrapes = 0
         self.failed = 0
@@ -163,9 +167,12 @@ class Window:
         self.scrapes += 1
         fams = parsed.families
         point: dict[str, Any] = {"t": round(t - self.t0, 3)}
-        for common, (known, name) in lookup(set(fams)).items():
+        for common, (known, name) in lookup(set(fams), self.known).items():
             self.families.setdefault(common, name)
             fam = fams[name]
+            if known.kind != "histogram":
+                sets = len({tuple(sorted(x.labels.items())) for x in fam.samples})
+                self.label_sets[common] = max(self.label_sets.get(common, 0), sets)
             if known.kind == "histogram":
                 cur = _hist(fam)
                 acc = self._hists.setdefault(common, _Hist())
@@ -223,6 +230,15 @@ class Window:
         if not n:
             return NOT_REPORTED
         return {"mean": self._gauge_sum[common] / n, "max": self._gauge_max[common]}
+
+    def gauge(self, common: str) -> dict[str, float] | None:
+        """A gauge's mean and max over the scrapes, or None when no scrape had it."""
+        g = self._gauge(common)
+        return g if isinstance(g, dict) else None
+
+    def counter(self, common: str) -> float | None:
+        """A counter's increase from the first scrape to the last, or None when absent."""
+        return self._counters.get(common)
 
     def _hit_rate(self) -> float | str | None:
         q = self._counters.get("prefix_cache_queries")

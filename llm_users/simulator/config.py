@@ -79,6 +79,11 @@ class SimConfig:
     kv_cache_tokens: int = 1_000_000
     metrics: str = "on"
     metrics_slow_ms: float = 5000.0
+    # The GPUs' DCGM page (GET /dcgm/metrics): power follows the running requests.
+    gpu_idle_w: float = 60.0
+    gpu_w_per_request: float = 20.0
+    gpus: int = 1
+    gpu_memory_mib: float = 73728.0
     # Stream shape.
     line_ending: str = "lf"
     no_space: bool = False
@@ -176,7 +181,14 @@ def _check(cond: bool, message: str) -> None:
 
 def _validate(c: SimConfig) -> None:
     timings = ("ttft_ms", "itl_ms", "step_ms_per_request", "keepalive_ms", "split_delay_ms")
-    costs = ("prefill_ms_per_1k_tokens", "cached_prefill_ms_per_1k_tokens", "metrics_slow_ms")
+    costs = (
+        "prefill_ms_per_1k_tokens",
+        "cached_prefill_ms_per_1k_tokens",
+        "metrics_slow_ms",
+        "gpu_idle_w",
+        "gpu_w_per_request",
+        "gpu_memory_mib",
+    )
     for name in (*timings, "stall_ms", *costs):
         value = getattr(c, name)
         _check(math.isfinite(value) and value >= 0, f"{name} must be >= 0")
@@ -186,6 +198,7 @@ def _validate(c: SimConfig) -> None:
     _check(c.tokens_per_chunk >= 1, "tokens_per_chunk must be >= 1")
     _check(c.fault_every >= 1, "fault_every must be >= 1")
     _check(c.max_records >= 1, "max_records must be >= 1")
+    _check(c.gpus >= 1, "gpus must be >= 1")
     for name in ("cache_block_tokens", "prefix_cache_blocks", "kv_cache_tokens"):
         _check(getattr(c, name) >= 1, f"{name} must be >= 1")
     _check(c.metrics in METRICS_MODES, f"metrics must be one of {list(METRICS_MODES)}")
@@ -274,6 +287,12 @@ _HELP = {
     "seed": "seed of the simulator's random draws (fault rate, fault choice)",
     "max_records": "ground-truth records kept for GET /sim/records (the oldest go)",
     "record_tokens": "record every token's send time in the ground-truth records",
+    "gpu_idle_w": "GET /dcgm/metrics (NVIDIA DCGM exporter names): power with nothing running, "
+    "all GPUs together",
+    "gpu_w_per_request": "power added by each running request; the energy counter integrates "
+    "the power over time",
+    "gpus": "GPUs on /dcgm/metrics: power, energy and memory split evenly between them",
+    "gpu_memory_mib": "framebuffer used, all GPUs together (a server preallocates its KV cache)",
 }
 
 

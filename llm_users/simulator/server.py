@@ -49,6 +49,7 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_post("/v1/responses", responses)
     app.router.add_post("/v1/messages", messages)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/dcgm/metrics", dcgm_metrics)
     app.router.add_get("/sim/records", sim_records)
     app.router.add_get("/sim/stats", sim_stats)
     app.router.add_post("/sim/reset", sim_reset)
@@ -144,6 +145,12 @@ async def metrics(request: web.Request) -> web.Response:
     page = state.metrics_page()
     if mode == "huge":
         page = huge_page(page, HUGE_METRICS_BYTES)
+    return web.Response(body=page, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def dcgm_metrics(request: web.Request) -> web.Response:
+    """The GPUs as NVIDIA's DCGM exporter shows them (see gpu.py)."""
+    page = request.app[STATE].gpu_page()
     return web.Response(body=page, headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from .config import SimConfig
 from .decode_clock import DecodeClock
+from .gpu import GpuMeter
 from .metrics import Metrics
 from .prefix_cache import PrefixCache
 
@@ -26,7 +27,12 @@ class SimState:
         self.running: dict[int, dict[str, Any]] = {}
         self.waiters: deque[tuple[asyncio.Future[None], dict[str, Any]]] = deque()
         self.clock = DecodeClock(perf_counter(), self._itl_seconds, self.note_tokens)
+        # The GPUs' energy counter: like running requests, it outlives resets.
+        self.gpu = GpuMeter(self._gpu_watts, lambda: self.config.gpus)
         self.reset()
+
+    def _gpu_watts(self, running: int) -> float:
+        return self.config.gpu_idle_w + self.config.gpu_w_per_request * running
 
     def _itl_seconds(self) -> float:
         return self.config.itl_ms / 1000.0
@@ -57,6 +63,7 @@ class SimState:
         ):
             self.prefix = PrefixCache(new.cache_block_tokens, new.prefix_cache_blocks)
         self.metrics.bind(new.model_name)
+        self.gpu.advance()  # the energy so far at the old power
         self.config = new
         self._admit_waiters()
         return new
@@ -132,6 +139,7 @@ class SimState:
             rec["started_at"] = perf_counter()
         else:
             self.running[id(rec)] = rec
+            self.gpu.set_running(len(self.running))
             rec["started_at"] = rec["received_at"]  # never queued
         self.counts["prompt_tokens"] += rec["prompt_tokens"]
         self.metrics.started(rec["prompt_tokens"], rec["started_at"] - rec["received_at"])
@@ -143,6 +151,7 @@ class SimState:
             if not fut.done():
                 self.running[id(rec)] = rec
                 fut.set_result(None)
+        self.gpu.set_running(len(self.running))
 
     def note_cache(self, queried: int, hits: int) -> None:
         self.counts["prefix_cache_queries"] += queried
@@ -173,6 +182,12 @@ class SimState:
 
     def metrics_page(self) -> bytes:
         return self.metrics.page(len(self.running), len(self.waiters), self.kv_cache_usage())
+
+    def gpu_page(self) -> bytes:
+        """The DCGM exporter's page: utilisation is the share of batch slots in use."""
+        cap, n = self.config.max_running, len(self.running)
+        util = 100.0 * min(1.0, n / cap) if cap else (100.0 if n else 0.0)
+        return self.gpu.page(util, self.config.gpu_memory_mib)
 
     def choose_fault(self, cfg: SimConfig, rid: int) -> str | None:
         """The fault for request ``rid``, or None (by rate, first-N or every-Nth)."""

@@ -237,9 +237,11 @@ class LLMWebView:
         return resp
 
     def state_json(self) -> Response:
+        summary = self.summary()
         return jsonify(
-            status=self.status(), locust_state=self.state, summary=self.summary(),
+            status=self.status(), locust_state=self.state, summary=summary,
             seed_lines=self.seed_text(), series=self.series(), server=self.view.server(),
+            search=summary.get("search"),  # the probes so far (and the one measuring now)
         )  # fmt: skip
 
     def _after_request(self, response: Response) -> Response:

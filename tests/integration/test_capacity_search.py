@@ -115,3 +115,53 @@ def test_the_saturation_detector_on_the_simulators_queue(simulator):
     assert len(points) >= 5
     assert not saturated(points, slo_ms), points
     assert not saturated(points, None), points
+
+
+def test_search_over_rate_finds_a_rate_a_rerun_confirms(simulator):
+    """Open loop, constant arrivals: the N slots serve C = N / S requests/s. Below C nothing
+    queues (arrivals 1/rate apart, each S long: at most N in flight); above C the queue grows
+    by (rate - C) a second, each queued request adding S / N of wait, so waits grow by
+    (rate / C - 1) seconds a second. A probe at rate C (1 + d) passes only if its requests
+    met the SLO's slack through its warm-up and measured time T: d * T <= slack, about.
+
+    A failing probe leaves its queue behind, drained by the next (lower) probe only at
+    (C - rate'): a probe just below C can fail for the last one's queue. So the answer is at
+    most C (1 + d), and may be lower; the rerun, on a fresh server, is the check of its claim."""
+    sim = simulator(max_running=N, ttft_ms=TTFT_MS, itl_ms=ITL_MS, output_tokens=TOKENS)
+    capacity = N / (S_MS / 1000.0)  # 20 requests/s
+    slo_ms = TTFT_MS + SLACK_MS
+    warmup_s = 2.0
+    plugin = run_in_process(
+        sim.url, "--stream", "--search", "rate", "--request-rate", f"{0.3 * capacity:g}",
+        "--arrivals", "constant", "--slo", f"ttft_ms={slo_ms:g}", "--slo-target", f"{TARGET:g}",
+        "--search-warmup", f"{warmup_s:g}", "--search-min-time", "1",
+        "--search-min-requests", "20", "--search-probe-time", "10",
+        users=12, timeout=300,
+    )  # fmt: skip
+    sr = plugin.last_summary["search"]
+    best, worst = sr["highest_passing"], sr["lowest_failing"]
+    assert best is not None and worst is not None, sr["probes"]
+    # the queue model: a pass above C is bounded by the slack
+    over_s = best["warmup_s"] + best["measured_s"]
+    assert best["load"] <= capacity * (1 + SLACK_MS / 1000.0 / (over_s * TARGET / 100)), best
+    assert worst["load"] - best["load"] <= 0.05 * best["load"] + 1e-9
+    # rerun alone at that rate: as long as the probe (its warm-up kept out the same way)
+    sim.reset()
+    rate = best["load"]
+    total = round(rate * over_s)
+    users = 12
+    rerun = run_in_process(
+        sim.url, "--stream", "--request-rate", f"{rate:g}", "--arrivals", "constant",
+        "--warmup-time", f"{best['warmup_s']:g}", "--slo", f"ttft_ms={slo_ms:g}",
+        "--requests-per-user", str(max(1, total // users)), users=users, timeout=120,
+    )  # fmt: skip
+    gp = rerun.last_summary["goodput"]
+    lo, hi = best["interval_percent"]
+    assert lo <= gp["percent"] <= hi, (gp, best)
+    # ... and the simulator's records agree: the rerun's measured requests whose server-side
+    # TTFT (queue included) met the SLO, against the client's count (a request's client TTFT
+    # is its server TTFT plus the network and the client's loop lag)
+    recs = sorted((r for r in sim.records() if r["first_token_at"]), key=lambda r: r["received_at"])
+    measured = recs[len(recs) - gp["of"] :]
+    server_met = sum((r["first_token_at"] - r["received_at"]) * 1000 <= slo_ms for r in measured)
+    assert server_met >= gp["requests_meeting_slo"]

@@ -375,3 +375,30 @@ def test_chromium_renders_the_report(with_sweep: Path, tmp_path: Path) -> None:
     with Image.open(png) as im:
         colours = im.convert("RGB").getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 50  # charts drawn, not a blank page
+
+
+def test_the_capacity_search_section_charts_every_probe(tmp_path: Path) -> None:
+    from llm_users.measure.capacity import Probe
+
+    summary, agg = streaming_run()
+    probes = []
+    for load, met, n, passed in ((1, 20, 20, True), (2, 20, 20, True), (4, 3, 20, False),
+                                 (3, 21, 21, True)):  # fmt: skip
+        p = Probe(load=load, met=met, n=n, passed=passed, stopped="decided")
+        p.figures = {"ttft_p99_ms": 20.0 * load, "goodput_requests_per_s": 5.0 * load}
+        probes.append(p.to_dict())
+    summary["search"] = {
+        "of": "users", "slo": {"ttft_ms": 45.0}, "slo_target_percent": 80.0,
+        "probes": probes, "highest_passing": probes[3], "lowest_failing": probes[2],
+    }  # fmt: skip
+    path = tmp_path / "r.html"
+    write_html_report(str(path), summary, agg.hist, agg.timeseries())
+    raw = path.read_text(encoding="utf-8")
+    page = Page(raw)
+    assert '<section id="search">' in raw and 'id="chart-search"' in raw
+    assert "Highest load meeting the SLO: 3" in raw
+    section = raw.split('<section id="search">')[1].split("</section>")[0]
+    assert section.count("<tr>") == 5  # the header and one row per probe
+    assert "<svg" in section and "SLO attainment vs load" in section
+    assert "TTFT p99 vs load" in section
+    assert not [u for u in page.urls if not u.startswith("#")]

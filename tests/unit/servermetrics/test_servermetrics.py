@@ -395,3 +395,28 @@ def test_quantile_bucket_and_an_all_zero_histogram() -> None:
     assert quantile_bucket(0.5, pairs) == (0.1, 0.25)
     assert quantile_bucket(0.99, [(0.1, 1.0), (inf, 2.0)]) == (0.1, inf)
     assert quantile_bucket(0.5, [(0.1, 0.0), (inf, 0.0)]) is None
+
+
+def test_a_dcgm_page_over_a_window_gives_gpu_figures() -> None:
+    from llm_users.servermetrics import GPU_FAMILIES, Window, gpu_figures, gpu_url, parse
+
+    def page(watts: float, energy_mj: float) -> str:
+        lines = []
+        for name, kind, v in (
+            ("DCGM_FI_DEV_POWER_USAGE", "gauge", watts),
+            ("DCGM_FI_DEV_GPU_UTIL", "gauge", 40.0),
+            ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "counter", energy_mj),
+        ):
+            lines += [f"# TYPE {name} {kind}"]
+            lines += [f'{name}{{gpu="{i}",UUID="GPU-{i}"}} {v}' for i in range(2)]
+        return "\n".join(lines) + "\n"
+
+    w = Window("x", families=GPU_FAMILIES)
+    w.add(10.0, parse(page(100.0, 5_000_000.0)))
+    w.add(12.0, parse(page(300.0, 5_400_000.0)))
+    g = gpu_figures(w)
+    assert g["gpus"] == 2 and g["window_s"] == 2.0
+    assert g["power_w"] == {"mean": 400.0, "max": 600.0}  # two GPUs add up
+    assert g["utilization_percent"]["mean"] == 40.0  # a mean over GPUs
+    assert g["energy_j"] == 800.0 and g["energy_from"] == "energy counter"  # 2 x 400,000 mJ
+    assert gpu_url("https://gpu-box:8000/v1") == "http://gpu-box:9400/metrics"
