@@ -77,4 +77,7 @@ EXAMPLES: dict[str, str] = {
     "--search-min-requests": "--search-min-requests 100",
     "--search-probe-time": "--search-probe-time 300",
     "--search-max": "--search-max 256",
+    "--gpu-metrics": "--gpu-metrics http://gpu-box:9400/metrics",
+    "--gpu-hour-cost": "--gpu-hour-cost 2.49",
+    "--gpus": "--gpus 8",
 }

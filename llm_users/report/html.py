@@ -863,7 +863,7 @@ def _search(sr: dict[str, Any]) -> str:
         lo, hi = p.get("interval_percent") or (None, None)
         flag = " *" if p.get("straddles_target") else ""
         cells += (
-            f"<td>{_e(p.get('verdict'))}{flag}</td><td>{_fmt(lo, 1)}-{_fmt(hi, 1)}</td>"
+            f"<td>{_e(p.get('verdict'))}{flag}</td><td>{_num(lo, 1)}-{_num(hi, 1)}</td>"
             f"<td>{_e(p.get('stopped'))}</td>"
         )
         body.append(f"<tr>{cells}</tr>")
