@@ -233,6 +233,8 @@ def print_and_write(
                 tally.total.timeseries(),
                 summary.get("sweep"),
             )
+        except OutputError as exc:
+            errors.append(str(exc))
         except OSError as exc:
             errors.append(str(OutputError("HTML report", s.html_report, exc)))
     for line in errors:

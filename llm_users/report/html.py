@@ -27,10 +27,8 @@ so the first bin also holds anything below it (zero gaps included); counts are c
 
 from __future__ import annotations
 
-import contextlib
 import html
 import math
-import os
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -38,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..measure.figures import by_key, lookup, of_kind
 from ..measure.histogram import PERCENTILES, Histogram
-from .writers import make_folder
+from .writers import write_bytes
 
 if TYPE_CHECKING:  # matplotlib is imported lazily: only rendering a report pays for it
     from matplotlib.axes import Axes
@@ -909,17 +907,7 @@ def write_html_report(
     ``summary`` is :func:`~llm_users.report.summary.summary_dict`'s output, ``hists`` is
     ``Aggregate.hist``, ``timeseries`` is ``Aggregate.timeseries()`` and ``sweep`` the
     per-step rows of a sweep (a throughput-vs-latency section is added when given). The
-    file is replaced atomically.
+    file is replaced atomically; :class:`~llm_users.report.writers.OutputError` on failure.
     """
     page = render_html_report(summary, hists, timeseries, sweep=sweep, title=title)
-    make_folder(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_bytes(path, page.encode("utf-8"), "HTML report")
