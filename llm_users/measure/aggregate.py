@@ -62,6 +62,7 @@ _COUNTS = (
     "slo_met",
     "cache_reported",
     "mostly_cached",
+    "usage_clamped",  # requests with a usage count clamped to MAX_USAGE_TOKENS
 )
 
 
@@ -125,6 +126,8 @@ class Aggregate:
         end = r.start_wall + (r.e2e_ms or 0.0) / 1000.0
         self._period(r.start_wall, end)
         bucket = self._bucket(int(end))
+        if r.usage_clamped:
+            self.counts["usage_clamped"] += 1
         if r.slo_met is not None:
             self.counts["slo_checked"] += 1
             self.counts["slo_met"] += r.slo_met

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ..errors import ConfigError
+from .safe_text import for_terminal
 
 __all__ = ["Rule", "compare", "figures", "main", "parse_rules", "settings_mismatch"]
 
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         known = {n for n, r in values.items() if r["base"] is not None and r["new"] is not None}
         rules = parse_rules(args.fail_on, known) if args.fail_on.strip() else []
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {for_terminal(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     warnings = settings_mismatch(base, new)
     broken = []
@@ -246,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         out = {"figures": rows, "warnings": warnings, "broken": broken, "rules": args.fail_on}
         print(json.dumps(out, indent=2))
     else:
-        print(_text(rows, warnings, broken))
+        print(for_terminal(_text(rows, warnings, broken)))
     return EXIT_REGRESSION if broken else EXIT_OK
 
 

@@ -33,6 +33,7 @@ _RECORD_FIELDS = (
     "e2e_ms",
     "follow_latency_ms",
     "follow_tokens",
+    "first_event_tokens",
     "follow_source",
     "output_tokens",
     "output_source",
@@ -49,6 +50,7 @@ _RECORD_FIELDS = (
     "turn",
     "truncated",
     "server_timing",
+    "usage_clamped",
 )
 
 
