@@ -192,7 +192,7 @@ def display_bins(
     else:
         if hi - lo < 1e-9:  # one value (or a 1 us spread): a narrow window around it
             pad = max(abs(lo) * 0.05, 0.001)
-            lo, hi = max(0.0, lo - pad), hi + pad
+            lo, hi = (max(0.0, lo - pad) if lo >= 0 else lo - pad), hi + pad
         edges = np.linspace(lo, hi, nbins + 1)
     binned, _ = np.histogram(mids, bins=edges, weights=counts)
     return edges.tolist(), [int(round(c)) for c in binned], use_log
@@ -271,7 +271,7 @@ def _histogram_chart(hist: Histogram, label: str, unit: str) -> str | None:
     fig, axes = _figure(5.6, 2.9)
     ax = axes[0][0]
     ax.stairs(counts, edges, fill=True, color=_BLUE, alpha=0.85, linewidth=0)
-    _number_axis(ax, log, edges[-1] / edges[0])
+    _number_axis(ax, log, edges[-1] / edges[0] if log else 1.0)  # linear: edges[0] may be 0
     right = edges[-1] * 1.04 if log else edges[-1] + (edges[-1] - edges[0]) * 0.02
     ax.set_xlim(edges[0], right)  # a little room: the max line is not drawn on the frame
     ax.set_ylim(bottom=0)
