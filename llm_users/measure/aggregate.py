@@ -66,6 +66,7 @@ _COUNTS = (
     "mostly_cached",
     "retries",  # requests sent again on a fresh connection (RequestRecord.retries)
     "merged_first",  # streams whose first token was read together with later tokens
+    "usage_clamped",  # requests with a usage count clamped to MAX_USAGE_TOKENS
 )
 
 
@@ -131,6 +132,8 @@ class Aggregate:
         bucket = self._bucket(int(end))
         if r.retries:
             self.counts["retries"] += r.retries
+        if r.usage_clamped:
+            self.counts["usage_clamped"] += 1
         if r.slo_met is not None:
             self.counts["slo_checked"] += 1
             self.counts["slo_met"] += r.slo_met

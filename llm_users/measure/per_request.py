@@ -14,6 +14,7 @@ from typing import Any
 from ..record import RequestRecord
 
 __all__ = [
+    "MAX_USAGE_TOKENS",
     "RequestResult",
     "TokenSource",
     "cached_tokens",
@@ -27,6 +28,10 @@ __all__ = [
 ]
 
 Counter = Callable[[str], int]
+# A usage count above this is clamped to it, and the request flagged: no request makes 10^12
+# tokens, and a million such requests still sum below 2^63, so no total overflows an output
+# (orjson refuses ints past 64 bits; a server may send any integer).
+MAX_USAGE_TOKENS = 10**12
 
 
 class TokenSource:
@@ -88,6 +93,7 @@ class RequestResult:
     ttfc_ms: float | None = None
     follow_latency_ms: float | None = None
     follow_tokens: int | None = None
+    first_event_tokens: int | None = None  # streaming: the first token event's tokens
     follow_source: str = TokenSource.NONE
     output_tokens: int | None = None
     output_source: str = TokenSource.NONE
@@ -117,6 +123,7 @@ class RequestResult:
     trace_id: str | None = None  # the traceparent's ids sent with it (--trace-context)
     span_id: str | None = None
     session_id: str | None = None  # the --session-header value sent with it
+    usage_clamped: bool = False  # a usage count past MAX_USAGE_TOKENS was clamped to it
 
     @property
     def speed(self) -> float | None:
@@ -142,6 +149,20 @@ def _usage_int(usage: dict[str, Any] | None, key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
 
 
+def usage_clamped(usage: dict[str, Any] | None) -> bool:
+    """Whether a count read by :func:`result_of` is past :data:`MAX_USAGE_TOKENS`."""
+    if not usage:
+        return False
+    details = [usage.get(k) for k in ("prompt_tokens_details", "input_tokens_details")]
+    counts = [usage.get(k) for k in ("completion_tokens", "prompt_tokens", "total_tokens")]
+    counts += [d.get("cached_tokens") for d in details if isinstance(d, dict)]
+    return any(isinstance(v, int) and v > MAX_USAGE_TOKENS for v in counts)
+
+
+def _clamped(n: int | None) -> int | None:
+    return n if n is None or n <= MAX_USAGE_TOKENS else MAX_USAGE_TOKENS
+
+
 def cached_tokens(usage: dict[str, Any] | None) -> int | None:
     """Prompt tokens the server found in its prefix cache; None when it does not say
     (``prompt_tokens_details.cached_tokens``, or the Responses API's ``input_tokens_details``)."""
@@ -152,7 +173,7 @@ def cached_tokens(usage: dict[str, Any] | None) -> int | None:
         if isinstance(details, dict):
             n = _usage_int(details, "cached_tokens")
             if n is not None:
-                return n
+                return _clamped(n)
     return None
 
 
@@ -185,10 +206,11 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
     if r.sent_at is not None:
         res.send_ms = (r.sent_at - r.start) * 1000.0
     usage = r.usage
-    completion = _usage_int(usage, "completion_tokens")
+    completion = _clamped(_usage_int(usage, "completion_tokens"))
     res.usage_completion_tokens = completion
-    res.prompt_tokens = _usage_int(usage, "prompt_tokens")
-    res.total_tokens = _usage_int(usage, "total_tokens")
+    res.prompt_tokens = _clamped(_usage_int(usage, "prompt_tokens"))
+    res.total_tokens = _clamped(_usage_int(usage, "total_tokens"))
+    res.usage_clamped = usage_clamped(usage)
     res.cached_tokens = cached_tokens(usage)
     if res.total_tokens is None and completion is not None and res.prompt_tokens is not None:
         res.total_tokens = completion + res.prompt_tokens
@@ -207,6 +229,7 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
     if count_tokens is not None and n_events:
         first = count_tokens(r.texts[0])
         follow = count_tokens("".join(r.texts[1:])) if n_events > 1 else 0
+        res.first_event_tokens = first
         res.follow_tokens, res.follow_source = follow, TokenSource.TOKENIZER
         res.output_tokens, res.output_source = first + follow, TokenSource.TOKENIZER
         res.tokenizer_output_tokens = first + follow
@@ -214,10 +237,12 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
         # Usage counts every generated token; the first event's share is not reported, so
         # take it as the mean tokens per event (exact when every event carries k tokens).
         first = min(completion, max(1, round(completion / n_events)))
+        res.first_event_tokens = first
         res.follow_tokens, res.follow_source = completion - first, TokenSource.USAGE
         res.output_tokens, res.output_source = completion, TokenSource.USAGE
     else:
         res.follow_tokens = max(0, n_events - 1)
+        res.first_event_tokens = 1 if n_events else None
         res.follow_source = TokenSource.EVENTS
         res.output_tokens, res.output_source = n_events, TokenSource.EVENTS
     res.tpot_ms = tpot_ms(res.follow_latency_ms, res.follow_tokens)

@@ -13,10 +13,12 @@ from typing import Any
 from locust import __version__ as locust_version
 
 from .. import __version__
+from ..measure.per_request import MAX_USAGE_TOKENS
 from ..measure.tally import Tally
 from ..options.settings import Settings
 from ..report.capacity import steady_dict
 from ..report.cost import cost_dict
+from ..report.safe_text import for_terminal
 from ..report.summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
 from ..report.writers import OutputError, write_json
 from .context import RunContext
@@ -25,6 +27,7 @@ from .serverwatch import server_lines
 
 __all__ = [
     "EXIT_ABORTED",
+    "EXIT_NOTHING_COMPLETED",
     "EXIT_SLO",
     "EXIT_UNWRITABLE",
     "exit_code",
@@ -40,6 +43,7 @@ LATE_START_MS = 10.0  # open loop: a request started this late means the users c
 EXIT_SLO = 3  # --slo-target missed
 EXIT_ABORTED = 4  # stopped because every request failed for --max-failing-seconds
 EXIT_UNWRITABLE = 5  # the summary JSON, the records file or the HTML report could not be written
+EXIT_NOTHING_COMPLETED = 6  # no request of the measured period finished, ok or failed
 
 
 def workload(s: Settings) -> str:
@@ -132,6 +136,19 @@ def run_info(
                 f"requests started more than {LATE_START_MS:g} ms late (max {q.max:.0f} ms); "
                 "add users (-u); latency from the intended start is reported too"
             )
+    clamped = agg.counts.get("usage_clamped", 0)
+    if clamped:
+        extra["usage_clamped_requests"] = clamped
+        notes.append(
+            f"{clamped} requests reported a usage count above {MAX_USAGE_TOKENS:,} tokens: "
+            "clamped to it (the server's usage is wrong)"
+        )
+    if final and agg.empty:
+        notes.append(
+            "no request completed (ok or failed) in the measured period: nothing was measured; "
+            f"exit code {EXIT_NOTHING_COMPLETED} (a server that never ends its answers? "
+            "a --run-time shorter than one request?)"
+        )
     if control.abort_reason:
         extra["aborted"] = control.abort_reason
         notes.append(f"the test was stopped: {control.abort_reason}")
@@ -220,7 +237,13 @@ def finish(
     info = live_info(env, ctx, tally, control, master, final=True, server=server, gpu=gpu)
     summary = print_and_write(ctx, tally, info, errors)
     aborted = control.abort_reason is not None
-    code = exit_code(summary, ctx.settings.slo_target, aborted, unwritable=bool(errors))
+    code = exit_code(
+        summary,
+        ctx.settings.slo_target,
+        aborted,
+        unwritable=bool(errors),
+        nothing_completed=tally.total.empty,
+    )
     if code is not None:
         env.process_exit_code = code
     return summary
@@ -258,7 +281,7 @@ def print_and_write(
     summary = summary_dict(tally.total, info)
     lines = seed_lines(tally.total, info) + table_lines(tally.total, info)
     lines += server_lines(summary)
-    print("\n".join(lines), flush=True)
+    print(for_terminal("\n".join(lines)), flush=True)
     s = ctx.settings
     if s.summary_json:
         try:
@@ -276,22 +299,30 @@ def print_and_write(
                 tally.total.timeseries(),
                 summary.get("sweep"),
             )
+        except OutputError as exc:
+            errors.append(str(exc))
         except OSError as exc:
             errors.append(str(OutputError("HTML report", s.html_report, exc)))
     for line in errors:
-        sys.stderr.write(f"llm-users: error: {line}\n")
+        sys.stderr.write(f"llm-users: error: {for_terminal(line)}\n")
     sys.stderr.flush()
     return summary
 
 
 def exit_code(
-    summary: dict[str, Any], slo_target: float, aborted: bool, unwritable: bool = False
+    summary: dict[str, Any],
+    slo_target: float,
+    aborted: bool,
+    unwritable: bool = False,
+    nothing_completed: bool = False,
 ) -> int | None:
-    """4 when the run was aborted, 5 when an output file could not be written, 3 when
-    --slo-target was missed (with --search: when no probed load met it), else None (Locust
-    decides)."""
+    """4 when the run was aborted, 6 when no request completed, 5 when an output file could
+    not be written, 3 when --slo-target was missed (with --search: when no probed load met
+    it), else None (Locust decides)."""
     if aborted:
         return EXIT_ABORTED
+    if nothing_completed:
+        return EXIT_NOTHING_COMPLETED
     if unwritable:
         return EXIT_UNWRITABLE
     search = summary.get("search")

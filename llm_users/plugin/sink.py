@@ -16,6 +16,7 @@ from ..measure.histogram import Histogram
 from ..measure.per_request import RequestResult, result_of
 from ..measure.tally import Tally
 from ..record import RequestRecord
+from ..report.safe_text import for_terminal
 from ..report.summary import request_line
 from ..report.writers import OutputError, RecordsWriter
 from ..role import Role
@@ -129,7 +130,7 @@ class ResultSink:
         if not res.warmup:  # warm-up requests are in no figure, Locust's included
             tell_locust(self.env, self.events, res)
         if self.print_requests and not res.warmup:
-            print(request_line(res), flush=True)
+            print(for_terminal(request_line(res)), flush=True)
         if self.records is not None:
             self.records.write(res, worker=self.worker)
         for observe in self.observers:

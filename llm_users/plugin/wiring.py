@@ -14,6 +14,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from ..errors import ConfigError, LLMUsersError
+from ..report.safe_text import TerminalSafeFilter, for_terminal
 from ..report.summary import RunInfo
 from ..role import Role
 from ..webui.live import LiveView
@@ -47,6 +48,8 @@ def setup(environment: Environment) -> LLMPlugin:
     """Attach (once) and return the plugin of this Environment."""
     plugin = getattr(environment, "llm_plugin", None)
     if plugin is None:
+        if not any(isinstance(f, TerminalSafeFilter) for f in log.filters):
+            log.addFilter(TerminalSafeFilter())  # server text in our log lines: no escapes
         plugin = LLMPlugin(environment)
         environment.llm_plugin = plugin  # type: ignore[attr-defined]
     return plugin
@@ -117,7 +120,7 @@ class LLMPlugin:
             self.control.initial_users(opts, self.ctx.settings)
         except ConfigError as exc:
             if is_headless(self.env):
-                sys.stderr.write(f"llm-users: error: {exc}\n")
+                sys.stderr.write(f"llm-users: error: {for_terminal(str(exc))}\n")
                 sys.exit(2)
             log.error("llm-users: %s (fix it in the start form)", exc)
         if self.env.web_ui is not None:

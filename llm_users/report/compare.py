@@ -13,11 +13,11 @@ import math
 import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NoReturn
 
 from ..errors import ConfigError
 from ..measure.figures import fmt_change_pct, fmt_sig
+from .safe_text import for_terminal
 
 __all__ = ["Rule", "compare", "figures", "main", "parse_rules", "settings_mismatch"]
 
@@ -48,20 +48,45 @@ def _bad(message: str) -> NoReturn:
     raise ConfigError(message)
 
 
+# A summary is about 100 KB and 5 levels deep; past these a file is not one (and a deeper one
+# would raise RecursionError in the walk below, or in the decoder itself).
+MAX_SUMMARY_BYTES = 64 << 20
+MAX_DEPTH = 32
+
+
 def load(path: str) -> dict[str, Any]:
     """A summary JSON file, or a ConfigError naming the file and the problem."""
-    p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SUMMARY_BYTES + 1)
+        if len(raw) > MAX_SUMMARY_BYTES:
+            _bad(f"{path} is not a summary: larger than {MAX_SUMMARY_BYTES >> 20} MiB")
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         _bad(f"no such file: {path}")
     except (OSError, UnicodeDecodeError) as exc:
         _bad(f"cannot read {path}: {exc}")
     except json.JSONDecodeError as exc:
         _bad(f"{path} is not JSON: {exc.msg} at line {exc.lineno}")
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, deep nesting
+        _bad(f"{path} is not a summary ({type(exc).__name__})")
     if not isinstance(data, dict):
         _bad(f"{path} is not a summary (a JSON object written by --summary-json)")
+    if _depth(data) > MAX_DEPTH:
+        _bad(f"{path} is not a summary: nested more than {MAX_DEPTH} levels deep")
     return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest (without recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        v, d = todo.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d <= MAX_DEPTH:
+                todo.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def figures(summary: dict[str, Any]) -> dict[str, float]:
@@ -276,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             known |= {r["figure"] for r in rows if r["base"] is not None and r["new"] is not None}
         rules = parse_rules(args.fail_on, known) if args.fail_on.strip() else []
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {for_terminal(str(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     warnings = settings_mismatch(base, *news)
     broken = []
@@ -304,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=2))
     else:
         paths = [args.base, *args.new]
-        print(_text(tables, names, warnings, broken, paths, len(every) - len(names)))
+        print(for_terminal(_text(tables, names, warnings, broken, paths, len(every) - len(names))))
     return EXIT_REGRESSION if broken else EXIT_OK
 
 

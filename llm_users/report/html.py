@@ -27,10 +27,8 @@ so the first bin also holds anything below it (zero gaps included); counts are c
 
 from __future__ import annotations
 
-import contextlib
 import html
 import math
-import os
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -38,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..measure.figures import MISSING, by_key, fmt_grouped, lookup, of_kind
 from ..measure.histogram import PERCENTILES, Histogram
-from .writers import make_folder
+from .writers import write_bytes
 
 if TYPE_CHECKING:  # matplotlib is imported lazily: only rendering a report pays for it
     from matplotlib.axes import Axes
@@ -185,7 +183,7 @@ def display_bins(
     else:
         if hi - lo < 1e-9:  # one value (or a 1 us spread): a narrow window around it
             pad = max(abs(lo) * 0.05, 0.001)
-            lo, hi = max(0.0, lo - pad), hi + pad
+            lo, hi = (max(0.0, lo - pad) if lo >= 0 else lo - pad), hi + pad
         edges = np.linspace(lo, hi, nbins + 1)
     binned, _ = np.histogram(mids, bins=edges, weights=counts)
     return edges.tolist(), [int(round(c)) for c in binned], use_log
@@ -264,7 +262,7 @@ def _histogram_chart(hist: Histogram, label: str, unit: str) -> str | None:
     fig, axes = _figure(5.6, 2.9)
     ax = axes[0][0]
     ax.stairs(counts, edges, fill=True, color=_BLUE, alpha=0.85, linewidth=0)
-    _number_axis(ax, log, edges[-1] / edges[0])
+    _number_axis(ax, log, edges[-1] / edges[0] if log else 1.0)  # linear: edges[0] may be 0
     right = edges[-1] * 1.04 if log else edges[-1] + (edges[-1] - edges[0]) * 0.02
     ax.set_xlim(edges[0], right)  # a little room: the max line is not drawn on the frame
     ax.set_ylim(bottom=0)
@@ -995,17 +993,7 @@ def write_html_report(
     ``summary`` is :func:`~llm_users.report.summary.summary_dict`'s output, ``hists`` is
     ``Aggregate.hist``, ``timeseries`` is ``Aggregate.timeseries()`` and ``sweep`` the
     per-step rows of a sweep (a throughput-vs-latency section is added when given). The
-    file is replaced atomically.
+    file is replaced atomically; :class:`~llm_users.report.writers.OutputError` on failure.
     """
     page = render_html_report(summary, hists, timeseries, sweep=sweep, title=title)
-    make_folder(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_bytes(path, page.encode("utf-8"), "HTML report")

@@ -21,6 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ..measure.figures import FIGURES, fmt, lookup, registry_json
 from ..measure.histogram import PERCENTILES
+from ..report.safe_text import csv_cell
 from ..report.summary import seed_lines, summary_dict
 from .exporter import make_registry, render
 from .live import LiveView
@@ -231,7 +232,7 @@ class LLMWebView:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(("figure", "value"))
-        writer.writerows(csv_rows(self.summary()))
+        writer.writerows((csv_cell(k), csv_cell(v)) for k, v in csv_rows(self.summary()))
         resp = Response(buf.getvalue(), mimetype="text/csv")
         resp.headers["Content-Disposition"] = "attachment; filename=llm_summary.csv"
         return resp

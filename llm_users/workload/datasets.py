@@ -46,7 +46,14 @@ from ..errors import ConfigError
 from .prompts import Prompt
 from .tokenizer import Counter
 
-__all__ = ["FORMATS", "DatasetPrompts", "load_dataset"]
+__all__ = [
+    "FORMATS",
+    "MAX_LINE_BYTES",
+    "MAX_TOKENS",
+    "DatasetPrompts",
+    "bounded_lines",
+    "load_dataset",
+]
 
 FORMATS = ("text", "jsonl", "sharegpt")
 ORDERS = ("sequential", "shuffle")
@@ -57,6 +64,14 @@ _NEEDS_SHAREGPT = 'a record needs "conversations" (a list of {from, value})'
 HUMAN_ROLES = frozenset({"human", "user"})
 ANSWER_ROLES = frozenset({"gpt", "assistant", "chatgpt", "bard", "bing", "model"})
 _CHUNK = 1 << 20
+# A line (or a ShareGPT record) longer than this is refused: a prompt of a million tokens is
+# about 4 MiB of text, 24 MiB as JSON of escaped non-ASCII; past it a file is broken or
+# hostile, and reading on would end in MemoryError (a 2 GiB line) instead of one line of error.
+MAX_LINE_BYTES = 32 << 20
+# A token count above this (max_tokens, a trace's lengths) is refused: the longest context
+# windows offered are 10M tokens; a larger count is a mistake that would allocate its prompt
+# or ask the server for more than any model can give.
+MAX_TOKENS = 10_000_000
 _NON_WS = re.compile(r"[^ \t\n\r]")  # JSON's whitespace, not Unicode's
 
 
@@ -185,11 +200,23 @@ def _at(path: str, where: object, parse: Callable[..., Item | None], *args: Any)
         raise ConfigError(f"{path}:{where}: {exc}") from None
 
 
+def bounded_lines(f: Any, path: str, what: str = "line") -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of a binary file, each read with a bounded ``readline``: a line
+    longer than :data:`MAX_LINE_BYTES` is a ConfigError before it is held whole."""
+    number = 0
+    while raw := f.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise ConfigError(f"{path}:{number}: {what} longer than {MAX_LINE_BYTES >> 20} MiB "
+                              "(a broken file?)")  # fmt: skip
+        yield number, raw
+
+
 def file_lines(path: str) -> Iterator[tuple[int, str]]:
     """(line number, text without its line ending) of a UTF-8 file; a bad byte is a ConfigError."""
     offset = 0
     with _open(path) as f:
-        for number, raw in enumerate(f, 1):
+        for number, raw in bounded_lines(f, path):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw, offset = raw[3:], 3
             try:
@@ -245,9 +272,11 @@ def _messages(value: Any) -> list[dict[str, Any]]:
 
 
 def _max_tokens(value: Any) -> int | None:
-    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_TOKENS
+    if value is None or ok:
         return value
-    raise _Invalid(f'"max_tokens" must be a positive integer, got {short_repr(value)}')
+    raise _Invalid(f'"max_tokens" must be a whole number from 1 to {MAX_TOKENS:,}, '
+                   f"got {short_repr(value)}")  # fmt: skip
 
 
 def _sharegpt_item(obj: Any, use_output_len: bool,
@@ -368,6 +397,11 @@ class JsonList:
             except json.JSONDecodeError as exc:
                 # Near the end of the buffer the element may just go on in the next chunk.
                 cut = exc.pos >= len(self.buf) - 64 or exc.msg.startswith("Unterminated string")
+                if cut and len(self.buf) - self.pos > MAX_LINE_BYTES:
+                    raise ConfigError(
+                        f"{self.path}:{self.line}: a record longer than "
+                        f"{MAX_LINE_BYTES >> 20} MiB (a broken file?)"
+                    ) from None
                 if cut and self._fill():
                     continue
                 line = self.line + self.buf.count("\n", self.pos, exc.pos)

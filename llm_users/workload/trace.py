@@ -19,10 +19,25 @@ import gevent
 import orjson
 
 from ..errors import ConfigError
+from .datasets import MAX_TOKENS, bounded_lines
 from .exact import ExactText
 from .prompts import Prompt, PromptsExhausted
 
-__all__ = ["TracePrompts", "TraceRow", "TraceSchedule", "read_trace"]
+__all__ = [
+    "MAX_SPAN_MS",
+    "MAX_TIMESTAMP_MS",
+    "TracePrompts",
+    "TraceRow",
+    "TraceSchedule",
+    "read_trace",
+]
+
+# Timestamps are ms; absolute ones (Unix time in ms) stay below this until the year 2286, and
+# float ms stay exact to well under a microsecond there.
+MAX_TIMESTAMP_MS = 1e13
+# A trace spanning more than 31 days is refused: it is almost surely in another unit (us or ns
+# read as ms), and the test would wait that long for its rows (a 1e300 would wait forever).
+MAX_SPAN_MS = 31 * 86_400_000
 
 
 @dataclass(frozen=True)
@@ -36,8 +51,9 @@ class TraceRow:
 
 def _count(path: str, line: int, row: dict[str, Any], key: str) -> int:
     v = row.get(key)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ConfigError(f"{path}:{line}: {key!r} must be a whole number >= 1, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_TOKENS:
+        raise ConfigError(f"{path}:{line}: {key!r} must be a whole number from 1 to "
+                          f"{MAX_TOKENS:,}, got {v!r}")  # fmt: skip
     return v
 
 
@@ -51,8 +67,10 @@ def _row(path: str, line: int, raw: bytes) -> TraceRow:
     ts = row.get("timestamp")
     if ts is None:
         raise ConfigError(f"{path}:{line}: no 'timestamp' (ms)")
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts) or ts < 0:
-        raise ConfigError(f"{path}:{line}: 'timestamp' must be a number of ms >= 0, got {ts!r}")
+    number = isinstance(ts, int | float) and not isinstance(ts, bool)
+    if not number or not math.isfinite(ts) or not 0 <= ts < MAX_TIMESTAMP_MS:
+        raise ConfigError(f"{path}:{line}: 'timestamp' must be a number of ms from 0 to "
+                          f"{MAX_TIMESTAMP_MS:g}, got {ts!r}")  # fmt: skip
     ids = row.get("hash_ids", [])
     if not isinstance(ids, list) or not all(
         isinstance(h, int) and not isinstance(h, bool) for h in ids
@@ -67,7 +85,7 @@ def read_trace(path: str, limit: int = 0) -> list[TraceRow]:
     rows: list[TraceRow] = []
     try:
         with open(path, "rb") as f:
-            for line, raw in enumerate(f, 1):
+            for line, raw in bounded_lines(f, path, "row"):
                 if not raw.strip():
                     continue
                 row = _row(path, line, raw)
@@ -75,6 +93,12 @@ def read_trace(path: str, limit: int = 0) -> list[TraceRow]:
                     raise ConfigError(
                         f"{path}:{line}: timestamp {row.timestamp_ms:g} is before the previous "
                         f"row's {rows[-1].timestamp_ms:g} (rows must be in time order)"
+                    )
+                if rows and row.timestamp_ms - rows[0].timestamp_ms > MAX_SPAN_MS:
+                    raise ConfigError(
+                        f"{path}:{line}: timestamp {row.timestamp_ms:g} ms is more than 31 days "
+                        f"after the first row's {rows[0].timestamp_ms:g} (timestamps are ms: "
+                        "us or ns?)"
                     )
                 rows.append(row)
                 if limit and len(rows) >= limit:

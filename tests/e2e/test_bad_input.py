@@ -118,3 +118,27 @@ def test_a_given_server_metrics_url_is_checked_before_the_test(sim_url):
     proc = run_headless(sim_url, 1, "--requests-per-user", "1", "--server-metrics",
                         sim_url + "/metrics", timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_2_gib_dataset_line_is_one_line_not_a_memory_error(sim_url, tmp_path):
+    path = tmp_path / "huge.txt"
+    with open(path, "wb") as f:
+        f.write(b"a prompt\n")
+        f.truncate(2 << 30)  # sparse: 2 GiB of zero bytes and no newline, no disk used
+    line = _refused("--dataset", str(path), host=sim_url)
+    assert f"{path}:2: line longer than 32 MiB" in line
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ('"timestamp": 1e300, "input_length": 8', "'timestamp' must be a number of ms from 0"),
+        ('"timestamp": 5, "input_length": 100000000000', "'input_length' must be a whole number"),
+    ],
+)
+def test_absurd_trace_rows_are_refused(sim_url, tokenizer_dir, tmp_path, row, expected):
+    path = tmp_path / "trace.jsonl"
+    first = '{"timestamp": 0, "input_length": 8, "output_length": 2}\n'
+    path.write_text(first + f'{{{row}, "output_length": 2}}\n')
+    line = _refused("--tokenizer", str(tokenizer_dir), "--trace", str(path), host=sim_url)
+    assert f"{path}:2: {expected}" in line

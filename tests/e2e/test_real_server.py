@@ -36,7 +36,8 @@ def server():
 
 
 def _run(srv, tmp_path, *args: str) -> dict:
-    out = tmp_path / "summary.json"
+    """The run's summary JSON, with its per-request records (``--records``) under "rows"."""
+    out, records = tmp_path / "summary.json", tmp_path / "records.jsonl"
     proc = run_headless(
         srv.base_url,
         3,
@@ -46,13 +47,32 @@ def _run(srv, tmp_path, *args: str) -> dict:
         str(MAX_TOKENS),
         "--summary-json",
         str(out),
+        "--records",
+        str(records),
         "--stop-timeout",
         "30",
         *args,
         timeout=180,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return json.loads(out.read_text())
+    summary = json.loads(out.read_text())
+    summary["rows"] = [json.loads(line) for line in records.read_text().splitlines()]
+    return summary
+
+
+def _check_follow_tokens(s: dict) -> None:
+    """Follow tokens = the tokens after the first token EVENT (docs: definitions), per request:
+    a loaded server may put two tokens in one chunk, the first one included, so the
+    expectation comes from each request's own record, never from one token per chunk."""
+    rows = s["rows"]
+    assert len(rows) == 9 and all(r["ok"] for r in rows)
+    for r in rows:
+        assert r["usage_completion_tokens"] == MAX_TOKENS  # the server's own count
+        assert 1 <= r["first_event_tokens"] <= MAX_TOKENS - r["token_events"] + 1
+        assert r["follow_tokens"] == MAX_TOKENS - r["first_event_tokens"]
+        assert 1 <= r["token_events"] <= MAX_TOKENS
+    mean = sum(r["follow_tokens"] for r in rows) / len(rows)
+    assert s["average_follow_tokens"] == pytest.approx(mean)
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "completions"])
@@ -65,8 +85,10 @@ def test_streaming_counts_match_the_servers_usage(server, tmp_path, endpoint):
     assert s["token_count_check"]["compared"] == 9
     assert s["token_count_check"]["max_abs_diff"] == 0
     assert s["output_tokens"] == 9 * MAX_TOKENS
-    assert s["average_follow_tokens"] == MAX_TOKENS - 1
-    assert s["ttft_ms"]["count"] == 9 and s["itl_ms"]["count"] == 9 * (MAX_TOKENS - 1)
+    _check_follow_tokens(s)
+    # one gap per token-carrying event after the first, whatever each event carried
+    itl_gaps = sum(r["token_events"] - 1 for r in s["rows"])
+    assert s["ttft_ms"]["count"] == 9 and s["itl_ms"]["count"] == itl_gaps
 
 
 def test_streaming_without_tokenizer_uses_usage(server, tmp_path):
@@ -74,7 +96,9 @@ def test_streaming_without_tokenizer_uses_usage(server, tmp_path):
     s = _run(srv, tmp_path, "--stream")
     assert s["requests"] == 9 and s["failures"] == 0
     assert s["follow_tokens_source"] == {"usage": 9}
-    assert s["average_follow_tokens"] == MAX_TOKENS - 1
+    _check_follow_tokens(s)
+    for r in s["rows"]:  # usage gives the total only: the first event's share is the mean
+        assert r["first_event_tokens"] == max(1, round(MAX_TOKENS / r["token_events"]))
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "completions"])

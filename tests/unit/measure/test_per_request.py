@@ -332,3 +332,29 @@ def test_a_first_token_alone_in_its_read_has_no_bound() -> None:
     rec.end = 100.130
     res = result_of(rec)
     assert res.merged_first == 0 and res.first_token_bound_ms is None
+
+
+def test_a_first_event_of_two_tokens_leaves_the_rest_as_follow_tokens():
+    """Follow tokens are the tokens after the first EVENT: a 2-token first chunk leaves 5."""
+    r = stream_record(texts=["Hello there", " big world", " of", " many"])  # 2 + 2 + 1 + 1
+    res = result_of(r, words)
+    assert (res.first_event_tokens, res.follow_tokens, res.output_tokens) == (2, 4, 6)
+    assert len(res.itl_ms) == 3  # one gap per event after the first, whatever it carried
+    used = result_of(stream_record(usage={"completion_tokens": 8}))  # 8 tokens, 4 events
+    assert (used.first_event_tokens, used.follow_tokens) == (2, 6)
+    assert result_of(stream_record()).first_event_tokens == 1  # counted from events
+
+
+def test_a_usage_count_past_the_bound_is_clamped_and_flagged():
+    from llm_users.measure.per_request import MAX_USAGE_TOKENS
+
+    huge = 2**64 - 1  # what a server can send; the totals of two would not fit 64 bits
+    usage = {"completion_tokens": huge, "prompt_tokens": 7,
+             "prompt_tokens_details": {"cached_tokens": huge}}  # fmt: skip
+    res = result_of(stream_record(usage=usage))
+    assert res.usage_clamped
+    assert res.usage_completion_tokens == res.output_tokens == MAX_USAGE_TOKENS
+    assert res.cached_tokens == MAX_USAGE_TOKENS and res.prompt_tokens == 7
+    assert res.total_tokens == MAX_USAGE_TOKENS + 7
+    ok = result_of(stream_record(usage={"completion_tokens": MAX_USAGE_TOKENS}))
+    assert not ok.usage_clamped and ok.output_tokens == MAX_USAGE_TOKENS

@@ -201,3 +201,24 @@ def test_one_run_is_not_a_comparison(tmp_path: Path, capsys: pytest.CaptureFixtu
     good.write_text(json.dumps(BASE))
     assert main([str(good)]) == 2
     assert "the following arguments are required: new" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('{"ttft_ms": ' + "[" * 1000 + "]" * 1000 + "}", "is not a summary (RecursionError)"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "is not a summary (RecursionError)"),
+        ('{"a": ' + '{"b": ' * 900 + "1" + "}" * 901, "nested more than 32 levels deep"),
+    ],
+)
+def test_deeply_nested_file_is_one_line_and_exit_2(tmp_path: Path, text: str, needle: str) -> None:
+    good, deep = tmp_path / "good.json", tmp_path / "deep.json"
+    good.write_text(json.dumps(BASE))
+    deep.write_text(text)
+    r = subprocess.run(
+        [sys.executable, "-m", "llm_users.cli", "compare", str(good), str(deep)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr

@@ -306,6 +306,35 @@ def test_only_failures_and_nothing_at_all() -> None:
     assert "svg" not in page.tags and "No per-second data." in page.text
 
 
+@pytest.mark.parametrize(
+    ("ttft_ms", "itl_ms"),
+    [
+        (0.0, [0.0] * 9),  # a buffering proxy: every token at once, all figures 0
+        (5.0, [5.0] * 9),  # constant
+        (0.0, [0.0, 1e-9, 0.0]),  # zero and a spread below the 1 us resolution
+        (0.0, []),  # one token each: no ITL at all
+    ],
+)
+def test_zero_constant_and_empty_distributions_are_drawn(ttft_ms: float, itl_ms: list[float],
+                                                          tmp_path: Path) -> None:  # fmt: skip
+    agg = Aggregate()
+    for _ in range(20):
+        agg.add(
+            RequestResult(
+                endpoint="chat", stream=True, ok=True, start_wall=BASE, e2e_ms=ttft_ms,
+                ttft_ms=ttft_ms, ttfc_ms=ttft_ms, follow_latency_ms=0.0, follow_tokens=0,
+                follow_source="usage", output_tokens=1, output_source="usage", tpot_ms=None,
+                itl_ms=list(itl_ms), token_events=1 + len(itl_ms),
+            )
+        )  # fmt: skip
+    summary = summary_dict(agg, RunInfo(mode="streaming", concurrency=1))
+    path = tmp_path / "r.html"
+    write_html_report(str(path), summary, agg.hist, agg.timeseries())
+    page = Page(path.read_text(encoding="utf-8"))
+    assert page.tags.get("svg", 0) >= 2  # TTFT's histogram and the time series at least
+    assert f"p50 {ttft_ms:,.1f} ms" in page.text
+
+
 def test_long_runs_are_grouped_into_fewer_points() -> None:
     summary, agg = non_streaming_run()
     rows = [

@@ -172,14 +172,20 @@ def test_missing_unreadable_and_empty(tmp_path: Path) -> None:
         ('{"messages": [{"role": 1, "content": "x"}]}', "messages[0] needs"),
         (
             '{"prompt": "x", "max_tokens": "10"}',
-            "\"max_tokens\" must be a positive integer, got '10'",
+            "\"max_tokens\" must be a whole number from 1 to 10,000,000, got '10'",
         ),
-        ('{"prompt": "x", "max_tokens": 0}', '"max_tokens" must be a positive integer, got 0'),
+        (
+            '{"prompt": "x", "max_tokens": 0}',
+            '"max_tokens" must be a whole number from 1 to 10,000,000, got 0',
+        ),
         (
             '{"prompt": "x", "max_tokens": true}',
-            '"max_tokens" must be a positive integer, got True',
+            '"max_tokens" must be a whole number from 1 to 10,000,000, got True',
         ),
-        ('{"prompt": "x", "max_tokens": 1.5}', '"max_tokens" must be a positive integer'),
+        (
+            '{"prompt": "x", "max_tokens": 1.5}',
+            '"max_tokens" must be a whole number from 1 to 10,000,000',
+        ),
         ('{"conversations": "x"}', 'a record needs "conversations" (a list of {from, value})'),
         ('{"conversations": [{"from": "human"}]}', 'conversations[0] needs "from" and "value"'),
         ("[" * 100_000, "not valid JSON (RecursionError)"),
