@@ -16,10 +16,10 @@ from .. import __version__
 from ..measure.per_request import MAX_USAGE_TOKENS
 from ..measure.tally import Tally
 from ..options.settings import Settings
-from ..report.capacity import steady_dict
+from ..report.capacity import steady_dict, sweep_rows
 from ..report.cost import cost_dict
 from ..report.safe_text import for_terminal
-from ..report.summary import RunInfo, seed_lines, summary_dict, sweep_rows, table_lines
+from ..report.summary import RunInfo, seed_lines, summary_dict, table_lines
 from ..report.writers import OutputError, write_json
 from .context import RunContext
 from .control import RunControl

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["STEADY_DEFINITION", "search_lines", "steady_dict", "steady_lines"]
+from ..measure.aggregate import Aggregate
+from ..options.settings import Settings
+
+__all__ = ["STEADY_DEFINITION", "search_lines", "steady_dict", "steady_lines", "sweep_rows"]
 
 
 def _pct(x: float | None) -> str:
@@ -116,3 +119,33 @@ def steady_lines(sd: dict[str, Any] | None) -> list[str]:
         f"TTFT p50 {_ms(sd['ttft_p50_ms'])} ms, p99 {_ms(sd['ttft_p99_ms'])} ms, "
         f"E2E p99 {_ms(sd['e2e_p99_ms'])} ms"
     ]
+
+
+def sweep_rows(
+    steps: dict[int, Aggregate], settings: Settings, started: list[float], ended: list[float]
+) -> list[dict[str, Any]]:
+    """One row per sweep step: the throughput/latency curve."""
+    rows = []
+    for i, start in enumerate(started):
+        agg = steps.get(i, Aggregate())
+        end = ended[i] if i < len(ended) else start
+        seconds = max(end - start, 1e-9)
+        h = agg.hist
+        lat = h["ttft_ms"] if settings.stream else h["latency_ms"]
+        rows.append(
+            {
+                "step": i,
+                settings.sweep_of: settings.sweep[i],
+                "duration_s": end - start,
+                "requests": agg.requests,
+                "failures": agg.failed,
+                "output_tokens_per_s": agg.sums["output_tokens"] / seconds,
+                "requests_per_s": agg.requests / seconds,
+                "ttft_p50_ms": lat.percentile(50) if settings.stream else None,
+                "ttft_p99_ms": lat.percentile(99) if settings.stream else None,
+                "tpot_p50_ms": h["tpot_ms"].percentile(50),
+                "e2e_p50_ms": (h["e2e_ms"] if settings.stream else lat).percentile(50),
+                "e2e_p99_ms": (h["e2e_ms"] if settings.stream else lat).percentile(99),
+            }
+        )
+    return rows

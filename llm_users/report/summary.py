@@ -12,7 +12,6 @@ from ..measure.aggregate import Aggregate
 from ..measure.figures import FIGURES, by_key, fmt_grouped, fmt_seed, of_kind
 from ..measure.histogram import PERCENTILES
 from ..measure.per_request import RequestResult
-from ..options.settings import Settings
 from .capacity import search_lines, steady_lines
 from .cost import cost_lines, gpu_lines
 from .fidelity import error_bound, merged_first
@@ -24,7 +23,6 @@ __all__ = [
     "request_line",
     "seed_lines",
     "summary_dict",
-    "sweep_rows",
     "table_lines",
 ]
 
@@ -197,36 +195,6 @@ def _cache_line(d: dict[str, Any]) -> str | None:
         f"{pc['prompt_tokens']:,} prompt tokens cached; {pc['mostly_cached_requests']} of "
         f"{pc['requests_reported']} requests{partial} >= 50 % cached)"
     )
-
-
-def sweep_rows(
-    steps: dict[int, Aggregate], settings: Settings, started: list[float], ended: list[float]
-) -> list[dict[str, Any]]:
-    """One row per sweep step: the throughput/latency curve."""
-    rows = []
-    for i, start in enumerate(started):
-        agg = steps.get(i, Aggregate())
-        end = ended[i] if i < len(ended) else start
-        seconds = max(end - start, 1e-9)
-        h = agg.hist
-        lat = h["ttft_ms"] if settings.stream else h["latency_ms"]
-        rows.append(
-            {
-                "step": i,
-                settings.sweep_of: settings.sweep[i],
-                "duration_s": end - start,
-                "requests": agg.requests,
-                "failures": agg.failed,
-                "output_tokens_per_s": agg.sums["output_tokens"] / seconds,
-                "requests_per_s": agg.requests / seconds,
-                "ttft_p50_ms": lat.percentile(50) if settings.stream else None,
-                "ttft_p99_ms": lat.percentile(99) if settings.stream else None,
-                "tpot_p50_ms": h["tpot_ms"].percentile(50),
-                "e2e_p50_ms": (h["e2e_ms"] if settings.stream else lat).percentile(50),
-                "e2e_p99_ms": (h["e2e_ms"] if settings.stream else lat).percentile(99),
-            }
-        )
-    return rows
 
 
 def _figure(d: dict[str, Any], key: str) -> str:

@@ -19,15 +19,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from .conversation import Script, ScriptedConversations
-from .datasets import (
-    ANSWER_ROLES,
-    HUMAN_ROLES,
-    JsonList,
-    detect_format,
-    file_lines,
-    json_line,
-    short_repr,
-)
+from .datasets import ANSWER_ROLES, HUMAN_ROLES
+from .files import JsonList, detect_format, file_lines, json_line, short_repr
 
 __all__ = ["load_conversations"]
 

@@ -19,8 +19,9 @@ import gevent
 import orjson
 
 from ..errors import ConfigError
-from .datasets import MAX_TOKENS, bounded_lines
+from .datasets import MAX_TOKENS
 from .exact import ExactText
+from .files import bounded_lines
 from .prompts import Prompt, PromptsExhausted
 
 __all__ = [

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llm_users.errors import ConfigError
-from llm_users.workload import datasets
+from llm_users.workload import datasets, files
 from llm_users.workload.datasets import DatasetPrompts, load_dataset
 from llm_users.workload.tokenizer import load_counter
 
@@ -209,7 +209,7 @@ def test_not_utf8_reports_line_and_byte_offset(tmp_path: Path) -> None:
 def test_sharegpt_not_utf8_across_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(datasets, "_CHUNK", chunk)
+    monkeypatch.setattr(files, "_CHUNK", chunk)
     body = b'[{"conversations": [{"from": "human", "value": "\xc3\xa9"}]},\n{"x": "\xe9"}]'
     path, offset = write(tmp_path / "s.json", body), body.index(b"\xe9")
     assert error(path) == f"{path}:2: not UTF-8 (byte b'\\xe9' at byte offset {offset})"
@@ -237,7 +237,7 @@ def test_sharegpt_not_utf8_across_chunks(
 def test_bad_sharegpt_names_line_and_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str, message: str, chunk: int
 ) -> None:
-    monkeypatch.setattr(datasets, "_CHUNK", chunk)
+    monkeypatch.setattr(files, "_CHUNK", chunk)
     path = write(tmp_path / "s.json", content)
     assert error(path, fmt="sharegpt") == f"{path}:{message}"
 
@@ -259,7 +259,7 @@ def test_sharegpt_is_streamed_in_small_pieces(
     largest = max(len(json.dumps(r, indent=2, ensure_ascii=False)) for r in records)
     whole = drain(load_dataset(path, use_output_len=True))
     assert whole == [(f"q{i} é 🚀 " * (i % 7 + 1), i) for i in range(1, 300)]  # 0: no answer
-    monkeypatch.setattr(datasets, "_CHUNK", 7)  # splits strings, numbers and UTF-8 sequences
+    monkeypatch.setattr(files, "_CHUNK", 7)  # splits strings, numbers and UTF-8 sequences
     seen: list[int] = []
     fill = datasets.JsonList._fill
 

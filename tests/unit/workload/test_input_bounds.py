@@ -9,7 +9,8 @@ import pytest
 
 from llm_users.errors import ConfigError
 from llm_users.workload.conversation_data import load_conversations
-from llm_users.workload.datasets import MAX_LINE_BYTES, MAX_TOKENS, load_dataset
+from llm_users.workload.datasets import MAX_TOKENS, load_dataset
+from llm_users.workload.files import MAX_LINE_BYTES
 from llm_users.workload.trace import MAX_SPAN_MS, read_trace
 
 
