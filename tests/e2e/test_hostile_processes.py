@@ -38,7 +38,7 @@ from tests.helpers import ROOT, locust_cmd
 pytestmark = pytest.mark.e2e
 
 AS_LIMIT = 2 << 30  # the locust child's address space: a runaway dies, not the machine
-HARD_TIMEOUT_S = 60.0
+HARD_TIMEOUT_S = 30.0  # (a run takes under 10 s; a regression may pin a core till then)
 RSS_LIMIT_MB = 300
 LAG_P99_MS = 20.0
 END_WITHIN_S = 5.0
@@ -144,7 +144,10 @@ def check_bounded(run: Run) -> None:
 def check_ended_on_run_time(run: Run, run_time_s: float = RUN_TIME_S) -> float:
     """The process ran its whole --run-time and was gone within 5 s of its end."""
     late_s = run.ended_at - (run.run_time_started + run_time_s)
-    assert -0.1 < late_s < END_WITHIN_S, late_s
+    # (Locust's timer counts from gevent's loop time, cached since the loop last woke: when
+    # start-up ran a while without yielding, the run ends that much early, ~0.1 s measured)
+    assert -1.0 < late_s < END_WITHIN_S, late_s
+    print(f"ended {late_s:.2f} s after --run-time; loop lag {run.lag}; {run.peak_rss_mb:.0f} MB")
     return late_s
 
 
@@ -285,12 +288,13 @@ def chunk(data: bytes) -> bytes:
 
 
 def interim(sock: socket.socket, _head: bytes) -> bool:
-    """Two 1xx heads, then the answer: one answer, kept alive."""
+    """Two 1xx heads, then, a moment later, the answer: one answer, kept alive."""
     sock.sendall(
         b"HTTP/1.1 100 Continue\r\n\r\n"
         b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
-        + SSE_HEAD + chunk(TOKEN) + chunk(END) + b"0\r\n\r\n"
-    )  # fmt: skip
+    )
+    gevent.sleep(0.005)  # apart: a client taking a 1xx for the answer reads this one late
+    sock.sendall(SSE_HEAD + chunk(TOKEN) + chunk(END) + b"0\r\n\r\n")
     return True
 
 
@@ -397,7 +401,7 @@ def test_a_hostile_metrics_page_fails_its_scrapes_and_nothing_else(sim, raw, tmp
     run_time_s = 3
     run = run_locust(tmp_path, sim.url, "--stream", "--server-metrics", url, run_time_s=run_time_s)
     check_bounded(run)  # the users' loop kept its time
-    late_s = check_ended_on_run_time(run, run_time_s)
+    check_ended_on_run_time(run, run_time_s)
     stats = settled(sim)
     check_counts(run.summary, stats["completed"], None)
     assert stats["requests"] == stats["completed"] and run.code == 0
@@ -410,7 +414,7 @@ def test_a_hostile_metrics_page_fails_its_scrapes_and_nothing_else(sim, raw, tmp
     assert 0 <= metrics.answered - 1 - srv["failed_scrapes"] <= 1, (metrics.answered, srv)
     held = metrics.held_s[1:]  # (the check before the test was answered at once)
     assert max(held) < hold_s + run.lag["max"] / 1000, held
-    print(f"{attack}: ended {late_s:.2f} s after --run-time, scrapes held {max(held):.3f} s max")
+    print(f"{attack}: scrapes held {max(held):.3f} s max")
 
 
 # --- SIGTERM ----------------------------------------------------------------------------------
@@ -431,7 +435,9 @@ def test_sigterm_against_a_held_body_and_an_endless_metrics_header_ends_with_a_s
         run_time_s=None, sigterm_when=under_attack,
     )  # fmt: skip
     assert run.signalled_at is not None
-    assert run.ended_at - run.signalled_at < END_WITHIN_S, run.ended_at - run.signalled_at
+    took_s = run.ended_at - run.signalled_at
+    assert took_s < END_WITHIN_S, took_s
+    print(f"ended {took_s:.2f} s after SIGTERM; loop lag {run.lag}; {run.peak_rss_mb:.0f} MB")
     check_bounded(run)
     stats = settled(sim)
     check_counts(run.summary, stats["by_fault"]["held_open"], None)
