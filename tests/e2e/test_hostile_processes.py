@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import re
-import resource
 import signal
 import socket
 import subprocess
@@ -33,11 +32,10 @@ from gevent import select
 from gevent.server import StreamServer
 
 from llm_users.simulator import SimulatorProcess
-from tests.helpers import ROOT, locust_cmd
+from tests.helpers import ROOT, bounded_child, locust_cmd
 
 pytestmark = pytest.mark.e2e
 
-AS_LIMIT = 2 << 30  # the locust child's address space: a runaway dies, not the machine
 HARD_TIMEOUT_S = 30.0  # (a run takes under 10 s; a regression may pin a core till then)
 RSS_LIMIT_MB = 300
 LAG_P99_MS = 20.0
@@ -49,18 +47,6 @@ Respond = Callable[[socket.socket, bytes], bool]  # (socket, request head) -> ke
 
 
 # --- the locust process ----------------------------------------------------------------------
-
-
-def _child_setup() -> None:
-    """In the locust child: the address-space limit; and, where allowed, a higher CPU
-    priority, so that time the OS keeps the process off a busy shared machine's CPUs is
-    not counted as its loop's lag (tests/integration/test_hostile.py measured the effect)."""
-    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
-    try:
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
-    except (OSError, AttributeError):
-        with contextlib.suppress(OSError):
-            os.nice(-10)
 
 
 @dataclass
@@ -106,7 +92,7 @@ def run_locust(
     with open(tmp_path / "stdout", "w+") as so, open(tmp_path / "stderr", "w+") as se:
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
-            preexec_fn=_child_setup,
+            preexec_fn=bounded_child,
         )  # fmt: skip
         ps = psutil.Process(proc.pid)
         peak, signalled_at = 0, None
