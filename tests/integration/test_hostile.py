@@ -13,7 +13,6 @@ import contextlib
 import gc
 import json
 import os
-import resource
 import socket
 import statistics
 import subprocess
@@ -30,11 +29,10 @@ import psutil
 import pytest
 from gevent.server import StreamServer
 
-from tests.helpers import ROOT, run_in_process, sim_lag_ms
+from tests.helpers import ROOT, bounded_child, run_in_process, sim_lag_ms
 
 Respond = Callable[[Any, bytes], bool]  # (socket, request head) -> keep the connection?
 
-AS_LIMIT = 2 << 30  # the locust child's address space: a runaway dies, not the machine
 RSS_LIMIT_MB = 300
 LAG_P99_MS = 20.0
 
@@ -320,17 +318,6 @@ class Hostile(llm_users.BaseLLMUser):
 '''
 
 
-def _child_setup() -> None:
-    """In the locust child: the address-space limit; and, where allowed, a higher CPU
-    priority, so that on a shared, busy machine the time the OS keeps the (CPU-bound,
-    under attack) process off the CPU is not counted as the loop's lag: the loop's own
-    fairness is what is measured (measured here: p99 ~6 ms at -10, ~30 ms at 0 with a
-    load of 6 on 2 cores)."""
-    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
-    with contextlib.suppress(OSError):
-        os.nice(-10)
-
-
 def run_under_attack(
     tmp_path: Path, sim_url: str, hostile_url: str, stream: bool
 ) -> tuple[subprocess.CompletedProcess[str], float, dict[str, Any], list[dict[str, Any]]]:
@@ -345,7 +332,7 @@ def run_under_attack(
     env = dict(os.environ, HOSTILE=hostile_url, HOSTILE_STREAM="1" if stream else "0")
     proc = subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, preexec_fn=_child_setup,
+        stderr=subprocess.PIPE, text=True, preexec_fn=bounded_child,
     )  # fmt: skip
     ps = psutil.Process(proc.pid)
     peak, deadline = 0, time.monotonic() + 60  # the hard timeout
