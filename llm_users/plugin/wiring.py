@@ -77,6 +77,7 @@ class LLMPlugin:
         self.worker: WorkerLink | None = None
         self.master: MasterLink | None = None
         self.last_summary: dict[str, Any] | None = None
+        self.setup_error: str | None = None  # why the last start stopped before any request
         self.key = KeyPin()  # master/local: the start-up key and the one host it may go to
         self._init_done = False
         ev = env.events
@@ -118,6 +119,7 @@ class LLMPlugin:
                 sys.stderr.write(f"llm-users: error: {exc}\n")
                 sys.exit(2)
             log.error("llm-users: %s (fix it in the start form)", exc)
+            self.setup_error = str(exc)
         if self.env.web_ui is not None:
             from ..webui.tab import install_web_ui
 
@@ -141,6 +143,7 @@ class LLMPlugin:
     def _on_test_start(self, environment: Environment, **_kw: Any) -> None:
         self.sink.take()
         self.last_summary = None
+        self.setup_error = None
         try:
             # Settings are resolved once: again only where options can change since (the web
             # form) or first arrive (a worker, with the spawn message).
@@ -148,6 +151,7 @@ class LLMPlugin:
                 self.ctx = self._build(check_server=not is_headless(self.env) or self.ctx is None)
         except ConfigError as exc:
             log.error("llm-users: %s", exc)
+            self.setup_error = str(exc)
             self.control.end_test(str(exc))
             return
         s, role = self.ctx.settings, self.role
@@ -175,6 +179,7 @@ class LLMPlugin:
             users=lambda: float(getattr(self.env.runner, "user_count", 0) or 0),
             loop_lag_s=lambda: self.lag.p99_s(self.sink.tally.lag if self.master else None),
             server=self.server.live,
+            setup_error=lambda: self.setup_error,
         )
 
     def run_info(self, final: bool = True) -> RunInfo:
@@ -195,7 +200,7 @@ class LLMPlugin:
         errors = [str(records_error)] if records_error else []  # output files not written
         if self.worker is not None:
             self.worker.send_final(records_error)
-        elif self.ctx is not None:
+        elif self.ctx is not None and self.setup_error is None:  # (no summary of no test)
             if self.master is None:
                 self.sink.tally.lag = self.lag.take()
             self.last_summary = finish(
