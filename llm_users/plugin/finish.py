@@ -128,6 +128,14 @@ def run_info(
                 f"requests started more than {LATE_START_MS:g} ms late (max {q.max:.0f} ms); "
                 "add users (-u); latency from the intended start is reported too"
             )
+    extra["unreachable_s"] = round(tally.unreachable_s, 3)
+    if tally.unreachable:
+        spans = len(tally.unreachable)
+        notes.append(
+            f"the server could not be reached for {tally.unreachable_s:.1f} s in {spans} "
+            f"span{'s' if spans > 1 else ''} (connections refused or reset before any "
+            "response); users backed off, 50 ms doubling to 2 s"
+        )
     if control.abort_reason:
         extra["aborted"] = control.abort_reason
         notes.append(f"the test was stopped: {control.abort_reason}")

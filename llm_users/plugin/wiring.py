@@ -19,6 +19,7 @@ from ..role import Role
 from ..webui.live import LiveView
 from . import gcfreeze
 from .accounting import Accounting
+from .backoff import Reachability
 from .context import RunContext, build_context, role_of, startup_key
 from .control import RunControl, is_headless
 from .distributed import MasterLink, WorkerLink
@@ -68,6 +69,7 @@ class LLMPlugin:
         self.accounting = Accounting(lambda rec, step: self.complete(rec, step))
         self.control = RunControl(env)
         self.warmup = WarmupGate()  # users ask it, at each request's start
+        self.reach = Reachability()  # users tell it whether the server answered
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
         self.control.step_aggregate = lambda i: self.sink.tally.steps.get(i)
@@ -144,6 +146,7 @@ class LLMPlugin:
         self.sink.take()
         self.last_summary = None
         self.setup_error = None
+        self.reach = Reachability()
         try:
             # Settings are resolved once: again only where options can change since (the web
             # form) or first arrive (a worker, with the spawn message).
@@ -191,6 +194,7 @@ class LLMPlugin:
     # -- the end -----------------------------------------------------------------------------
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         self.accounting.stop()  # the last records are counted before anything is summed up
+        self.reach.close(self.sink.tally)  # a server still down at the end: up to now
         self.control.stop()
         self.server.stop()
         if self.master is None:
