@@ -100,7 +100,11 @@ class BaseLLMUser(User):
         warmup = plugin.warmup.starts()
         # The session id: the conversation's (each turn of one the same), else the user's.
         session = self.dialogue.session_id if self.dialogue is not None else self.session_id
-        record = self.llm.request(body, intended_start=intended, session=session)
+        plugin.in_flight += 1  # an interrupted run says how many it dropped
+        try:
+            record = self.llm.request(body, intended_start=intended, session=session)
+        finally:
+            plugin.in_flight -= 1
         record.warmup = warmup
         if self.dialogue is not None:
             self.dialogue.finish(record)  # its turn; the answer joins the history

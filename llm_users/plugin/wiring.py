@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from ..errors import ConfigError, LLMUsersError
 from ..report.summary import RunInfo
@@ -70,6 +70,7 @@ class LLMPlugin:
         self.control = RunControl(env)
         self.warmup = WarmupGate()  # users ask it, at each request's start
         self.reach = Reachability()  # users tell it whether the server answered
+        self.in_flight = 0  # requests sent by this process's users and not yet finished
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
         self.control.step_aggregate = lambda i: self.sink.tally.steps.get(i)
@@ -86,6 +87,7 @@ class LLMPlugin:
         ev.test_start.add_listener(self._on_test_start)
         ev.test_stop.add_listener(self._on_test_stop)
         ev.test_stopping.add_listener(lambda **_kw: self.lag.freeze())
+        ev.quitting.add_listener(self._on_quitting)
         ev.reset_stats.add_listener(lambda **_kw: self.worker is None and self.sink.take())
 
     @property
@@ -192,6 +194,14 @@ class LLMPlugin:
         )
 
     # -- the end -----------------------------------------------------------------------------
+    def _on_quitting(self, **_kw: Any) -> None:
+        """Locust fires ``quitting`` on Ctrl-C and SIGTERM before it stops the users; at the
+        normal end of a test they have stopped already."""
+        state = getattr(self.env.runner, "state", None)
+        if state in (STATE_RUNNING, STATE_SPAWNING) and self.worker is None:
+            self.control.interrupted = True
+            self.control.dropped_in_flight = None if self.master is not None else self.in_flight
+
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         self.accounting.stop()  # the last records are counted before anything is summed up
         self.reach.close(self.sink.tally)  # a server still down at the end: up to now
@@ -199,6 +209,7 @@ class LLMPlugin:
         self.server.stop()
         if self.master is None:
             self.lag.stop()
+            self.control.generator_cpu_share = self.lag.cpu_share()
             gcfreeze.thaw()
         records_error = self.sink.close_records()
         errors = [str(records_error)] if records_error else []  # output files not written
