@@ -1,8 +1,8 @@
 """Take docs/images/webui-charts.png: the /llm page's charts after a short web UI run on the
 simulator.
 
-Usage: python scripts/webui_screenshot.py [seconds] [out.png]  (needs /usr/bin/chromium and
-playwright). The simulator serves /metrics, so the page also charts the server's series.
+Usage: python scripts/webui_screenshot.py [seconds] [out.png]  (needs the browser `make install`
+chose, and playwright). The simulator serves /metrics, so the page also charts the server's series.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import urllib.request
 
 from llm_users.simulator import SimulatorProcess
 from llm_users.simulator.process import stop_process
-from tests.e2e.test_webui import CHROMIUM, CHROMIUM_ARGS, _free_port, _wait_http
+from tests.browser import require_browser
+from tests.e2e.test_webui import CHROMIUM_ARGS, _free_port, _wait_http
 from tests.helpers import ROOT, locust_cmd
 
 OUT = ROOT / "docs" / "images" / "webui-charts.png"
@@ -51,7 +52,7 @@ def main(seconds: float = 40.0, out: str = str(OUT)) -> None:
             )
             with sync_playwright() as pw:
                 ctx = pw.chromium.launch_persistent_context(
-                    tmp, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                    tmp, executable_path=require_browser(), headless=True, args=CHROMIUM_ARGS,
                     viewport={"width": 1240, "height": 900},
                 )  # fmt: skip
                 page = ctx.new_page()

@@ -31,6 +31,16 @@ class Tally:
         # What timed the requests: counts by source, clock steps, the largest offset
         # uncertainty of the kernel clock (microseconds).
         self.stamps: dict[str, float] = dict.fromkeys(_STAMP_KEYS, 0)
+        # Spans (unix s) in which the server could not be reached: merged as a union, so
+        # workers that saw the same outage count it once.
+        self.unreachable: list[tuple[float, float]] = []
+
+    def add_unreachable(self, start_unix: float, end_unix: float) -> None:
+        self.unreachable = _union([*self.unreachable, (start_unix, max(start_unix, end_unix))])
+
+    @property
+    def unreachable_s(self) -> float:
+        return sum(end - start for start, end in self.unreachable)
 
     def count_stamps(self, source: str, clock_step: bool, uncertainty_us: float) -> None:
         st = self.stamps
@@ -70,6 +80,8 @@ class Tally:
         self.lag.merge(other.lag)
         self.warmup.merge(other.warmup)
         self.turns.merge(other.turns)
+        if other.unreachable:
+            self.unreachable = _union(self.unreachable + other.unreachable)
         for k, v in other.stamps.items():
             if k == "uncertainty_us":
                 self.stamps[k] = max(self.stamps[k], v)
@@ -85,6 +97,7 @@ class Tally:
             "warmup": self.warmup.to_dict(),
             "turns": self.turns.to_dict(),
             "stamps": dict(self.stamps),
+            "unreachable": [list(span) for span in self.unreachable],
         }
 
     @classmethod
@@ -101,4 +114,22 @@ class Tally:
         if "turns" in data:
             t.turns = TurnTally.from_dict(data["turns"])
         t.stamps.update({k: v for k, v in data.get("stamps", {}).items() if k in _STAMP_KEYS})
+        t.unreachable = _union([(float(a), float(b)) for a, b in data.get("unreachable", [])])
         return t
+
+
+MAX_SPANS = 256  # past this, the closest spans are joined: a flapping server stays bounded
+
+
+def _union(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping spans joined, in order; at most MAX_SPANS (the smallest gaps closed)."""
+    out: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    while len(out) > MAX_SPANS:
+        i = min(range(len(out) - 1), key=lambda j: out[j + 1][0] - out[j][1])
+        out[i : i + 2] = [(out[i][0], out[i + 1][1])]
+    return out

@@ -46,6 +46,11 @@ class RunControl:
         self.steady_window: tuple[float | None, float | None] = (None, None)
         self.step = 0  # the sweep step now running: it owns the requests that start in it
         self.abort_reason: str | None = None
+        # Stopped from outside (Ctrl-C, SIGTERM) before its end: the requests then in flight
+        # (None where unknown: a master's are on its workers).
+        self.interrupted = False
+        self.dropped_in_flight: int | None = None
+        self.generator_cpu_share: float | None = None  # this process's CPU / wall (looplag)
         self.schedule: ArrivalSchedule | TraceSchedule | None = None  # open loop
         self.sweep: SweepController | None = None
         self.search: CapacitySearch | None = None  # --search: drives self.sweep's steps
@@ -73,6 +78,7 @@ class RunControl:
         """
         self.settings, self.role = settings, role
         self.started_at_unix = time.time()
+        self.interrupted, self.dropped_in_flight = False, None
         self.users_done = self.peak_users = self.step = 0
         self.steady_window = (None, None)
         self.abort_reason = None

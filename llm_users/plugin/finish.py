@@ -32,6 +32,7 @@ __all__ = [
     "EXIT_UNWRITABLE",
     "exit_code",
     "finish",
+    "lag_note",
     "live_info",
     "print_and_write",
     "run_info",
@@ -44,6 +45,25 @@ EXIT_SLO = 3  # --slo-target missed
 EXIT_ABORTED = 4  # stopped because every request failed for --max-failing-seconds
 EXIT_UNWRITABLE = 5  # the summary JSON, the records file or the HTML report could not be written
 EXIT_NOTHING_COMPLETED = 6  # no request of the measured period finished, ok or failed
+
+
+BUSY_CPU = 0.8  # this process's CPU share above which a lagging loop is its own load
+
+
+def lag_note(p99_ms: float, cpu_share: float | None) -> str:
+    """Why the event loop lagged: this process's own load (it used the CPU: add workers) or
+    contention (it did not, so another process had the CPU: free the machine)."""
+    head = f"the load generator's event loop lagged (p99 {p99_ms:.1f} ms): timings carry that "
+    head += "much uncertainty"
+    if cpu_share is None:  # a master: its workers' CPU is theirs
+        return head + "; add workers, or free the machines they run on"
+    pct = f"{cpu_share * 100:.0f}%"
+    if cpu_share >= BUSY_CPU:
+        return head + f"; this process used {pct} of a CPU: it is the bottleneck, add workers"
+    return (
+        head + f"; this process used only {pct} of a CPU, so other processes on the machine "
+        "took it (CPU contention): free the machine or run the load elsewhere"
+    )
 
 
 def workload(s: Settings) -> str:
@@ -101,10 +121,9 @@ def run_info(
         summ = tally.lag.summary()
         extra["client_loop_lag_ms"] = {k: summ[k] for k in ("p50", "p99", "max", "count")}
         if (summ["p99"] or 0) > LAG_WARN_MS:
-            notes.append(
-                f"the load generator's event loop lagged (p99 {summ['p99']:.1f} ms): "
-                "timings carry that much uncertainty; add workers to fix it"
-            )
+            notes.append(lag_note(float(summ["p99"] or 0), control.generator_cpu_share))
+    if control.generator_cpu_share is not None:
+        extra["generator_cpu_pct"] = round(control.generator_cpu_share * 100, 1)
     if s.warmup_requests or s.warmup_time or not tally.warmup.empty:
         w = tally.warmup
         extra["warmup"] = {
@@ -148,6 +167,23 @@ def run_info(
             "no request completed (ok or failed) in the measured period: nothing was measured; "
             f"exit code {EXIT_NOTHING_COMPLETED} (a server that never ends its answers? "
             "a --run-time shorter than one request?)"
+        )
+    extra["unreachable_s"] = round(tally.unreachable_s, 3)
+    if tally.unreachable:
+        spans = len(tally.unreachable)
+        notes.append(
+            f"the server could not be reached for {tally.unreachable_s:.1f} s in {spans} "
+            f"span{'s' if spans > 1 else ''} (connections refused or reset before any "
+            "response); users backed off, 50 ms doubling to 2 s"
+        )
+    extra["interrupted"] = control.interrupted
+    if control.interrupted:
+        dropped = control.dropped_in_flight
+        extra["dropped_in_flight"] = dropped
+        lost = "the requests" if dropped is None else f"{dropped} request{'s' * (dropped != 1)}"
+        notes.append(
+            f"the test was interrupted (Ctrl-C or SIGTERM) before its end: {lost} in flight "
+            "then were dropped, in no figure"
         )
     if control.abort_reason:
         extra["aborted"] = control.abort_reason

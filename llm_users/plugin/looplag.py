@@ -23,9 +23,12 @@ class LoopLagMonitor:
         self.hist = Histogram()
         self._greenlet: gevent.Greenlet | None = None
         self._frozen = False
+        self._cpu0: tuple[float, float] | None = None  # (process CPU s, wall s) at start
+        self._cpu_share: float | None = None
 
     def start(self) -> None:
         self._frozen = False
+        self._cpu0, self._cpu_share = (time.process_time(), time.perf_counter()), None
         if self._greenlet is None:
             self._greenlet = gevent.spawn(self._run)
 
@@ -36,9 +39,18 @@ class LoopLagMonitor:
         tens of ms (it calls ``inspect.stack()``), which is not part of the measured period.
         """
         self._frozen = True
+        if self._cpu0 is not None and self._cpu_share is None:
+            cpu0, wall0 = self._cpu0
+            wall = time.perf_counter() - wall0
+            self._cpu_share = (time.process_time() - cpu0) / wall if wall > 0 else None
+
+    def cpu_share(self) -> float | None:
+        """This process's CPU time over the test's wall time (1.0: one core all the time),
+        from start to the first freeze: what tells a busy generator from a busy machine."""
+        return self._cpu_share
 
     def stop(self) -> None:
-        self._frozen = True
+        self.freeze()
         g, self._greenlet = self._greenlet, None
         if g is not None:
             g.kill(block=False)

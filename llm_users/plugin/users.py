@@ -10,6 +10,7 @@ import os
 import random
 from typing import Any
 
+import gevent
 from locust import User, task
 
 from ..errors import LLMUsersError
@@ -17,6 +18,7 @@ from ..wire.client import LLMClient
 from ..workload.conversation import Dialogue
 from ..workload.prompts import PromptsExhausted, PromptSource
 from .accounting import when_idle
+from .backoff import Backoff
 from .wiring import plugin_of
 
 __all__ = ["BaseLLMUser", "LLMUser"]
@@ -41,6 +43,7 @@ class BaseLLMUser(User):
         self.session_id = os.urandom(16).hex()  # --session-header without conversations
         ctx = self.plugin.ctx
         self.think_rng = ctx.user_rng("think") if ctx is not None else random.Random()
+        self.backoff = Backoff()  # after connection errors: this user waits, growing
 
     def wait_time(self) -> float:
         # A user that has sent its --requests-per-user waits "forever": Locust kills a
@@ -97,15 +100,22 @@ class BaseLLMUser(User):
         warmup = plugin.warmup.starts()
         # The session id: the conversation's (each turn of one the same), else the user's.
         session = self.dialogue.session_id if self.dialogue is not None else self.session_id
-        record = self.llm.request(body, intended_start=intended, session=session)
+        plugin.in_flight += 1  # an interrupted run says how many it dropped
+        try:
+            record = self.llm.request(body, intended_start=intended, session=session)
+        finally:
+            plugin.in_flight -= 1
         record.warmup = warmup
         if self.dialogue is not None:
             self.dialogue.finish(record)  # its turn; the answer joins the history
         self.sent += 1
         plugin.accounting.submit(record, step)  # counted off the read path (accounting.py)
+        plugin.reach.observe(record, plugin.sink.tally)
         limit = plugin.ctx.settings.requests_per_user if plugin.ctx is not None else 0
         if limit and self.sent >= limit:
             self._finish()
+        elif wait_s := self.backoff.after(record):
+            gevent.sleep(wait_s)  # no connection: not again at once (backoff.py)
 
     def _finish(self) -> None:
         self.done = True

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from ..errors import ConfigError, LLMUsersError
 from ..report.safe_text import TerminalSafeFilter, for_terminal
@@ -20,6 +20,7 @@ from ..role import Role
 from ..webui.live import LiveView
 from . import gcfreeze
 from .accounting import Accounting
+from .backoff import Reachability
 from .context import RunContext, build_context, role_of, startup_key
 from .control import RunControl, is_headless
 from .distributed import MasterLink, WorkerLink
@@ -72,6 +73,8 @@ class LLMPlugin:
         self.accounting = Accounting(lambda rec, step: self.complete(rec, step))
         self.control = RunControl(env)
         self.warmup = WarmupGate()  # users ask it, at each request's start
+        self.reach = Reachability()  # users tell it whether the server answered
+        self.in_flight = 0  # requests sent by this process's users and not yet finished
         self.control.on_end = self.lag.freeze  # the stop itself blocks the loop: not measured
         self.control.step_requests = lambda i: self.sink.tally.step_requests(i)
         self.control.step_aggregate = lambda i: self.sink.tally.steps.get(i)
@@ -82,12 +85,14 @@ class LLMPlugin:
         self.worker: WorkerLink | None = None
         self.master: MasterLink | None = None
         self.last_summary: dict[str, Any] | None = None
+        self.setup_error: str | None = None  # why the last start stopped before any request
         self.key = KeyPin()  # master/local: the start-up key and the one host it may go to
         self._init_done = False
         ev = env.events
         ev.test_start.add_listener(self._on_test_start)
         ev.test_stop.add_listener(self._on_test_stop)
         ev.test_stopping.add_listener(lambda **_kw: self.lag.freeze())
+        ev.quitting.add_listener(self._on_quitting)
         ev.reset_stats.add_listener(lambda **_kw: self.worker is None and self.sink.take())
 
     @property
@@ -123,6 +128,7 @@ class LLMPlugin:
                 sys.stderr.write(f"llm-users: error: {for_terminal(str(exc))}\n")
                 sys.exit(2)
             log.error("llm-users: %s (fix it in the start form)", exc)
+            self.setup_error = str(exc)
         if self.env.web_ui is not None:
             from ..webui.tab import install_web_ui
 
@@ -146,6 +152,8 @@ class LLMPlugin:
     def _on_test_start(self, environment: Environment, **_kw: Any) -> None:
         self.sink.take()
         self.last_summary = None
+        self.setup_error = None
+        self.reach = Reachability()
         try:
             # Settings are resolved once: again only where options can change since (the web
             # form) or first arrive (a worker, with the spawn message).
@@ -153,6 +161,7 @@ class LLMPlugin:
                 self.ctx = self._build(check_server=not is_headless(self.env) or self.ctx is None)
         except ConfigError as exc:
             log.error("llm-users: %s", exc)
+            self.setup_error = str(exc)
             self.control.end_test(str(exc))
             return
         s, role = self.ctx.settings, self.role
@@ -181,6 +190,7 @@ class LLMPlugin:
             users=lambda: float(getattr(self.env.runner, "user_count", 0) or 0),
             loop_lag_s=lambda: self.lag.p99_s(self.sink.tally.lag if self.master else None),
             server=self.server.live,
+            setup_error=lambda: self.setup_error,
         )
 
     def run_info(self, final: bool = True) -> RunInfo:
@@ -190,19 +200,29 @@ class LLMPlugin:
         )
 
     # -- the end -----------------------------------------------------------------------------
+    def _on_quitting(self, **_kw: Any) -> None:
+        """Locust fires ``quitting`` on Ctrl-C and SIGTERM before it stops the users; at the
+        normal end of a test they have stopped already."""
+        state = getattr(self.env.runner, "state", None)
+        if state in (STATE_RUNNING, STATE_SPAWNING) and self.worker is None:
+            self.control.interrupted = True
+            self.control.dropped_in_flight = None if self.master is not None else self.in_flight
+
     def _on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         self.accounting.stop()  # the last records are counted before anything is summed up
+        self.reach.close(self.sink.tally)  # a server still down at the end: up to now
         self.control.stop()
         self.server.stop()
         self.gpu.stop()
         if self.master is None:
             self.lag.stop()
+            self.control.generator_cpu_share = self.lag.cpu_share()
             gcfreeze.thaw()
         records_error = self.sink.close_records()
         errors = [str(records_error)] if records_error else []  # output files not written
         if self.worker is not None:
             self.worker.send_final(records_error)
-        elif self.ctx is not None:
+        elif self.ctx is not None and self.setup_error is None:  # (no summary of no test)
             if self.master is None:
                 self.sink.tally.lag = self.lag.take()
             self.last_summary = finish(

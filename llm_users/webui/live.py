@@ -24,3 +24,4 @@ class LiveView:
     users: Callable[[], float] = lambda: 0.0  # Locust's running users
     loop_lag_s: Callable[[], float | None] = lambda: None  # client loop lag p99 so far, s
     server: Callable[[], dict[str, Any] | None] = lambda: None  # server's live series, if any
+    setup_error: Callable[[], str | None] = lambda: None  # why the last start stopped at once

@@ -5,6 +5,7 @@ The tab's rows ride in Locust's ``/stats/requests`` JSON (``extended_stats``).
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -19,6 +20,7 @@ from flask import Blueprint, Response, jsonify, request, send_file, send_from_di
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING, MasterRunner
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ..errors import ConfigError
 from ..measure.figures import FIGURES, fmt, lookup, registry_json
 from ..measure.histogram import PERCENTILES
 from ..report.safe_text import csv_cell
@@ -32,6 +34,7 @@ __all__ = ["LLMWebView", "install_web_ui"]
 log = logging.getLogger("llm_users")
 TAB = "llm"
 PAGE = Path(__file__).with_name("llm.html")
+TAB_SCRIPT = Path(__file__).with_name("tab.js")  # makes the tab's /llm cell a link
 VENDOR = PAGE.parent / "vendor"
 SAMPLE_S = 2.0  # chart resolution
 MASTER_WINDOW_S = 6.0  # workers report every ~3 s
@@ -46,6 +49,55 @@ COLUMNS += [(f"p{p}", f"p{p}") for p in PERCENTILES] + [("max", "Max")]
 LOCUST_FORM_FIELDS = frozenset(
     ("user_count", "spawn_rate", "host", "run_time", "profile", "user_classes", "shape_class")
 )
+
+
+# The form's first fields: what a request sends (the rest follow in --help's group order).
+FORM_FIRST = ("stream", "max_tokens", "model", "prompt_type", "endpoint")
+
+
+def form_order(extra: dict[str, Any]) -> dict[str, Any]:
+    """The start form's extra fields in the order --help groups them, the request's first
+    (Locust's form lists them in the order of this dict; a locustfile's own come last)."""
+    from ..options.declare import GROUPS, declared
+    from ..options.settings import Settings
+
+    groups = list(GROUPS)
+    rank = {o.dest: (groups.index(o.group), i) for i, (_n, o) in enumerate(declared(Settings))}
+    rank |= {dest: (-1, i) for i, dest in enumerate(FORM_FIRST)}
+    last = (len(groups), 0)
+    return dict(sorted(extra.items(), key=lambda kv: rank.get(kv[0], last)))
+
+
+def form_error(opts: Any, form: Any) -> str | None:
+    """The one-line reason the values posted by the start form cannot start a test, or None.
+
+    The form's values go onto a copy of the parsed options and through the same checks as
+    the command line's (:meth:`Settings.from_options`): Locust's /swarm would otherwise
+    answer a value it cannot convert (``abc`` for a number) with a 500.
+    """
+    from ..options.declare import declared
+    from ..options.settings import Settings
+
+    ours = {o.dest for _n, o in declared(Settings)}
+    trial = copy.copy(opts)
+    for key, raw in form.items():
+        if key in LOCUST_FORM_FIELDS or not hasattr(trial, key):
+            continue
+        if key in ours:
+            setattr(trial, key, raw)  # Opt.read parses the text as from the command line
+            continue
+        current = getattr(trial, key)  # a locustfile's own: converted as Locust's /swarm does
+        if current is not None and not isinstance(current, (bool, list)):
+            try:
+                type(current)(raw)
+            except (TypeError, ValueError):
+                kind = type(current).__name__
+                return f"{key.replace('_', ' ')}: {raw[:80]!r} is not a valid {kind}"
+    try:
+        Settings.from_options(trial)
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def form_fields() -> frozenset[str]:
@@ -69,9 +121,13 @@ def _row(figure: str, value: Any, digits: int | None = 2) -> dict[str, str]:
     return {"figure": figure, "value": fmt(value, digits)}
 
 
-def table_rows(s: dict[str, Any], status: str, page: str = "/llm") -> list[dict[str, str]]:
+def table_rows(
+    s: dict[str, Any], status: str, page: str = "/llm", setup_error: str | None = None
+) -> list[dict[str, str]]:
     """The tab's rows (no "name" key: the UI sorts by it, and these have a reading order)."""
     rows = [_row("Status", status)]
+    if setup_error:  # the test stopped before any request: say why where the user looks
+        rows.append({"figure": "Setup error", "value": setup_error})
     if not s:
         return rows
     absent = object()
@@ -144,10 +200,22 @@ class LLMWebView:
         bp.add_url_rule("/llm/state.json", "state_json", auth(self.state_json))
         bp.add_url_rule("/llm/figures.json", "figures_json", auth(self.figures_json))
         bp.add_url_rule("/llm/vendor/<path:name>", "vendor", auth(self.vendor))
+        bp.add_url_rule("/llm/tab.js", "tab_js", auth(self.tab_js))
         bp.add_url_rule("/metrics", "metrics", auth(self.metrics))
         web_ui.app.register_blueprint(bp)
         web_ui.app.before_request(self._guard_swarm)
         web_ui.app.after_request(self._after_request)
+        # The form lists the extra options in the order of this dict, but Flask's tojson
+        # sorts keys (an alphabetical form): keep the order form_order gives.
+        web_ui.app.jinja_env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+        update = web_ui.update_template_args
+
+        def update_template_args() -> None:
+            update()
+            extra = web_ui.template_args.get("extra_options") or {}
+            web_ui.template_args["extra_options"] = form_order(extra)
+
+        web_ui.update_template_args = update_template_args
         ev = self.env.events
         ev.test_start.add_listener(self._on_test_start)  # after the plugin's: total is fresh
         ev.test_stop.add_listener(self._on_test_stop)  # after the plugin's: the final summary
@@ -214,6 +282,9 @@ class LLMWebView:
     def page(self) -> Response:
         return send_file(PAGE, mimetype="text/html", max_age=0)
 
+    def tab_js(self) -> Response:
+        return send_file(TAB_SCRIPT, mimetype="text/javascript", max_age=0)
+
     def figures_json(self) -> Response:
         return jsonify(registry_json())
 
@@ -248,7 +319,19 @@ class LLMWebView:
     def _after_request(self, response: Response) -> Response:
         if request.endpoint == "locust.request_stats":
             self._extend_stats(response)
+        elif request.endpoint == "locust.index" and response.mimetype == "text/html":
+            self._add_tab_script(response)
         return self._scrub(response)
+
+    def _add_tab_script(self, response: Response) -> None:
+        """Locust's tables render cells as text: a small script makes the /llm cell a link."""
+        if response.direct_passthrough:
+            return
+        src = f"{self.page_path}/tab.js".encode()
+        tag = b'<script defer src="' + src + b'" data-page="' + self.page_path.encode() + b'">'
+        body = response.get_data()
+        if b"</body>" in body:
+            response.set_data(body.replace(b"</body>", tag + b"</script></body>", 1))
 
     def _guard_swarm(self) -> Response | None:
         """The start form sets only what it shows: Locust's /swarm would take any option
@@ -257,12 +340,17 @@ class LLMWebView:
             return None
         shown = form_fields()
         refused = sorted(k for k in request.form if k not in shown)
-        if not refused:
+        if refused:
+            names = ", ".join(repr(k[:40]) for k in refused[:5])
+            message = f"the start form cannot set {names}: not a field of the form"
+        else:
+            # checked as the command line is, answered as Locust answers its own bad values
+            message = form_error(self.env.parsed_options, request.form) or ""
+        if not message:
             return None
-        names = ", ".join(repr(k[:40]) for k in refused[:5])
-        message = f"llm-users: the start form cannot set {names}: not a field of the form"
-        log.warning("%s", message)
-        return jsonify({"success": False, "message": message, "host": self.env.host})
+        log.warning("llm-users: %s", message)
+        answer = {"success": False, "message": f"llm-users: {message}", "host": self.env.host}
+        return jsonify(answer)
 
     def _extend_stats(self, response: Response) -> None:
         data = response.get_json(silent=True)
@@ -273,7 +361,12 @@ class LLMWebView:
             data["state"] = self.state
             data["user_count"] = getattr(self.env.runner, "user_count", 0)
         data["extended_stats"] = [
-            {"key": TAB, "data": table_rows(self.summary(), self.status(), self.page_path)}
+            {
+                "key": TAB,
+                "data": table_rows(
+                    self.summary(), self.status(), self.page_path, self.view.setup_error()
+                ),
+            }
         ]
         response.set_data(json.dumps(data))
 

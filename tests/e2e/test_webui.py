@@ -198,6 +198,9 @@ def _drive(ctx: Any, base: str, sim: SimulatorProcess) -> None:
     for label, key_name in SEED_ROWS.items():
         assert rows[label] == f"{summary[key_name]:.2f}", label
     assert rows["TTFT (ms)"] == str(summary["ttft_ms"]["count"])
+    link = page.locator("a.llm-users-link")  # the /llm cell is a real link
+    assert link.get_attribute("href") == "/llm" and link.inner_text().startswith("open /llm")
+    _shot(page, "webui-llm-tab.png", full_page=True)
     table = dict(csv.reader(io.StringIO(_get(base + "llm/summary.csv"))))
     assert table["requests"] == str(summary["requests"])
     assert float(table["ttft_ms.p99"]) == summary["ttft_ms"]["p99"]
@@ -287,3 +290,75 @@ def test_llm_page_charts_the_servers_series(tmp_path: Path) -> None:
     assert all(c["x"] == charts[4]["x"] for c in charts)  # one time range for every chart
     assert len(state["server"]["t"]) >= 4 and max(state["server"]["running"]) <= 2
     assert "# TYPE llm_users_ttft_seconds histogram" in metrics
+
+
+SHOTS_ENV = "LLM_USERS_SCREENSHOTS"  # a folder: the form and tab screenshots of the docs
+
+
+def _shot(page: Any, name: str, full_page: bool = False) -> None:
+    folder = os.environ.get(SHOTS_ENV)
+    if folder:
+        page.screenshot(path=str(Path(folder) / name), full_page=full_page)
+
+
+@pytest.mark.timeout(60)
+def test_form_refuses_bad_values_and_tab_says_why_a_start_stopped(tmp_path: Path) -> None:
+    """``abc`` in Max Tokens: the command line's one-line message in the page, no start. A bad
+    --tokenizer: the run that starts and stops at once says why in the LLM tab."""
+    chromium = require_browser()
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/"
+    missing = str(tmp_path / "no-such-tokenizer")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    with SimulatorProcess(ttft_ms=20, itl_ms=5, output_tokens=8) as sim:
+        cmd = locust_cmd("--web-host", "127.0.0.1", "--web-port", str(port), "--host", sim.url,
+                         "--tokenizer", missing)  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, env=env, cwd=ROOT)  # fmt: skip
+        try:
+            _wait_http(base, proc, timeout=20)
+            with sync_playwright() as pw:
+                ctx = pw.chromium.launch_persistent_context(
+                    tempfile.mkdtemp(dir=tmp_path), executable_path=chromium, headless=True,
+                    args=CHROMIUM_ARGS, viewport={"width": 1200, "height": 1000},
+                )  # fmt: skip
+                try:
+                    ctx.set_default_timeout(10_000)
+                    page = ctx.new_page()
+                    page.goto(base)
+                    page.get_by_role("button", name="Custom parameters").click()
+                    # the request's options first, in this order, then --help's groups
+                    names = page.evaluate(
+                        """() => [...document.querySelectorAll('form [name]')]
+                            .map(e => e.getAttribute('name'))"""
+                    )
+                    first = ["stream", "maxTokens", "model", "promptType", "endpoint", "apiKey"]
+                    assert [n for n in names if n in first] == first
+                    page.locator("[name=endpoint]").scroll_into_view_if_needed()
+                    _shot(page, "webui-form.png")
+                    page.fill("input[name=maxTokens]", "abc")
+                    page.get_by_role("button", name="Start").click()
+                    message = "--max-tokens must be a whole number, got 'abc'"
+                    page.get_by_text(message).wait_for()
+                    assert "unknown error" not in page.content()
+                    _shot(page, "webui-form-error.png")
+                    assert sim.stats()["completed"] == 0
+
+                    page.fill("input[name=maxTokens]", "16")
+                    page.get_by_role("button", name="Start").click()
+                    page.get_by_role("tab", name="LLM").click()
+                    rows = _poll(page, lambda: (r := _tab_rows(page)).get("Setup error") and r,
+                                 15, "the setup error in the LLM tab")  # fmt: skip
+                    assert rows["Setup error"].startswith(f"--tokenizer folder {missing!r}")
+                    _poll(page, lambda: json.loads(_get(base + "stats/requests"))["state"]
+                          == "stopped", 10, "the run to stop")  # fmt: skip
+                    page.get_by_text("STOPPED").wait_for()
+                    _shot(page, "webui-setup-error.png")
+                finally:
+                    ctx.close()
+            stats = json.loads(_get(base + "stats/requests"))
+            assert stats["state"] == "stopped" and sim.stats()["completed"] == 0
+        finally:
+            stop_process(proc, timeout=10)
