@@ -63,6 +63,7 @@ _COUNTS = (
     "cache_reported",
     "mostly_cached",
     "retries",  # requests sent again on a fresh connection (RequestRecord.retries)
+    "cancelled",  # hung up on purpose (--cancel-rate): neither ok nor failed, in no figure
 )
 
 
@@ -128,6 +129,9 @@ class Aggregate:
         bucket = self._bucket(int(end))
         if r.retries:
             self.counts["retries"] += r.retries
+        if r.cancelled:
+            self.counts["cancelled"] += 1
+            return
         if r.slo_met is not None:
             self.counts["slo_checked"] += 1
             self.counts["slo_met"] += r.slo_met

@@ -112,6 +112,7 @@ class RequestResult:
     trace_id: str | None = None  # the traceparent's ids sent with it (--trace-context)
     span_id: str | None = None
     session_id: str | None = None  # the --session-header value sent with it
+    cancelled: bool = False  # hung up on purpose (--cancel-rate): not ok, not a failure
 
     @property
     def speed(self) -> float | None:
@@ -174,6 +175,7 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
         trace_id=r.trace_id,
         span_id=r.span_id,
         session_id=r.session_id,
+        cancelled=r.cancelled,
     )
     if r.intended_start is not None:
         res.queue_delay_ms = (r.start - r.intended_start) * 1000.0

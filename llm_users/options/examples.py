@@ -77,4 +77,7 @@ EXAMPLES: dict[str, str] = {
     "--search-min-requests": "--search-min-requests 100",
     "--search-probe-time": "--search-probe-time 300",
     "--search-max": "--search-max 256",
+    "--cancel-rate": "--cancel-rate 0.1 --cancel-after 500 --seed 1",
+    "--cancel-after": "--cancel-after 2000",
+    "--cancel-from": "--cancel-from first-token --cancel-after 50",
 }

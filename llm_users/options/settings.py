@@ -28,6 +28,7 @@ from .declare import (
     declared,
     fraction,
     non_negative,
+    number,
     opt,
     percent,
     positive,
@@ -147,6 +148,14 @@ def _header_name(value: Any) -> str:
     if not given.isascii():
         raise Invalid(f"must be an ASCII header name, got {given[:80]!r}")
     return given
+
+
+def _share(value: Any) -> float:
+    """A share of requests, 0 to 1 (both included)."""
+    x = number(value)
+    if not 0 <= x <= 1:
+        raise Invalid(f"must be a share from 0 to 1, got {x:g}")
+    return x
 
 
 def _metrics_source(value: Any) -> str:
@@ -281,6 +290,29 @@ class Settings:
         parse=_on,
         group="requests",
         help="Ask for usage in streams (stream_options.include_usage)",
+    )
+    # -- today's traffic: cancellations, embeddings and rerank (one block) ----------------
+    cancel_rate: float = opt(
+        0.0,
+        parse=_share,
+        group="requests",
+        help="Share of requests (0 to 1) the client hangs up on after --cancel-after; drawn "
+        "per request, repeatable with --seed; counted as cancelled, in no latency figure",
+    )
+    cancel_after_ms: float = opt(
+        0.0,
+        flag="--cancel-after",
+        parse=non_negative,
+        group="requests",
+        help="Milliseconds after which a request chosen by --cancel-rate is hung up on, from "
+        "--cancel-from",
+    )
+    cancel_from: str = opt(
+        "sent",
+        choices=["sent", "first-token"],
+        group="requests",
+        help="Where --cancel-after counts from: the request being sent, or its first token "
+        "(streaming only)",
     )
 
     # -- connection ----------------------------------------------------------------------
@@ -749,6 +781,11 @@ class Settings:
             raise ConfigError(
                 "--endpoint messages needs --max-tokens N > 0 (the Messages API requires "
                 "max_tokens), got 0"
+            )
+        if self.cancel_from == "first-token" and not self.stream and self.cancel_rate:
+            raise ConfigError(
+                "--cancel-from first-token needs streaming (a whole response has no first "
+                "token): drop --no-stream or use --cancel-from sent"
             )
         self._check_workloads()
         self._check_conversations()

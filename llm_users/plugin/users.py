@@ -41,6 +41,11 @@ class BaseLLMUser(User):
         self.session_id = os.urandom(16).hex()  # --session-header without conversations
         ctx = self.plugin.ctx
         self.think_rng = ctx.user_rng("think") if ctx is not None else random.Random()
+        # --cancel-rate: which of this user's requests are hung up on (repeatable with --seed)
+        # (only then: a user's number, hence its other streams, stay as without cancelling)
+        self.cancel_rng = (
+            ctx.user_rng("cancel") if ctx is not None and ctx.settings.cancel_rate > 0 else None
+        )
 
     def wait_time(self) -> float:
         # A user that has sent its --requests-per-user waits "forever": Locust kills a
@@ -97,7 +102,10 @@ class BaseLLMUser(User):
         warmup = plugin.warmup.starts()
         # The session id: the conversation's (each turn of one the same), else the user's.
         session = self.dialogue.session_id if self.dialogue is not None else self.session_id
-        record = self.llm.request(body, intended_start=intended, session=session)
+        cancel = False
+        if self.cancel_rng is not None and plugin.ctx is not None:
+            cancel = self.cancel_rng.random() < plugin.ctx.settings.cancel_rate
+        record = self.llm.request(body, intended_start=intended, session=session, cancel=cancel)
         record.warmup = warmup
         if self.dialogue is not None:
             self.dialogue.finish(record)  # its turn; the answer joins the history

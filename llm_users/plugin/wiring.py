@@ -188,6 +188,8 @@ class LLMPlugin:
         self.accounting.stop()  # the last records are counted before anything is summed up
         self.control.stop()
         self.server.stop()
+        if self.worker is None and self.ctx is not None and self.ctx.settings.cancel_rate:
+            self.server.settle(self.ctx)  # abort verification: were the cancelled ones freed?
         if self.master is None:
             self.lag.stop()
             gcfreeze.thaw()

@@ -50,6 +50,8 @@ def _num(x: float | None) -> str:
 
 def request_line(r: RequestResult) -> str:
     """One finished request in the seed's per-request format."""
+    if r.cancelled:
+        return f"Request cancelled after {_num(r.e2e_ms)} ms"
     if not r.ok:
         return f"Request failed ({r.failure}): {r.message}"
     if r.stream:
@@ -114,6 +116,7 @@ def _dist(agg: Aggregate, name: str) -> dict[str, float | int | None]:
 def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
     """The JSON summary (keys documented in the README)."""
     duration = agg.duration_s
+    sent = agg.requests + agg.failed + agg.counts["cancelled"]
     out: dict[str, Any] = {
         "mode": info.mode,
         "endpoint": info.endpoint,
@@ -126,6 +129,8 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         "failure_examples": dict(sorted(agg.failure_examples.items())),
         # sent again once on a fresh connection: the reused one was closed unanswered
         "retries": agg.counts["retries"],
+        "cancelled": agg.counts["cancelled"],  # hung up on purpose: in no latency figure
+        "cancelled_rate": agg.counts["cancelled"] / sent if sent else None,
         "duration_s": duration,
         "output_tokens": int(agg.sums["output_tokens"]),
         "output_tokens_per_s": _rate(agg.sums["output_tokens"], duration),
@@ -344,6 +349,10 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         lines.append("  failures by kind:")
         for kind, n in sorted(agg.failures.items(), key=lambda kv: -kv[1]):
             lines.append(f"    {kind:<22}{n:>7}  e.g. {agg.failure_examples.get(kind, '')[:150]}")
+    if agg.counts["cancelled"]:  # hung up on purpose (--cancel-rate); the server's answer
+        lines.append(f"  cancelled: {d['cancelled']} requests ({100 * d['cancelled_rate']:.1f} "
+                     "% of those sent), in no figure above")  # fmt: skip
+        lines += [f"  abort check: {d['abort_check']['verdict']}"] if "abort_check" in d else []
     if agg.counts["retries"]:
         lines.append(
             f"  retries: {agg.counts['retries']} requests sent again on a fresh connection "

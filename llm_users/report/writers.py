@@ -46,6 +46,7 @@ _RECORD_FIELDS = (
     "trace_id",
     "span_id",
     "session_id",
+    "cancelled",
 )
 
 

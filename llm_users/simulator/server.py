@@ -17,7 +17,7 @@ from aiohttp import web
 
 from . import heap
 from . import payloads as p
-from .arrival import take_arrival
+from .arrival import on_hangup, take_arrival
 from .config import HOSTILE_FAULTS, SimConfig
 from .hostile import hostile_answer
 from .looplag import LoopLag
@@ -173,10 +173,26 @@ async def _complete(request: web.Request, api: str) -> web.StreamResponse:
     rec = state.open_record(request.path, request[RECEIVED_AT], cfg)
     rec["dispatched_at"] = perf_counter()
     _keep_headers(request, cfg, rec)
+    task = asyncio.current_task()
+
+    def hung_up(at: float) -> None:
+        # The client closed mid-request: stamp it, and end the handler where it waits (a
+        # real server aborts the request and frees its slot and KV cache).
+        rec["cancelled_at"] = at
+        if task is not None:
+            task.cancel()
+
+    on_hangup(request.transport, hung_up)
     try:
         return await _answer(request, state, cfg, body, api, rec)
+    except asyncio.CancelledError:
+        if rec["cancelled_at"] is not None:
+            rec["client_disconnected"] = True
+            rec["done_at"] = perf_counter()
+        raise
     finally:
-        state.release(rec)
+        on_hangup(request.transport, None)
+        state.release(rec, leak=cfg.leak_cancelled and rec["cancelled_at"] is not None)
         state.close_record(rec)
 
 
