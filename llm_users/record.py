@@ -86,6 +86,7 @@ class RequestRecord:
     # --cancel-rate: the client hung up on purpose (--cancel-after): neither a success nor a
     # failure, in no latency figure; ``end`` is when it closed the connection.
     cancelled: bool = False
+    items: int | None = None  # embeddings: the vectors returned; rerank: the documents scored
 
     @property
     def ok(self) -> bool:

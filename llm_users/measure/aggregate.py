@@ -51,6 +51,8 @@ _SUMS = (
     # prefix cache, over the requests whose server reported cached tokens
     "cached_tokens",
     "cache_prompt_tokens",
+    # embeddings and rerank: inputs embedded, documents scored
+    "items",
 )
 _COUNTS = (
     "stream_ok",
@@ -160,6 +162,8 @@ class Aggregate:
             s["output_tokens"] += r.output_tokens
         if r.prompt_tokens is not None:
             s["prompt_tokens"] += r.prompt_tokens
+        if r.items is not None:
+            s["items"] += r.items
         if r.cached_tokens is not None and r.prompt_tokens:
             self._cache(r)
         if r.max_tokens:

@@ -80,4 +80,6 @@ EXAMPLES: dict[str, str] = {
     "--cancel-rate": "--cancel-rate 0.1 --cancel-after 500 --seed 1",
     "--cancel-after": "--cancel-after 2000",
     "--cancel-from": "--cancel-from first-token --cancel-after 50",
+    "--embedding-batch": "--endpoint embeddings --embedding-batch 32",
+    "--rerank-documents": "--endpoint rerank --rerank-documents 20",
 }

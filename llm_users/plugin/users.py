@@ -78,7 +78,11 @@ class BaseLLMUser(User):
         if self.dialogue is not None:
             return self.dialogue.next_body()
         assert self.prompts is not None
+        prompt: Any
         prompt, max_tokens = self.prompts.next()
+        n = self.plugin.ctx.settings.texts_per_request if self.plugin.ctx is not None else 1
+        if n > 1:  # embeddings and rerank: several texts per request, a list
+            prompt = [prompt, *(self.prompts.next()[0] for _ in range(n - 1))]
         return self.body(prompt, max_tokens)
 
     @task

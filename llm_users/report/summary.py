@@ -13,6 +13,7 @@ from ..measure.figures import FIGURES, by_key, of_kind
 from ..measure.histogram import PERCENTILES
 from ..measure.per_request import RequestResult
 from .capacity import search_lines, steady_lines
+from .traffic import cancel_lines, rate_lines
 
 __all__ = [
     "NOT_REPORTED",
@@ -137,6 +138,8 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         "requests_per_s": _rate(agg.requests, duration),
     }
     out.update(_seed_figures(agg, info))
+    rates = [f for f in FIGURES if f.per_s and f.endpoint == info.endpoint]
+    out.update({f.key: _rate(agg.sums[f.per_s], duration) for f in rates})
     for f in of_kind("distribution", info.mode):
         if not f.sparse:
             out[f.key] = _dist(agg, f.key)
@@ -284,6 +287,7 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         f"output tokens/s {_f(d, 'output_tokens_per_s')}   "
         f"requests/s {_f(d, 'requests_per_s')}",
     ]
+    lines += rate_lines(d)  # embeddings, rerank
     warm = d.get("warmup")
     if warm:
         lines.append(
@@ -349,10 +353,7 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         lines.append("  failures by kind:")
         for kind, n in sorted(agg.failures.items(), key=lambda kv: -kv[1]):
             lines.append(f"    {kind:<22}{n:>7}  e.g. {agg.failure_examples.get(kind, '')[:150]}")
-    if agg.counts["cancelled"]:  # hung up on purpose (--cancel-rate); the server's answer
-        lines.append(f"  cancelled: {d['cancelled']} requests ({100 * d['cancelled_rate']:.1f} "
-                     "% of those sent), in no figure above")  # fmt: skip
-        lines += [f"  abort check: {d['abort_check']['verdict']}"] if "abort_check" in d else []
+    lines += cancel_lines(d)
     if agg.counts["retries"]:
         lines.append(
             f"  retries: {agg.counts['retries']} requests sent again on a fresh connection "

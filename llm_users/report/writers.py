@@ -47,6 +47,7 @@ _RECORD_FIELDS = (
     "span_id",
     "session_id",
     "cancelled",
+    "items",
 )
 
 

@@ -24,6 +24,7 @@ from .looplag import LoopLag
 from .messages import messages_body
 from .metrics import CONTENT_TYPE, GARBAGE, huge_page
 from .parse import BadRequest, make_job, max_tokens, read_prompt
+from .pooling import pooled_answer, prefill_s
 from .state import SimState
 from .stream import BAD_JSON, build_plan, first_token_delay, keepalive_bytes, token_events
 
@@ -48,6 +49,8 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/responses", responses)
     app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/rerank", rerank)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/sim/records", sim_records)
     app.router.add_get("/sim/stats", sim_stats)
@@ -164,6 +167,39 @@ async def messages(request: web.Request) -> web.StreamResponse:
         err = {"type": "invalid_request_error", "message": "anthropic-version: header is required"}
         return _json({"type": "error", "error": err}, status=400)
     return await _complete(request, "messages")
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await _pooled(request, "embeddings")
+
+
+async def rerank(request: web.Request) -> web.StreamResponse:
+    return await _pooled(request, "rerank")
+
+
+async def _pooled(request: web.Request, kind: str) -> web.StreamResponse:
+    """Embeddings and rerank: a slot (max_running), the prefill's time, the whole answer."""
+    state = request.app[STATE]
+    cfg = state.config
+    rec = state.open_record(request.path, request[RECEIVED_AT], cfg)
+    rec["dispatched_at"] = perf_counter()
+    _keep_headers(request, cfg, rec)
+    try:
+        try:
+            req = orjson.loads(await request.read())
+            if not isinstance(req, dict):
+                raise BadRequest("the body must be a JSON object")
+            model = rec["model"] = req.get("model") or cfg.model_name
+            body, items, tokens = pooled_answer(kind, req, model)
+        except (orjson.JSONDecodeError, BadRequest) as exc:
+            return await _send_error(request, rec, 400, str(exc), "BadRequestError")
+        rec["items"], rec["prompt_tokens"] = items, tokens
+        await state.admit(rec, cfg)
+        await _sleep_until(rec["started_at"] + prefill_s(cfg, tokens))
+        return await _send(request, rec, 200, orjson.dumps(body), JSON)
+    finally:
+        state.release(rec)
+        state.close_record(rec)
 
 
 async def _complete(request: web.Request, api: str) -> web.StreamResponse:

@@ -95,6 +95,7 @@ class SimState:
             "completed": False,
             "client_disconnected": False,
             "cancelled_at": None,  # when the client's hang-up was seen (its FIN or reset)
+            "items": None,  # embeddings: the inputs embedded; rerank: the documents scored
         }
         self.records.append(rec)
         self._open.add(id(rec))
@@ -108,6 +109,8 @@ class SimState:
         if rec["completed"] and rec["finish_reason"] in ("stop", "length"):
             self.metrics.succeeded(rec["finish_reason"], rec["done_at"] - rec["received_at"])
         self.counts["completed"] += rec["completed"]
+        if rec["items"] is not None and rec["completed"]:
+            self.counts["pooled_items"] += rec["items"]
         self.counts["client_disconnected"] += rec["client_disconnected"]
         self.counts["cancelled"] += rec["cancelled_at"] is not None
         if rec["fault"]:
@@ -205,6 +208,7 @@ class SimState:
             "client_disconnected": self.counts["client_disconnected"],
             "cancelled": self.counts["cancelled"],  # hang-ups seen mid-request
             "leaked": self.leaked,
+            "pooled_items": self.counts["pooled_items"],  # inputs embedded, documents scored
             "by_status": dict(self.by_status),
             "in_flight": len(self._open),
             "running": len(self.running),

@@ -488,6 +488,7 @@ class LLMClient:
         rec.usage = full.usage
         rec.server_timing = full.server_timing
         rec.finish_reason = full.finish_reason
+        rec.items = full.items
 
     def _read_error(self, rec: RequestRecord, resp: ResponseHead) -> None:
         kind = FailureKind.http(rec.status)
