@@ -89,10 +89,14 @@ class RequestRecord:
     trace_id: str | None = None
     span_id: str | None = None
     session_id: str | None = None
+    # --cancel-rate: the client hung up on purpose (--cancel-after): neither a success nor a
+    # failure, in no latency figure; ``end`` is when it closed the connection.
+    cancelled: bool = False
+    items: int | None = None  # embeddings: the vectors returned; rerank: the documents scored
 
     @property
     def ok(self) -> bool:
-        return self.failure is None
+        return self.failure is None and not self.cancelled
 
     @property
     def first_token_at(self) -> float | None:

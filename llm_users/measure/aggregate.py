@@ -53,6 +53,8 @@ _SUMS = (
     # prefix cache, over the requests whose server reported cached tokens
     "cached_tokens",
     "cache_prompt_tokens",
+    # embeddings and rerank: inputs embedded, documents scored
+    "items",
 )
 _COUNTS = (
     "stream_ok",
@@ -67,6 +69,7 @@ _COUNTS = (
     "retries",  # requests sent again on a fresh connection (RequestRecord.retries)
     "merged_first",  # streams whose first token was read together with later tokens
     "usage_clamped",  # requests with a usage count clamped to MAX_USAGE_TOKENS
+    "cancelled",  # hung up on purpose (--cancel-rate): neither ok nor failed, in no figure
 )
 
 
@@ -132,6 +135,9 @@ class Aggregate:
         bucket = self._bucket(int(end))
         if r.retries:
             self.counts["retries"] += r.retries
+        if r.cancelled:
+            self.counts["cancelled"] += 1
+            return
         if r.usage_clamped:
             self.counts["usage_clamped"] += 1
         if r.slo_met is not None:
@@ -164,6 +170,8 @@ class Aggregate:
             s["output_tokens"] += r.output_tokens
         if r.prompt_tokens is not None:
             s["prompt_tokens"] += r.prompt_tokens
+        if r.items is not None:
+            s["items"] += r.items
         if r.cached_tokens is not None and r.prompt_tokens:
             self._cache(r)
         if r.max_tokens:

@@ -59,6 +59,8 @@ class Figure:
     histogram: str = ""  # the HTML report draws its histogram under this title
     samples: str = "requests"  # what one sample of a distribution is
     about: str = ""  # one sentence: what is measured (chart captions)
+    endpoint: str = ""  # reported only in runs of this endpoint ("": every endpoint)
+    per_s: str = ""  # a rate over the run: this sum of the aggregate / the run's duration
 
     @property
     def title(self) -> str:
@@ -168,6 +170,14 @@ FIGURES: tuple[Figure, ...] = (
     Figure("output_tokens_per_s", "Output tokens/s", unit="tokens/s", digits=1),
     Figure("requests_per_s", "Requests/s", unit="requests/s", digits=3),
     Figure("duration_s", "Duration", unit="s", digits=1),
+    # -- embeddings and rerank (no tokens generated: what went in, per second) ---------------
+    Figure("inputs_per_s", "Inputs/s", unit="inputs/s", digits=1, tab=False,
+           endpoint="embeddings", per_s="items", about="Texts embedded per second."),
+    Figure("input_tokens_per_s", "Input tokens/s", unit="tokens/s", digits=1, tab=False,
+           endpoint="embeddings", per_s="prompt_tokens",
+           about="Prompt tokens embedded per second (usage.prompt_tokens)."),
+    Figure("documents_per_s", "Documents/s", unit="documents/s", digits=1, tab=False,
+           endpoint="rerank", per_s="items", about="Documents scored per second."),
     # -- workloads (present only in runs that have them) ----------------------------------
     Figure("warmup.requests", "Warm-up requests (excluded)", digits=None,
            long="Warm-up requests (kept out of every figure)"),

@@ -124,6 +124,8 @@ class RequestResult:
     span_id: str | None = None
     session_id: str | None = None  # the --session-header value sent with it
     usage_clamped: bool = False  # a usage count past MAX_USAGE_TOKENS was clamped to it
+    cancelled: bool = False  # hung up on purpose (--cancel-rate): not ok, not a failure
+    items: int | None = None  # embeddings: inputs embedded; rerank: documents scored
 
     @property
     def speed(self) -> float | None:
@@ -200,6 +202,8 @@ def result_of(r: RequestRecord, count_tokens: Counter | None = None) -> RequestR
         trace_id=r.trace_id,
         span_id=r.span_id,
         session_id=r.session_id,
+        cancelled=r.cancelled,
+        items=r.items,
     )
     if r.intended_start is not None:
         res.queue_delay_ms = (r.start - r.intended_start) * 1000.0

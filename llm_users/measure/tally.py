@@ -58,7 +58,7 @@ class Tally:
         self.total.add(res)
         if step is not None:
             self.step(step).add(res)
-        if res.turn is not None:
+        if res.turn is not None and not res.cancelled:
             self.turns.add(res)
 
     def step(self, index: int) -> Aggregate:

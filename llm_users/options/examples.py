@@ -80,4 +80,9 @@ EXAMPLES: dict[str, str] = {
     "--gpu-metrics": "--gpu-metrics http://gpu-box:9400/metrics",
     "--gpu-hour-cost": "--gpu-hour-cost 2.49",
     "--gpus": "--gpus 8",
+    "--cancel-rate": "--cancel-rate 0.1 --cancel-after 500 --seed 1",
+    "--cancel-after": "--cancel-after 2000",
+    "--cancel-from": "--cancel-from first-token --cancel-after 50",
+    "--embedding-batch": "--endpoint embeddings --embedding-batch 32",
+    "--rerank-documents": "--endpoint rerank --rerank-documents 20",
 }

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from ..errors import ConfigError
-from ..wire.endpoints import ENDPOINTS
+from ..wire.endpoints import ENDPOINTS, POOLING
 from ..workload.prompts import PROMPT_TYPES
 from .declare import (
     Invalid,
@@ -28,6 +28,7 @@ from .declare import (
     declared,
     fraction,
     non_negative,
+    number,
     opt,
     percent,
     positive,
@@ -151,6 +152,14 @@ def _header_name(value: Any) -> str:
     return given
 
 
+def _share(value: Any) -> float:
+    """A share of requests, 0 to 1 (both included)."""
+    x = number(value)
+    if not 0 <= x <= 1:
+        raise Invalid(f"must be a share from 0 to 1, got {x:g}")
+    return x
+
+
 def _metrics_source(value: Any) -> str:
     """``auto``, ``off`` or the http(s) URL of a server's Prometheus /metrics."""
     given = stripped(value) or "auto"
@@ -239,11 +248,12 @@ class Settings:
     # -- requests ------------------------------------------------------------------------
     endpoint: str = opt(
         "chat",
-        choices=["chat", "completions", "responses", "messages"],
+        choices=["chat", "completions", "responses", "messages", "embeddings", "rerank"],
         group="requests",
         help="chat = /v1/chat/completions, completions = /v1/completions, responses = "
         "/v1/responses (the Responses API), messages = /v1/messages (Anthropic's Messages API: "
-        "x-api-key and anthropic-version headers)",
+        "x-api-key and anthropic-version headers), embeddings = /v1/embeddings, rerank = "
+        "/v1/rerank (never streamed)",
     )
     stream: bool = opt(
         True,
@@ -289,6 +299,43 @@ class Settings:
         parse=_on,
         group="requests",
         help="Ask for usage in streams (stream_options.include_usage)",
+    )
+    # -- today's traffic: cancellations, embeddings and rerank (one block) ----------------
+    cancel_rate: float = opt(
+        0.0,
+        parse=_share,
+        group="requests",
+        help="Share of requests (0 to 1) the client hangs up on after --cancel-after; drawn "
+        "per request, repeatable with --seed; counted as cancelled, in no latency figure",
+    )
+    cancel_after_ms: float = opt(
+        0.0,
+        flag="--cancel-after",
+        parse=non_negative,
+        group="requests",
+        help="Milliseconds after which a request chosen by --cancel-rate is hung up on, from "
+        "--cancel-from",
+    )
+    cancel_from: str = opt(
+        "sent",
+        choices=["sent", "first-token"],
+        group="requests",
+        help="Where --cancel-after counts from: the request being sent, or its first token "
+        "(streaming only)",
+    )
+    embedding_batch: int = opt(
+        1,
+        parse=whole,
+        group="requests",
+        help="Texts per request (the input list) with --endpoint embeddings, from the prompt "
+        "source",
+    )
+    rerank_documents: int = opt(
+        8,
+        parse=whole,
+        group="requests",
+        help="Documents per request with --endpoint rerank, scored against one query, all from "
+        "the prompt source",
     )
 
     # -- connection ----------------------------------------------------------------------
@@ -760,6 +807,8 @@ class Settings:
         )
         sampling = SEED_SAMPLING if values["sampling"] == "original" else {}
         values["extra_body"] = {**sampling, **values["extra_body"]}
+        if values["endpoint"] in POOLING:
+            values["stream"] = False  # nothing is generated: a whole JSON answer
         if values["sweep_of"] == "rate" and values["sweep"] and not values["request_rate"]:
             values["request_rate"] = values["sweep"][0]
         s = cls(**values)
@@ -781,11 +830,38 @@ class Settings:
                 "--endpoint messages needs --max-tokens N > 0 (the Messages API requires "
                 "max_tokens), got 0"
             )
+        if self.endpoint in POOLING:
+            self._check_pooling()
+        if self.cancel_from == "first-token" and not self.stream and self.cancel_rate:
+            raise ConfigError(
+                "--cancel-from first-token needs streaming (a whole response has no first "
+                "token): drop --no-stream or use --cancel-from sent"
+            )
         self._check_workloads()
         self._check_conversations()
         if self.sweep_of == "users" and any(x != int(x) for x in self.sweep):
             raise ConfigError(f"--sweep user counts must be whole numbers, got {self.sweep}")
         self._check_search()
+
+    def _check_pooling(self) -> None:
+        if self.embedding_batch < 1 or self.rerank_documents < 1:
+            which = "--embedding-batch" if self.embedding_batch < 1 else "--rerank-documents"
+            raise ConfigError(f"{which} must be at least 1, got 0")
+        for other, given in (("--turns", self.turns), ("--trace", self.trace)):
+            if given:
+                raise ConfigError(
+                    f"--endpoint {self.endpoint} takes single texts: {other} is for chat"
+                )
+
+    @property
+    def texts_per_request(self) -> int:
+        """Prompts one request carries: an embeddings batch, a rerank query and its
+        documents; else one."""
+        if self.endpoint == "embeddings":
+            return self.embedding_batch
+        if self.endpoint == "rerank":
+            return 1 + self.rerank_documents
+        return 1
 
     def _check_search(self) -> None:
         if self.search == "off":

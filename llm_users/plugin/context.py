@@ -95,6 +95,8 @@ class RunContext:
             poller=self.poller,
             trace_context=s.trace_context,
             session_header=s.session_header,
+            cancel_after_s=s.cancel_after_ms / 1000.0,
+            cancel_from_first_token=s.cancel_from == "first-token",
         )
         return LLMClient(cfg, self.ssl_context)
 

@@ -165,6 +165,8 @@ class RunControl:
     # -- failure watchdog -----------------------------------------------------------------
     def watch(self, res: RequestResult) -> None:
         """Stop a run whose every request has failed for --max-failing-seconds."""
+        if res.cancelled:  # hung up on purpose: says nothing of the server
+            return
         if res.ok:
             self._failing_since = None
             return

@@ -23,7 +23,7 @@ from ..report.summary import RunInfo, seed_lines, summary_dict, table_lines
 from ..report.writers import OutputError, write_json
 from .context import RunContext
 from .control import RunControl
-from .serverwatch import server_lines
+from .serverwatch import abort_check, server_lines
 
 __all__ = [
     "EXIT_ABORTED",
@@ -194,6 +194,11 @@ def run_info(
             notes.extend(workers[1])
     if server is not None:
         extra["server"] = server
+    if final and s.cancel_rate and agg.counts["cancelled"]:
+        srv = server or {}
+        extra["abort_check"] = abort_check(
+            agg.counts["cancelled"], srv.get("after_test"), srv.get("source")
+        )
     if s.slo:
         extra["slo"] = dict(s.slo)
         extra["slo_target"] = s.slo_target or None

@@ -10,14 +10,22 @@ import logging
 import time
 from typing import Any
 
+import gevent
+
 from ..measure.figures import MISSING, fmt
 from ..servermetrics import Scraper, metrics_url, probe
 from .context import RunContext
 
-__all__ = ["LIVE_FIELDS", "ServerWatch", "series_columns", "server_lines"]
+__all__ = ["LIVE_FIELDS", "ServerWatch", "abort_check", "series_columns", "server_lines"]
 
 log = logging.getLogger("llm_users")
 PROBE_TIMEOUT_S = 2.0
+# Abort verification (--cancel-rate): after the test, the running gauge is read every
+# ABORT_POLL_S until it is back to 0 (nothing of ours is in flight then), ABORT_WAIT_S at most.
+# A server that aborts frees a request within a decode step or two (tens of ms); seconds
+# later, a request still counted as running was never freed.
+ABORT_WAIT_S = 3.0
+ABORT_POLL_S = 0.1
 LIVE_FIELDS = ("t", "running", "waiting", "kv_cache_usage", "ttft_mean_ms", "ttft_p50_ms")
 
 
@@ -41,6 +49,7 @@ class ServerWatch:
         self.scraper: Scraper | None = None
         self._key: tuple[Any, ...] | None = None
         self._interval_s = 1.0
+        self.settled: dict[str, Any] | None = None  # the abort check's readings (settle())
 
     def resolve(self, ctx: RunContext) -> None:
         """Decide the source for these settings; ``auto`` probes ``<host>/metrics`` once."""
@@ -71,6 +80,7 @@ class ServerWatch:
     def start(self, ctx: RunContext) -> None:
         """At test start: resolve if needed, then scrape (the first scrape is the baseline)."""
         self.stop(final=False)
+        self.settled = None
         self.resolve(ctx)
         if self.url is not None:
             ssl = ctx.ssl_context if self.url.startswith("https") else None
@@ -81,6 +91,25 @@ class ServerWatch:
         """At test stop: one last scrape, so the window ends with the test."""
         if self.scraper is not None:
             self.scraper.stop(final=final)
+
+    def settle(self, ctx: RunContext) -> None:
+        """After a test that cancelled requests: read the running gauge until it is back to
+        0 (the test is over: none of its requests is in flight), ABORT_WAIT_S at most; kept
+        in :attr:`settled` for :func:`abort_check`. Its own scrapes: not in the test's window."""
+        if self.scraper is None:
+            return
+        ssl = ctx.ssl_context if self.scraper.url.startswith("https") else None
+        began = time.perf_counter()
+        running: float | None = None
+        while True:
+            reader = Scraper(self.scraper.url, self._interval_s, ssl_context=ssl)
+            reader.scrape_once()
+            running = reader.window.last.get("running", running)
+            waited = time.perf_counter() - began
+            if (running is not None and running <= 0) or waited >= ABORT_WAIT_S:
+                break
+            gevent.sleep(ABORT_POLL_S)
+        self.settled = {"running_after": running, "waited_s": waited}
 
     @property
     def scrapes(self) -> int:
@@ -107,10 +136,46 @@ class ServerWatch:
             return {"source": None, "how": self.how, "not_available": self.reason}
         out = self.scraper.result()
         out["how"] = self.how
+        if self.settled is not None:
+            out["after_test"] = self.settled  # the running gauge once the test was over
         out["t0_unix"] = self._t0_unix()
         if not out["scrapes"]:
             out["not_available"] = out.get("last_error") or "no scrape succeeded"
         return out
+
+
+def abort_check(
+    cancelled: int, settled: dict[str, Any] | None, source: str | None
+) -> dict[str, Any]:
+    """Did the server free the requests the client cancelled? With nothing in flight after
+    the test, the running gauge must be back to 0; what it still counts is the leak (at most
+    the cancelled count: other clients of the server could hold the rest)."""
+    out: dict[str, Any] = {"cancelled": cancelled}
+    if settled is None or settled["running_after"] is None:
+        why = "no server metrics (--server-metrics)" if source is None else "no running gauge"
+        out.update(freed=None, leaked=None, verdict=f"not checked: {why}")
+        return out
+    running, waited = settled["running_after"], settled["waited_s"]
+    leaked = min(cancelled, round(running))
+    out.update(
+        freed=cancelled - leaked,
+        leaked=leaked,
+        running_after=running,
+        within_s=round(waited, 3) if not leaked else None,
+        waited_s=round(waited, 3),
+    )
+    if not leaked:
+        out["verdict"] = (
+            f"freed {cancelled} of {cancelled} within {waited:.1f} s (the server's running "
+            "gauge back to 0 after the test)"
+        )
+    else:
+        out["verdict"] = (
+            f"LEAK: the server still counts {running:g} requests as running {waited:.1f} s "
+            f"after the test, with none in flight: {leaked} of {cancelled} cancelled requests "
+            "were never freed"
+        )
+    return out
 
 
 def _gauge(d: Any, scale: float = 1.0, unit: str = "") -> str:

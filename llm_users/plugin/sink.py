@@ -36,6 +36,13 @@ class LLMRequestError(Exception):
 def tell_locust(env: Environment, events: LLMEvents, res: RequestResult) -> None:
     """One request event for Locust's table; own TTFT/follow rows that stay out of Aggregated;
     then the plugin's own events."""
+    if res.cancelled:
+        # Hung up on purpose: neither a success nor a failure of Locust's; its own row, out
+        # of "Aggregated" (the time is when the client closed the connection).
+        cancelled_row: Any = env.stats.get("Cancelled", "LLM")
+        cancelled_row.log(res.e2e_ms or 0.0, 0)
+        events.llm_request.fire(result=res)
+        return
     path = ENDPOINTS[res.endpoint].path
     env.events.request.fire(
         request_type="POST",
@@ -119,7 +126,7 @@ class ResultSink:
 
     def complete(self, rec: RequestRecord, step: int = 0) -> RequestResult:
         res = result_of(rec, self.counter)
-        if self.slo:
+        if self.slo and not res.cancelled:
             res.slo_met = slo_met(res, self.slo)
         self.tally.add(res, step if self.sweep else None)
         if not res.warmup and self._in_steady_window(res):

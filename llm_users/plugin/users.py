@@ -44,6 +44,11 @@ class BaseLLMUser(User):
         ctx = self.plugin.ctx
         self.think_rng = ctx.user_rng("think") if ctx is not None else random.Random()
         self.backoff = Backoff()  # after connection errors: this user waits, growing
+        # --cancel-rate: which of this user's requests are hung up on (repeatable with --seed)
+        # (only then: a user's number, hence its other streams, stay as without cancelling)
+        self.cancel_rng = (
+            ctx.user_rng("cancel") if ctx is not None and ctx.settings.cancel_rate > 0 else None
+        )
 
     def wait_time(self) -> float:
         # A user that has sent its --requests-per-user waits "forever": Locust kills a
@@ -76,7 +81,11 @@ class BaseLLMUser(User):
         if self.dialogue is not None:
             return self.dialogue.next_body()
         assert self.prompts is not None
+        prompt: Any
         prompt, max_tokens = self.prompts.next()
+        n = self.plugin.ctx.settings.texts_per_request if self.plugin.ctx is not None else 1
+        if n > 1:  # embeddings and rerank: several texts per request, a list
+            prompt = [prompt, *(self.prompts.next()[0] for _ in range(n - 1))]
         return self.body(prompt, max_tokens)
 
     @task
@@ -100,9 +109,12 @@ class BaseLLMUser(User):
         warmup = plugin.warmup.starts()
         # The session id: the conversation's (each turn of one the same), else the user's.
         session = self.dialogue.session_id if self.dialogue is not None else self.session_id
+        cancel = False
+        if self.cancel_rng is not None and plugin.ctx is not None:
+            cancel = self.cancel_rng.random() < plugin.ctx.settings.cancel_rate
         plugin.in_flight += 1  # an interrupted run says how many it dropped
         try:
-            record = self.llm.request(body, intended_start=intended, session=session)
+            record = self.llm.request(body, intended_start=intended, session=session, cancel=cancel)
         finally:
             plugin.in_flight -= 1
         record.warmup = warmup

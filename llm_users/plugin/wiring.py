@@ -213,6 +213,8 @@ class LLMPlugin:
         self.reach.close(self.sink.tally)  # a server still down at the end: up to now
         self.control.stop()
         self.server.stop()
+        if self.worker is None and self.ctx is not None and self.ctx.settings.cancel_rate:
+            self.server.settle(self.ctx)  # abort verification: were the cancelled ones freed?
         self.gpu.stop()
         if self.master is None:
             self.lag.stop()

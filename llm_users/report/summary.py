@@ -15,6 +15,7 @@ from ..measure.per_request import RequestResult
 from .capacity import search_lines, steady_lines
 from .cost import cost_lines, gpu_lines
 from .fidelity import error_bound, merged_first
+from .traffic import cancel_lines, rate_lines
 
 __all__ = [
     "NOT_REPORTED",
@@ -47,6 +48,8 @@ class RunInfo:
 
 def request_line(r: RequestResult) -> str:
     """One finished request in the seed's per-request format."""
+    if r.cancelled:
+        return f"Request cancelled after {fmt_seed(r.e2e_ms)} ms"
     if not r.ok:
         return f"Request failed ({r.failure}): {r.message}"
     if r.stream:
@@ -111,6 +114,7 @@ def _dist(agg: Aggregate, name: str) -> dict[str, float | int | None]:
 def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
     """The JSON summary (keys documented in the README)."""
     duration = agg.duration_s
+    sent = agg.requests + agg.failed + agg.counts["cancelled"]
     out: dict[str, Any] = {
         "mode": info.mode,
         "endpoint": info.endpoint,
@@ -123,12 +127,16 @@ def summary_dict(agg: Aggregate, info: RunInfo) -> dict[str, Any]:
         "failure_examples": dict(sorted(agg.failure_examples.items())),
         # sent again once on a fresh connection: the reused one was closed unanswered
         "retries": agg.counts["retries"],
+        "cancelled": agg.counts["cancelled"],  # hung up on purpose: in no latency figure
+        "cancelled_rate": agg.counts["cancelled"] / sent if sent else None,
         "duration_s": duration,
         "output_tokens": int(agg.sums["output_tokens"]),
         "output_tokens_per_s": _rate(agg.sums["output_tokens"], duration),
         "requests_per_s": _rate(agg.requests, duration),
     }
     out.update(_seed_figures(agg, info))
+    rates = [f for f in FIGURES if f.per_s and f.endpoint == info.endpoint]
+    out.update({f.key: _rate(agg.sums[f.per_s], duration) for f in rates})
     for f in of_kind("distribution", info.mode):
         if not f.sparse:
             out[f.key] = _dist(agg, f.key)
@@ -243,6 +251,7 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         f"output tokens/s {_figure(d, 'output_tokens_per_s')}   "
         f"requests/s {_figure(d, 'requests_per_s')}",
     ]
+    lines += rate_lines(d)  # embeddings, rerank
     warm = d.get("warmup")
     if warm:
         lines.append(
@@ -308,6 +317,7 @@ def table_lines(agg: Aggregate, info: RunInfo) -> list[str]:
         lines.append("  failures by kind:")
         for kind, n in sorted(agg.failures.items(), key=lambda kv: -kv[1]):
             lines.append(f"    {kind:<22}{n:>7}  e.g. {agg.failure_examples.get(kind, '')[:150]}")
+    lines += cancel_lines(d)
     if agg.counts["retries"]:
         lines.append(
             f"  retries: {agg.counts['retries']} requests sent again on a fresh connection "

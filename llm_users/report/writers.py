@@ -54,6 +54,8 @@ _RECORD_FIELDS = (
     "span_id",
     "session_id",
     "usage_clamped",
+    "cancelled",
+    "items",
 )
 
 

@@ -151,6 +151,7 @@ class Window:
         self._gauge_sum: dict[str, float] = {}
         self._gauge_max: dict[str, float] = {}
         self.series: list[dict[str, Any]] = []
+        self.last: dict[str, Any] = {}  # the last good scrape's gauges (series skips some)
         self._stride = 1
         self._n_series = 0
 
@@ -196,6 +197,7 @@ class Window:
                 self._gauge_sum[common] = self._gauge_sum.get(common, 0.0) + v
                 self._gauge_max[common] = max(self._gauge_max.get(common, -math.inf), v)
                 point[common] = v
+        self.last = point
         self._keep(point)
 
     def _keep(self, point: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""When a request's first bytes came off the socket: the simulator's clock starts there.
+"""When a request's first bytes came off the socket, and when its client hung up.
 
 aiohttp hands a request to its handler only after its event loop got round to parsing it; in
 a burst of 128 requests the last one waits for the 127 before it. A real server's time to
@@ -9,7 +9,8 @@ The stamp is taken by a thin wrapper around aiohttp's protocol (its ``RequestHan
 ``__slots__``, so nothing can be added to it). One stamp per connection is pending at a time:
 the first ``data_received`` after the previous request's body was read. That is exact for
 clients that send one request at a time per connection (every HTTP/1.1 client without
-pipelining, the load generator included).
+pipelining, the load generator included). The same wrapper sees the client's FIN (or reset)
+the moment the loop reads it, and tells the request's handler (:func:`on_hangup`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from time import perf_counter
 from typing import Any
 
 _pending: dict[Any, float | None] = {}  # transport -> first-byte time of the next request
+_hangup: dict[Any, Callable[[float], None]] = {}  # transport -> its request's hang-up callback
 
 
 class StampingProtocol(asyncio.Protocol):
@@ -41,9 +43,13 @@ class StampingProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         _pending.pop(self._transport, None)
+        if exc is not None:  # reset by the peer (a client closing with unread data)
+            _hung_up(self._transport)
+        _hangup.pop(self._transport, None)  # closed by the server itself: not a hang-up
         self._inner.connection_lost(exc)
 
     def eof_received(self) -> bool | None:
+        _hung_up(self._transport)  # the client's FIN
         return self._inner.eof_received()
 
     def pause_writing(self) -> None:
@@ -59,6 +65,22 @@ class StampingProtocol(asyncio.Protocol):
 def stamping(factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
     """A protocol factory for ``loop.create_server`` that wraps ``factory``'s protocols."""
     return lambda: StampingProtocol(factory())
+
+
+def _hung_up(transport: Any) -> None:
+    callback = _hangup.pop(transport, None)
+    if callback is not None:
+        callback(perf_counter())
+
+
+def on_hangup(transport: Any, callback: Callable[[float], None] | None) -> None:
+    """Call ``callback(perf_counter)`` when the client hangs up on ``transport`` (its FIN or
+    reset: never the server's own close), until called again with None. Nothing happens
+    on a server not built with :func:`stamping`."""
+    if callback is None:
+        _hangup.pop(transport, None)
+    elif transport is not None:
+        _hangup[transport] = callback
 
 
 def take_arrival(transport: Any, default: float) -> float:

@@ -114,6 +114,9 @@ class SimConfig:
     max_records: int = 100_000
     record_tokens: bool = True
     record_headers: str = ""  # request headers (comma-separated names) kept in each record
+    # A planted leak (vLLM #10087, #23697): a running request the client hangs up on keeps its
+    # slot, as if still generating; the running gauge never comes back down.
+    leak_cancelled: bool = False
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; keep the instance hashable and immutable.
@@ -255,6 +258,8 @@ _HELP = {
     "headers say 'Keep-Alive: timeout=5, max=100' (as llama.cpp's llama-server does)",
     "record_headers": "request headers to keep in each /sim/records record, comma-separated "
     "names (e.g. x-session-id); traceparent is always kept",
+    "leak_cancelled": "a planted leak: a running request whose client hangs up keeps its slot "
+    "(num_requests_running stays up), as servers that failed to abort have done",
     "model_name": "the model GET /v1/models lists and responses name",
     "api_key": "when set, /v1/* answers 401 without 'Authorization: Bearer <key>'",
     "tokens_per_chunk": "tokens in each streamed event",

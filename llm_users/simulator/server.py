@@ -17,13 +17,14 @@ from aiohttp import web
 
 from . import heap
 from . import payloads as p
-from .arrival import take_arrival
+from .arrival import on_hangup, take_arrival
 from .config import HOSTILE_FAULTS, SimConfig
 from .hostile import hostile_answer
 from .looplag import LoopLag
 from .messages import messages_body
 from .metrics import CONTENT_TYPE, GARBAGE, huge_page
 from .parse import BadRequest, make_job, max_tokens, read_prompt
+from .pooling import pooled_answer, prefill_s
 from .state import SimState
 from .stream import BAD_JSON, build_plan, first_token_delay, keepalive_bytes, token_events
 
@@ -48,6 +49,8 @@ def build_app(config: SimConfig) -> web.Application:
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/responses", responses)
     app.router.add_post("/v1/messages", messages)
+    app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/rerank", rerank)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/dcgm/metrics", dcgm_metrics)
     app.router.add_get("/sim/records", sim_records)
@@ -173,6 +176,39 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return await _complete(request, "messages")
 
 
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    return await _pooled(request, "embeddings")
+
+
+async def rerank(request: web.Request) -> web.StreamResponse:
+    return await _pooled(request, "rerank")
+
+
+async def _pooled(request: web.Request, kind: str) -> web.StreamResponse:
+    """Embeddings and rerank: a slot (max_running), the prefill's time, the whole answer."""
+    state = request.app[STATE]
+    cfg = state.config
+    rec = state.open_record(request.path, request[RECEIVED_AT], cfg)
+    rec["dispatched_at"] = perf_counter()
+    _keep_headers(request, cfg, rec)
+    try:
+        try:
+            req = orjson.loads(await request.read())
+            if not isinstance(req, dict):
+                raise BadRequest("the body must be a JSON object")
+            model = rec["model"] = req.get("model") or cfg.model_name
+            body, items, tokens = pooled_answer(kind, req, model)
+        except (orjson.JSONDecodeError, BadRequest) as exc:
+            return await _send_error(request, rec, 400, str(exc), "BadRequestError")
+        rec["items"], rec["prompt_tokens"] = items, tokens
+        await state.admit(rec, cfg)
+        await _sleep_until(rec["started_at"] + prefill_s(cfg, tokens))
+        return await _send(request, rec, 200, orjson.dumps(body), JSON)
+    finally:
+        state.release(rec)
+        state.close_record(rec)
+
+
 async def _complete(request: web.Request, api: str) -> web.StreamResponse:
     state = request.app[STATE]
     cfg = state.config  # one snapshot per request: runtime changes apply to later ones
@@ -180,10 +216,26 @@ async def _complete(request: web.Request, api: str) -> web.StreamResponse:
     rec = state.open_record(request.path, request[RECEIVED_AT], cfg)
     rec["dispatched_at"] = perf_counter()
     _keep_headers(request, cfg, rec)
+    task = asyncio.current_task()
+
+    def hung_up(at: float) -> None:
+        # The client closed mid-request: stamp it, and end the handler where it waits (a
+        # real server aborts the request and frees its slot and KV cache).
+        rec["cancelled_at"] = at
+        if task is not None:
+            task.cancel()
+
+    on_hangup(request.transport, hung_up)
     try:
         return await _answer(request, state, cfg, body, api, rec)
+    except asyncio.CancelledError:
+        if rec["cancelled_at"] is not None:
+            rec["client_disconnected"] = True
+            rec["done_at"] = perf_counter()
+        raise
     finally:
-        state.release(rec)
+        on_hangup(request.transport, None)
+        state.release(rec, leak=cfg.leak_cancelled and rec["cancelled_at"] is not None)
         state.close_record(rec)
 
 

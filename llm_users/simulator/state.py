@@ -25,6 +25,7 @@ class SimState:
         # Admission (max_running): generating requests by id(record), and a FIFO of waiters.
         # They outlive resets: requests in flight still leave the queue.
         self.running: dict[int, dict[str, Any]] = {}
+        self.leaked = 0  # slots kept by cancelled requests (leak_cancelled): never freed
         self.waiters: deque[tuple[asyncio.Future[None], dict[str, Any]]] = deque()
         self.clock = DecodeClock(perf_counter(), self._itl_seconds, self.note_tokens)
         # The GPUs' energy counter: like running requests, it outlives resets.
@@ -100,6 +101,8 @@ class SimState:
             "status": None,
             "completed": False,
             "client_disconnected": False,
+            "cancelled_at": None,  # when the client's hang-up was seen (its FIN or reset)
+            "items": None,  # embeddings: the inputs embedded; rerank: the documents scored
         }
         self.records.append(rec)
         self._open.add(id(rec))
@@ -113,14 +116,21 @@ class SimState:
         if rec["completed"] and rec["finish_reason"] in ("stop", "length"):
             self.metrics.succeeded(rec["finish_reason"], rec["done_at"] - rec["received_at"])
         self.counts["completed"] += rec["completed"]
+        if rec["items"] is not None and rec["completed"]:
+            self.counts["pooled_items"] += rec["items"]
         self.counts["client_disconnected"] += rec["client_disconnected"]
+        self.counts["cancelled"] += rec["cancelled_at"] is not None
         if rec["fault"]:
             self.counts["faulted"] += 1
             self.by_fault[rec["fault"]] += 1
         self.by_status[str(rec["status"])] += 1
 
-    def release(self, rec: dict[str, Any]) -> None:
-        """``rec`` stops generating (or queueing): the next waiters may start."""
+    def release(self, rec: dict[str, Any], leak: bool = False) -> None:
+        """``rec`` stops generating (or queueing): the next waiters may start. ``leak`` (the
+        ``leak_cancelled`` knob): a running one keeps its slot, never freed."""
+        if leak and id(rec) in self.running:
+            self.leaked += 1
+            return
         if self.running.pop(id(rec), None) is None:
             for i, (fut, waiting) in enumerate(self.waiters):
                 if waiting is rec:
@@ -211,6 +221,9 @@ class SimState:
             "faulted": self.counts["faulted"],
             "by_fault": dict(self.by_fault),
             "client_disconnected": self.counts["client_disconnected"],
+            "cancelled": self.counts["cancelled"],  # hang-ups seen mid-request
+            "leaked": self.leaked,
+            "pooled_items": self.counts["pooled_items"],  # inputs embedded, documents scored
             "by_status": dict(self.by_status),
             "in_flight": len(self._open),
             "running": len(self.running),

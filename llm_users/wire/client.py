@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
-from gevent import get_hub
+from gevent import get_hub, getcurrent
 from gevent import sleep as _gsleep
 from gevent import ssl as gssl
 from geventhttpclient.response import HTTPParseError
@@ -32,7 +32,7 @@ from .kclock import KernelClock
 from .poller import PolledConnection, Poller
 from .sse import SSEParser
 
-__all__ = ["ClientConfig", "LLMClient", "Oversized", "failure_of"]
+__all__ = ["Cancelled", "ClientConfig", "LLMClient", "Oversized", "failure_of"]
 
 _perf = time.perf_counter
 _TURN = 1e-6  # seconds: a timer that is due at the loop's next turn
@@ -81,6 +81,18 @@ class ClientConfig:
     trace_context: bool = False
     # The header that carries a request's session id, when one is given (--session-header).
     session_header: str = ""
+    # --cancel-after: a request asked to be cancelled is hung up on this long after it was
+    # sent, or after its first token (cancel_from_first_token).
+    cancel_after_s: float = 0.0
+    cancel_from_first_token: bool = False
+
+
+class Cancelled(BaseException):
+    """Thrown into a user's greenlet when its request's cancel timer fires (--cancel-after).
+
+    A BaseException, as gevent's Timeout: no ``except Exception`` on the read path takes it
+    for a failure of the server; the request's own handler turns it into a cancelled record.
+    """
 
 
 class ConnectionCut(Exception):
@@ -93,6 +105,8 @@ class ConnectionCut(Exception):
 # open hold the user (as long as its whole request timeout), and more than a loop's turn
 # under load (a few ms to tens of ms) is needed not to close a healthy connection.
 DRAIN_GRACE_S = 0.1
+# The cancel timer's place-holder until the first token arms it (--cancel-from first-token).
+_ARM_ON_FIRST_TOKEN = object()
 # Events a stream may carry past factor x max_tokens: the role, usage, finish and keep-alive
 # events that carry no token.
 OUTPUT_FLOOR_EVENTS = 64
@@ -139,6 +153,8 @@ class LLMClient:
         self._loop_now: Callable[[], float] = get_hub().loop.now
         self._slice_loop = 0.0  # the event loop's time when this user's busy slice began
         self._slice_start = 0.0
+        self._cancel: Any = None  # the running request's cancel timer (a loop timer), if any
+        self._greenlet: Any = None  # the user sending it: where the timer throws
 
     def close(self) -> None:
         self.conn.close()
@@ -166,10 +182,14 @@ class LLMClient:
         *,
         intended_start: float | None = None,
         session: str | None = None,
+        cancel: bool = False,
     ) -> RequestRecord:
         """Send one request and read the whole answer; never raises for a failed request.
-        ``session``: the session id sent in the config's ``session_header``."""
+        ``session``: the session id sent in the config's ``session_header``; ``cancel``: hang
+        up ``cancel_after_s`` after sending it (or after its first token) unless it is over."""
         stream = bool(body.get("stream"))
+        if cancel:
+            self._greenlet = getcurrent()  # the cancel timer's target: this user
         max_tokens = body.get(self.config.endpoint.max_tokens_key)
         conn = self.conn
         rec = RequestRecord(
@@ -190,9 +210,17 @@ class LLMClient:
         while True:
             reused = conn.connected
             try:
-                self._send_and_read(rec, payload, stream)
+                self._send_and_read(rec, payload, stream, cancel)
+            except Cancelled:
+                conn.close()  # the hang-up itself: the server sees the connection close
+                self._disarm()
+                if rec.end is None and rec.failure is None:  # neither over nor failed before
+                    rec.cancelled = True
+                    rec.end = _perf()
+                break
             except BaseException as exc:
                 conn.close()  # never leave anything half-read on the socket
+                self._disarm()
                 if retry and reused and _unanswered(exc, rec, self._received):
                     # A reused connection the server closed before answering at all (a
                     # keep-alive race, or a server that closes after every response while
@@ -208,13 +236,16 @@ class LLMClient:
                     raise  # a stopped user (GreenletExit) or a bug: not the server's doing
                 rec.fail(*failure)
             break
+        self._disarm()
         if rec.start == 0.0:
             rec.start = _perf()
         if rec.failure is not None and rec.end is None:
             rec.end = _perf()
         return rec
 
-    def _send_and_read(self, rec: RequestRecord, payload: bytes, stream: bool) -> None:
+    def _send_and_read(
+        self, rec: RequestRecord, payload: bytes, stream: bool, cancel: bool = False
+    ) -> None:
         conn = self.conn
         if not conn.connected:
             conn.connect()
@@ -227,11 +258,38 @@ class LLMClient:
             conn.recv_real = None
         rec.start = _perf()  # just before the request is written (see metrics)
         rec.start_wall = time.time()  # its label, taken after connecting like `start`
+        if cancel:
+            if self.config.cancel_from_first_token:
+                self._cancel = _ARM_ON_FIRST_TOKEN  # the stream reader arms it (_StreamReader)
+            else:
+                self._arm(rec.start + self.config.cancel_after_s)
         conn.send(payload)
         rec.sent_at = _perf()  # the last byte handed to the kernel: the send's own delay
         self._read(rec, stream)
         if kernel and clock is not None and clock.epoch != epoch:
             self._to_user_stamps(rec)  # the clock stepped: never mix two offsets
+
+    # -- cancellation (--cancel-rate) ------------------------------------------------------
+    def _arm(self, at: float) -> None:
+        """Hang up at ``at`` (perf_counter): one loop timer that throws :class:`Cancelled`
+        into this user's greenlet, wherever it waits (its own read, the poller's follow, a
+        send); nothing runs per token. Called from the user, or from the poller's greenlet
+        at the first token: the timer always targets the user that sent the request."""
+        self._disarm()
+        timer = get_hub().loop.timer(max(0.0, at - _perf()))
+        timer.start(self._greenlet.throw, Cancelled(), update=True)
+        self._cancel = timer
+
+    def arm_at_first_token(self, first_token_at: float) -> None:
+        """The stream reader saw the request's first token (``--cancel-from first-token``)."""
+        if self._cancel is _ARM_ON_FIRST_TOKEN:
+            self._arm(first_token_at + self.config.cancel_after_s)
+
+    def _disarm(self) -> None:
+        timer, self._cancel = self._cancel, None
+        if timer is not None and timer is not _ARM_ON_FIRST_TOKEN:
+            timer.stop()
+            timer.close()
 
     def _per_request(self, rec: RequestRecord, session: str | None) -> bytes:
         """This request's own header lines: a traceparent with new ids (version 00, sampled),
@@ -434,6 +492,7 @@ class LLMClient:
         rec.usage = full.usage
         rec.server_timing = full.server_timing
         rec.finish_reason = full.finish_reason
+        rec.items = full.items
 
     def _read_error(self, rec: RequestRecord, resp: ResponseHead) -> None:
         kind = FailureKind.http(rec.status)
@@ -458,6 +517,7 @@ class _StreamReader:
     __slots__ = (
         "client", "rec", "resp", "parser", "on_event", "on_batch", "max_event", "finished_at",
         "kernel", "user_times", "done", "failed", "received", "max_bytes", "max_events", "prev",
+        "arm_first",
     )  # fmt: skip
 
     def __init__(self, client: LLMClient, rec: RequestRecord, resp: ResponseHead) -> None:
@@ -481,6 +541,11 @@ class _StreamReader:
         self.user_times = client._user_times
         self.done = self.failed = False
         self.prev = rec.start  # the previous read's time (the request's write, at first)
+        # --cancel-from first-token: the client's timer, armed once the first token is here
+        # (checked once per read that brought events, never per token).
+        self.arm_first = (
+            client.arm_at_first_token if client._cancel is _ARM_ON_FIRST_TOKEN else None
+        )
 
     def read(self, raw: bytes, real: float | None, now: float) -> bool:
         """One read's bytes (b"": the peer closed); ``now`` the clock just after it."""
@@ -545,6 +610,9 @@ class _StreamReader:
                     rec.end = now
                     self.done = True
                     return True
+            if self.arm_first is not None and token_times:
+                self.arm_first(token_times[0])
+                self.arm_first = None
             held = self.parser.held
             if held > self.max_event:
                 raise Oversized(f"SSE event over {self.max_event} bytes ({held} held)")

@@ -21,8 +21,11 @@ from .server_timing import server_timing
 __all__ = [
     "CHAT",
     "COMPLETIONS",
+    "EMBEDDINGS",
     "ENDPOINTS",
     "MESSAGES",
+    "POOLING",
+    "RERANK",
     "RESPONSES",
     "BadShape",
     "Chunk",
@@ -52,6 +55,7 @@ class Full(NamedTuple):
     finish_reason: str | None
     usage: dict[str, Any] | None
     server_timing: dict[str, float] | None = None  # vLLM's per-request ``metrics``, if sent
+    items: int | None = None  # embeddings: vectors returned; rerank: documents scored
 
 
 class BadShape(ValueError):
@@ -572,4 +576,79 @@ MESSAGES = Endpoint(
     _messages_full,
     auth=_messages_auth,
 )
-ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES, "messages": MESSAGES}
+
+# -- pooling: embeddings (POST /v1/embeddings) and rerank (POST /v1/rerank) ---------------
+# Whole JSON answers, never streamed: no tokens are generated, so no TTFT. The body's texts
+# are the prompt source's, several per request (the user gathers them: a list here).
+
+
+def _texts_of(prompt: Any) -> list[str]:
+    items = prompt if isinstance(prompt, list) and not _is_messages(prompt) else [prompt]
+    return [p if isinstance(p, str) else _flatten(p) for p in items]
+
+
+def _is_messages(prompt: list[Any]) -> bool:
+    return bool(prompt) and isinstance(prompt[0], dict)
+
+
+def _embeddings_body(
+    prompt: Any, max_tokens: int | None, stream: bool, stream_usage: bool, system: str | None
+) -> Body:
+    """``input``: the batch of texts (OpenAI's shape; vLLM, TEI and llama.cpp take it)."""
+    return {"input": _texts_of(prompt)}
+
+
+def _rerank_body(
+    prompt: Any, max_tokens: int | None, stream: bool, stream_usage: bool, system: str | None
+) -> Body:
+    """``query`` (the first text) and ``documents`` (the others): Jina's and Cohere's shape,
+    as vLLM serves it at /v1/rerank."""
+    texts = _texts_of(prompt)
+    return {"query": texts[0], "documents": texts[1:] or texts[:1]}
+
+
+def _pooled_usage(usage: Any) -> dict[str, Any] | None:
+    """Usage under the chat keys: every token of a pooling request is a prompt token (rerank
+    servers report only ``total_tokens``)."""
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens", usage.get("total_tokens"))
+    return {"prompt_tokens": prompt, "total_tokens": usage.get("total_tokens", prompt)}
+
+
+def _embeddings_full(obj: dict[str, Any]) -> Full:
+    data = obj.get("data")
+    if not isinstance(data, list) or not all(
+        isinstance(d, dict) and isinstance(d.get("embedding"), (list, str)) for d in data
+    ):
+        raise BadShape("no embeddings (data[].embedding) in the response")
+    return Full("", None, _pooled_usage(obj.get("usage")), items=len(data))
+
+
+def _rerank_full(obj: dict[str, Any]) -> Full:
+    results = obj.get("results")
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("relevance_score"), (int, float)) for r in results
+    ):
+        raise BadShape("no scored results (results[].relevance_score) in the response")
+    return Full("", None, _pooled_usage(obj.get("usage")), items=len(results))
+
+
+def _no_stream(raw: bytes, event: bytes) -> Chunk:
+    raise BadShape("this endpoint does not stream")
+
+
+def _no_chunk(obj: dict[str, Any]) -> Chunk:
+    raise BadShape("this endpoint does not stream")
+
+
+EMBEDDINGS = Endpoint(
+    "embeddings", "/v1/embeddings", _no_chunk, lambda obj: "", _embeddings_body, _no_stream,
+    _embeddings_full,
+)  # fmt: skip
+RERANK = Endpoint(
+    "rerank", "/v1/rerank", _no_chunk, lambda obj: "", _rerank_body, _no_stream, _rerank_full
+)
+POOLING = ("embeddings", "rerank")  # the endpoints that generate nothing: never streamed
+ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES, "messages": MESSAGES,
+             "embeddings": EMBEDDINGS, "rerank": RERANK}  # fmt: skip

@@ -247,7 +247,7 @@ INVALID = [
     ("prompt_type", "3", "--prompt-type", "3"),
     ("prompt_type", "huge", "--prompt-type", "huge"),
     ("prompt_language", "fr", "--prompt-language", "fr"),
-    ("endpoint", "embeddings", "--endpoint", "embeddings"),
+    ("endpoint", "moderations", "--endpoint", "moderations"),
     ("sampling", "greedy", "--sampling", "greedy"),
     ("stream_usage", "maybe", "--stream-usage", "maybe"),
     ("preflight", "sometimes", "--preflight", "sometimes"),

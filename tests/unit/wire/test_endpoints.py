@@ -10,11 +10,14 @@ import pytest
 from llm_users.wire.endpoints import (
     CHAT,
     COMPLETIONS,
+    EMBEDDINGS,
     ENDPOINTS,
     MESSAGES,
+    RERANK,
     RESPONSES,
     BadShape,
     Chunk,
+    Full,
     error_message,
 )
 from llm_users.wire.sse import SSEParser
@@ -224,9 +227,50 @@ def test_completions_body_flattens_a_messages_prompt() -> None:
 def test_endpoints() -> None:
     assert ENDPOINTS == {
         "chat": CHAT, "completions": COMPLETIONS, "responses": RESPONSES, "messages": MESSAGES,
+        "embeddings": EMBEDDINGS, "rerank": RERANK,
     }  # fmt: skip
     assert CHAT.path == "/v1/chat/completions"
     assert COMPLETIONS.path == "/v1/completions"
+    assert EMBEDDINGS.path == "/v1/embeddings" and RERANK.path == "/v1/rerank"
+
+
+# -- embeddings and rerank -----------------------------------------------------------------
+
+
+def test_embeddings_body_is_a_list_of_texts_and_never_streams() -> None:
+    body = EMBEDDINGS.body(["a", [{"role": "user", "content": "b"}], "c"], model="m",
+                           max_tokens=128, stream=True, stream_usage=True, system_prompt="s",
+                           extra={})  # fmt: skip
+    assert body == {"model": "m", "input": ["a", "b", "c"]}
+    assert EMBEDDINGS.body("ping", model="m", max_tokens=1, stream=False, stream_usage=False,
+                           system_prompt=None, extra={})["input"] == ["ping"]  # fmt: skip
+
+
+def test_rerank_body_is_a_query_and_its_documents() -> None:
+    body = RERANK.body(["q", "d1", "d2"], model="m", max_tokens=None, stream=False,
+                       stream_usage=False, system_prompt=None, extra={"top_n": 1})  # fmt: skip
+    assert body == {"model": "m", "query": "q", "documents": ["d1", "d2"], "top_n": 1}
+
+
+def test_pooling_answers_give_their_items_and_usage_as_prompt_tokens() -> None:
+    emb = {"data": [{"embedding": [0.1]}, {"embedding": [0.2]}],
+           "usage": {"prompt_tokens": 7, "total_tokens": 7}}  # fmt: skip
+    assert EMBEDDINGS.on_full(emb) == Full(
+        "", None, {"prompt_tokens": 7, "total_tokens": 7}, None, 2
+    )
+    ranked = {"results": [{"index": 1, "relevance_score": 0.9}], "usage": {"total_tokens": 12}}
+    full = RERANK.on_full(ranked)
+    assert full.items == 1 and full.usage == {"prompt_tokens": 12, "total_tokens": 12}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "answer"),
+    [("embeddings", {"data": [{"index": 0}]}), ("embeddings", {"object": "list"}),
+     ("rerank", {"results": [{"index": 0}]}), ("rerank", {"results": "x"})],
+)  # fmt: skip
+def test_pooling_answers_without_their_shape_are_bad(endpoint: str, answer: dict) -> None:
+    with pytest.raises(BadShape):
+        ENDPOINTS[endpoint].on_full(answer)
 
 
 # -- error objects -------------------------------------------------------------------------
