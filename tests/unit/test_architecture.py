@@ -161,8 +161,10 @@ def test_no_private_name_is_imported_from_another_module() -> None:
 
 
 def test_the_wiring_is_wiring_only() -> None:
+    # It composes some fifteen parts (each a line or two of set-up and of each event); past
+    # 250 lines, work has crept in that belongs in a part of its own.
     lines = (PKG / "plugin" / "wiring.py").read_text().count("\n")
-    assert lines <= 230, f"plugin/wiring.py has {lines} lines: move the work into a module"
+    assert lines <= 250, f"plugin/wiring.py has {lines} lines: move the work into a module"
 
 
 def test_long_modules_are_listed_with_their_reason() -> None:
