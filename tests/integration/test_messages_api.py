@@ -61,6 +61,7 @@ def test_non_streaming_messages(simulator):
         sim.url,
         "--endpoint",
         "messages",
+        "--no-stream",
         "--max-tokens",
         "12",
         "--requests-per-user",
