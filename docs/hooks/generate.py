@@ -216,7 +216,47 @@ def _python_api_isolated() -> str:
 
 
 # path in docs/ -> the function that writes it (the hook's; the tests read this too)
+_ROLES = {
+    "": "the shared vocabulary and the entry points",
+    "options": "each option declared once, validated into one Settings",
+    "wire": "one request, no Locust",
+    "workload": "what is sent and when, no Locust",
+    "measure": "records into mergeable figures, no gevent, no Locust",
+    "report": "snapshots into people's and machines' outputs",
+    "servermetrics": "a server's own /metrics, scraped and read",
+    "webui": "the plugin in Locust's web UI",
+    "plugin": "the composition root inside Locust",
+    "simulator": "the built-in simulated server; imports nothing of the plugin",
+}
+
+
+def modules_markdown() -> str:
+    """Every module of the package with the first sentence of its docstring, by folder, in
+    the layers' order: the file list, read off the code at each build."""
+    pkg = ROOT / "llm_users"
+    out = [
+        "# Modules",
+        "",
+        "Generated from the package at each build of these pages: every module, by folder in",
+        "the order of the layers ([architecture](architecture.md)), with the first sentence of",
+        "its docstring.",
+        "",
+    ]
+    for folder, role in _ROLES.items():
+        here = pkg / folder if folder else pkg
+        title = f"`llm_users/{folder}/`" if folder else "`llm_users/`"
+        out += [f"## {title}", "", role[0].upper() + role[1:] + ".", "", "| module | its job |"]
+        out.append("| --- | --- |")
+        for path in sorted(here.glob("*.py")):
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            first = " ".join(doc.split("\n\n", 1)[0].split())
+            out.append(f"| `{path.name}` | {_cell(first)} |")
+        out.append("")
+    return "\n".join(out)
+
+
 GENERATED: dict[str, Callable[[], str]] = {
+    "development/modules.md": modules_markdown,
     "reference/options.md": options_markdown,
     "reference/figures.md": figures_markdown,
     "reference/python-api.md": _python_api_isolated,

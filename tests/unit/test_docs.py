@@ -125,3 +125,17 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for page in ("reference/options", "reference/figures", "reference/python-api"):
         assert (tmp_path / "site" / page / "index.html").exists(), page
+
+
+def test_the_modules_page_lists_every_module_with_its_job() -> None:
+    page = _hook().modules_markdown()
+    modules = sorted((ROOT / "llm_users").rglob("*.py"))
+    assert len(modules) > 80
+    for path in modules:
+        if path.parent.name in ("vendor",) or path.parent.parent.name == "simulator":
+            continue
+        rows = [line for line in page.splitlines() if line.startswith(f"| `{path.name}` |")]
+        assert rows, f"{path.relative_to(ROOT)} is not on the modules page"
+    # each row says something: every module has a docstring
+    empty = [line for line in page.splitlines() if line.startswith("| `") and line.endswith("|  |")]
+    assert not empty, empty
