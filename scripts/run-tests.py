@@ -28,7 +28,6 @@ FIRST = [
     "tests/unit",
     "tests/integration",
     "tests/e2e/test_install_nonroot.py",
-    "tests/e2e/test_webui.py",
     "tests/e2e/test_bad_input.py",
     "tests/e2e/test_tls.py",
     "tests/e2e/test_llm_page_workloads.py",

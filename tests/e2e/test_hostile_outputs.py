@@ -71,8 +71,9 @@ def hostile() -> Iterator[type[_Hostile]]:
 def test_usage_near_2_64_is_clamped_and_the_summary_kept(hostile, tmp_path):
     hostile.mode = "usage"
     out, records = tmp_path / "s.json", tmp_path / "r.jsonl"
-    proc = run_headless(hostile.url, 2, "--requests-per-user", "3", "--summary-json", str(out),
-                        "--records", str(records), timeout=90)  # fmt: skip
+    proc = run_headless(hostile.url, 2, "--no-stream", "--requests-per-user", "3",
+                        "--summary-json", str(out), "--records", str(records),
+                        timeout=90)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     s = json.loads(out.read_text())
     assert s["requests"] == 6 and s["usage_clamped_requests"] == 6
