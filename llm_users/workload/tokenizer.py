@@ -9,6 +9,7 @@ that asked waits, the loop goes on.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
 __all__ = ["OFFLOAD_CHARS", "Counter", "load_counter", "load_tokenizer"]
 
 OFFLOAD_CHARS = 1000  # longer texts are counted off the loop (~200+ tokens, ~0.2+ ms)
+# A hub name not in the local cache: how long the hub may take to accept a connection. Past
+# it, it is unreachable: one line now, not transformers' retries (53 s and 46 warnings).
+HUB_CONNECT_S = 3.0
+HUB = "https://huggingface.co"
 Counter = Callable[[str], int]  # text -> its tokens (what load_counter returns)
 
 
@@ -36,6 +41,8 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_like_path and not os.path.isdir(os.path.expanduser(name)):
         raise ConfigError(f"--tokenizer folder {name!r} does not exist")
+    if not os.path.isdir(os.path.expanduser(name)):
+        _hub_name_reachable(name)
     try:
         from transformers import AutoTokenizer  # heavy import: only when --tokenizer is used
 
@@ -45,6 +52,49 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
         where = "folder" if os.path.isdir(name) else "name or folder"
         raise ConfigError(f"--tokenizer {where} {name!r} cannot be loaded: {first}") from None
     return tok
+
+
+def _hub_name_reachable(name: str) -> None:
+    """A hub name is loaded from the local cache, or from the hub if it can be reached; else
+    a ConfigError now, naming the fix (the cache is looked up without importing transformers)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = isinstance(try_to_load_from_cache(name, "tokenizer_config.json"), str)
+    except Exception:  # not a valid repo id, a broken cache: not cached
+        cached = False
+    if cached:
+        return
+    fix = "give a local tokenizer folder, or download it once where the hub can be reached"
+    if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE")):
+        raise ConfigError(
+            f"--tokenizer {name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is "
+            f"set: {fix}"
+        )
+    endpoint = os.environ.get("HF_ENDPOINT") or HUB
+    why = _unreachable(endpoint)
+    if why:
+        raise ConfigError(
+            f"--tokenizer {name!r} is not in the local Hugging Face cache and {endpoint} cannot "
+            f"be reached ({why}): {fix}"
+        )
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _unreachable(endpoint: str) -> str | None:
+    """Why ``endpoint`` cannot be connected to within HUB_CONNECT_S, or None if it can."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=HUB_CONNECT_S).close()
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+    return None
 
 
 @lru_cache(maxsize=4)

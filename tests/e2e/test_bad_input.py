@@ -142,3 +142,20 @@ def test_absurd_trace_rows_are_refused(sim_url, tokenizer_dir, tmp_path, row, ex
     path.write_text(first + f'{{{row}, "output_length": 2}}\n')
     line = _refused("--tokenizer", str(tokenizer_dir), "--trace", str(path), host=sim_url)
     assert f"{path}:2: {expected}" in line
+
+
+def test_an_uncached_hub_tokenizer_offline_fails_within_5_s_in_one_line(sim_url):
+    import time
+
+    start = time.monotonic()
+    proc = run_headless(sim_url, 1, "--tokenizer", "llm-users-tests/no-such-tokenizer",
+                        timeout=60)  # fmt: skip  (run_locust sets HF_HUB_OFFLINE=1)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2 and elapsed < 5, (elapsed, proc.stderr[-2000:])
+    errors = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
+    assert errors == [
+        "llm-users: error: --tokenizer 'llm-users-tests/no-such-tokenizer' is not in the local "
+        "Hugging Face cache and HF_HUB_OFFLINE is set: give a local tokenizer folder, or "
+        "download it once where the hub can be reached"
+    ]
+    assert len(proc.stderr.splitlines()) < 10  # no retry storm of warnings
