@@ -148,8 +148,9 @@ def test_an_uncached_hub_tokenizer_offline_fails_within_5_s_in_one_line(sim_url)
     import time
 
     start = time.monotonic()
-    proc = run_headless(sim_url, 1, "--tokenizer", "llm-users-tests/no-such-tokenizer",
-                        timeout=60)  # fmt: skip  (run_locust sets HF_HUB_OFFLINE=1)
+    proc = run_headless(
+        sim_url, 1, "--tokenizer", "llm-users-tests/no-such-tokenizer", timeout=60
+    )  # fmt: skip  (run_locust sets HF_HUB_OFFLINE=1)
     elapsed = time.monotonic() - start
     assert proc.returncode == 2 and elapsed < 5, (elapsed, proc.stderr[-2000:])
     errors = [ln for ln in proc.stderr.splitlines() if "error:" in ln]
