@@ -139,3 +139,16 @@ def server_itl_ms(records: list[dict[str, Any]]) -> float:
         if r["first_token_at"] and r["completion_tokens"] > 1
     ]
     return 1000 * sum(t for t, _ in spans) / sum(n for _, n in spans)
+
+
+def help_sections(text: str) -> dict[str, str]:
+    """--help text cut at its section titles (unindented lines ending with ':')."""
+    sections: dict[str, str] = {}
+    title = ""
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.endswith(":"):
+            title = line[:-1]
+            sections[title] = ""
+        elif title:
+            sections[title] += line + "\n"
+    return sections

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from llm_users import cli
-from tests.helpers import ROOT
+from tests.helpers import ROOT, help_sections
 
 
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -110,19 +110,6 @@ def test_compare_dispatches_to_the_module(monkeypatch: pytest.MonkeyPatch) -> No
     assert seen == [["a.json", "b.json"]]
 
 
-def _titled_sections(text: str) -> dict[str, str]:
-    """Help text cut at its section titles (unindented lines ending with ':')."""
-    sections: dict[str, str] = {}
-    title = ""
-    for line in text.splitlines():
-        if line and not line[0].isspace() and line.endswith(":"):
-            title = line[:-1]
-            sections[title] = ""
-        elif title:
-            sections[title] += line + "\n"
-    return sections
-
-
 def test_run_help_lists_locusts_options_then_every_llm_option_under_its_group(
     tmp_path: Path,
 ) -> None:
@@ -131,7 +118,7 @@ def test_run_help_lists_locusts_options_then_every_llm_option_under_its_group(
 
     proc = _cli("run", "--help", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    sections = _titled_sections(proc.stdout)
+    sections = help_sections(proc.stdout)
     titles = list(sections)
     assert titles.index("Common options") < titles.index(GROUPS["requests"])
     for _, o in declared(Settings):

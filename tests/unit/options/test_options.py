@@ -21,6 +21,7 @@ from llm_users.options.settings import (
     Settings,
     add_arguments,
 )
+from tests.helpers import help_sections
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -54,19 +55,6 @@ def test_add_arguments_is_idempotent() -> None:
     assert p.parse_args(["--max-tokens", "7"]).max_tokens == 7
 
 
-def _help_sections(text: str) -> dict[str, str]:
-    """--help text cut at its section titles (unindented lines ending with ':')."""
-    sections: dict[str, str] = {}
-    title = ""
-    for line in text.splitlines():
-        if line and not line[0].isspace() and line.endswith(":"):
-            title = line[:-1]
-            sections[title] = ""
-        elif title:
-            sections[title] += line + "\n"
-    return sections
-
-
 def test_help_shows_every_option_once_under_its_groups_title(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -87,7 +75,7 @@ def test_help_shows_every_option_once_under_its_groups_title(
         hook.remove_listener(add_arguments)
     assert exited.value.code == 0
     text = capsys.readouterr().out
-    sections = _help_sections(text)
+    sections = help_sections(text)
     options = list(declared(Settings))
     assert {o.group for _, o in options} == set(GROUPS)
     for _, o in options:
