@@ -70,9 +70,8 @@ def test_search_over_users_finds_the_batch_slots(simulator, capsys):
     started = [r for r in recs if r["started_at"] is not None]
     queued = [r for r in started if r["started_at"] - r["received_at"] > 0]
     assert queued, "the probes above N never filled the slots"
-    starts = sorted((r["started_at"], 1) for r in recs if r["done_at"]) + sorted(
-        (r["done_at"], -1) for r in recs if r["done_at"]
-    )
+    ran = [r for r in started if r["done_at"] is not None]
+    starts = sorted((r["started_at"], 1) for r in ran) + sorted((r["done_at"], -1) for r in ran)
     running = peak = 0
     for _, delta in sorted(starts, key=lambda x: (x[0], x[1])):
         running += delta
