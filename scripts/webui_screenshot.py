@@ -16,8 +16,8 @@ import urllib.request
 
 from llm_users.simulator import SimulatorProcess
 from llm_users.simulator.process import stop_process
-from tests.browser import require_browser
-from tests.e2e.test_webui import CHROMIUM_ARGS, _free_port, _wait_http
+from tests.browser import CHROMIUM_ARGS, require_browser
+from tests.e2e.test_webui import _free_port, _wait_http
 from tests.helpers import ROOT, locust_cmd
 
 OUT = ROOT / "docs" / "images" / "webui-charts.png"

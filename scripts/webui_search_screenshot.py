@@ -18,7 +18,8 @@ import urllib.request
 
 from llm_users.simulator import SimulatorProcess
 from llm_users.simulator.process import stop_process
-from tests.e2e.test_webui import CHROMIUM_ARGS, _free_port, _get, _wait_http, require_browser
+from tests.browser import CHROMIUM_ARGS
+from tests.e2e.test_webui import _free_port, _get, _wait_http, require_browser
 from tests.e2e.test_webui_search import search_form
 from tests.helpers import ROOT, locust_cmd
 

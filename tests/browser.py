@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +42,35 @@ def require_browser() -> str:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI requires a browser: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+# As root, in a sandbox with no network: no sandboxing, no GPU, and none of the background
+# connections Chromium makes at start (refused here, many at a time).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def chromium_context(chromium: str, tmp_path: Path, **kw: Any) -> Iterator[Any]:
+    """A headless browser context with a fresh profile under ``tmp_path``; closed at the end."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            tempfile.mkdtemp(dir=tmp_path),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            **kw,
+        )
+        try:
+            yield ctx
+        finally:
+            ctx.close()

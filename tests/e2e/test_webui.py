@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -23,20 +22,11 @@ import pytest
 
 from llm_users.simulator import SimulatorProcess
 from llm_users.simulator.process import stop_process
-from tests.browser import require_browser
+from tests.browser import chromium_context, require_browser
 from tests.helpers import ROOT, locust_cmd
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CLI_KEY, ENV_KEY = "sk-test-SECRET", "sk-env-SECRET-2"
 LEAK = "SECRET"  # in both keys, and in nothing else the UI serves
 PLUGIN_OPTIONS = ("promptType", "maxTokens", "stream", "model", "requestsPerUser")
@@ -111,8 +101,6 @@ def _tab_rows(page: Any) -> dict[str, str]:
 @pytest.mark.timeout(60)
 def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
     chromium = require_browser()
-    from playwright.sync_api import sync_playwright
-
     port = _free_port()
     base = f"http://127.0.0.1:{port}/"
     log = tmp_path / "locust.log"
@@ -130,17 +118,8 @@ def test_web_ui_llm_tab_live_and_final(tmp_path: Path) -> None:
         )
         try:
             _wait_http(base, proc, timeout=20)
-            with sync_playwright() as pw:
-                ctx = pw.chromium.launch_persistent_context(
-                    tempfile.mkdtemp(dir=tmp_path),
-                    executable_path=chromium,
-                    headless=True,
-                    args=CHROMIUM_ARGS,
-                )
-                try:
-                    _drive(ctx, base, sim)
-                finally:
-                    ctx.close()
+            with chromium_context(chromium, tmp_path) as ctx:
+                _drive(ctx, base, sim)
             for route in ROUTES:
                 assert LEAK not in _get(base + route), f"API key served by /{route}"
         except BaseException:
@@ -246,8 +225,6 @@ def test_llm_page_charts_the_servers_series(tmp_path: Path) -> None:
     their points are the scrapes' (within the simulator's cap), on the client's time range;
     the plugin's own /metrics is served in the Prometheus text format."""
     chromium = require_browser()
-    from playwright.sync_api import sync_playwright
-
     port = _free_port()
     base = f"http://127.0.0.1:{port}/"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
@@ -258,27 +235,20 @@ def test_llm_page_charts_the_servers_series(tmp_path: Path) -> None:
                                 stdin=subprocess.DEVNULL, env=env, cwd=ROOT)  # fmt: skip
         try:
             _wait_http(base, proc, timeout=20)
-            with sync_playwright() as pw:
-                ctx = pw.chromium.launch_persistent_context(
-                    tempfile.mkdtemp(dir=tmp_path), executable_path=chromium, headless=True,
-                    args=CHROMIUM_ARGS,
-                )  # fmt: skip
-                try:
-                    page = ctx.new_page()
-                    page.goto(base + "llm")
-                    page.wait_for_function(
-                        "window.llmServerCharts.length === 2 && "
-                        "window.llmServerCharts[1].data[0].length > 3 && "
-                        "window.llmCharts[0].data[0].length > 1",
-                        timeout=30_000,
-                    )
-                    charts = page.evaluate(
-                        """() => [...window.llmCharts, ...window.llmServerCharts].map(c => ({
-                            title: c.spec.title, fields: c.spec.series.map(s => s[0]),
-                            data: c.data, x: [c.scales.x.min, c.scales.x.max]}))"""
-                    )
-                finally:
-                    ctx.close()
+            with chromium_context(chromium, tmp_path) as ctx:
+                page = ctx.new_page()
+                page.goto(base + "llm")
+                page.wait_for_function(
+                    "window.llmServerCharts.length === 2 && "
+                    "window.llmServerCharts[1].data[0].length > 3 && "
+                    "window.llmCharts[0].data[0].length > 1",
+                    timeout=30_000,
+                )
+                charts = page.evaluate(
+                    """() => [...window.llmCharts, ...window.llmServerCharts].map(c => ({
+                        title: c.spec.title, fields: c.spec.series.map(s => s[0]),
+                        data: c.data, x: [c.scales.x.min, c.scales.x.max]}))"""
+                )
             state = json.loads(_get(base + "llm/state.json"))
             metrics = _get(base + "metrics")
         finally:
@@ -306,8 +276,6 @@ def test_form_refuses_bad_values_and_tab_says_why_a_start_stopped(tmp_path: Path
     """``abc`` in Max Tokens: the command line's one-line message in the page, no start. A bad
     --tokenizer: the run that starts and stops at once says why in the LLM tab."""
     chromium = require_browser()
-    from playwright.sync_api import sync_playwright
-
     port = _free_port()
     base = f"http://127.0.0.1:{port}/"
     missing = str(tmp_path / "no-such-tokenizer")
@@ -319,45 +287,40 @@ def test_form_refuses_bad_values_and_tab_says_why_a_start_stopped(tmp_path: Path
                                 stdin=subprocess.DEVNULL, env=env, cwd=ROOT)  # fmt: skip
         try:
             _wait_http(base, proc, timeout=20)
-            with sync_playwright() as pw:
-                ctx = pw.chromium.launch_persistent_context(
-                    tempfile.mkdtemp(dir=tmp_path), executable_path=chromium, headless=True,
-                    args=CHROMIUM_ARGS, viewport={"width": 1200, "height": 1000},
-                )  # fmt: skip
-                try:
-                    ctx.set_default_timeout(10_000)
-                    page = ctx.new_page()
-                    page.goto(base)
-                    page.get_by_role("button", name="Custom parameters").click()
-                    # the request's options first, in this order, then --help's groups
-                    names = page.evaluate(
-                        """() => [...document.querySelectorAll('form [name]')]
-                            .map(e => e.getAttribute('name'))"""
-                    )
-                    first = ["stream", "maxTokens", "model", "promptType", "endpoint", "apiKey"]
-                    assert [n for n in names if n in first] == first
-                    page.locator("[name=endpoint]").scroll_into_view_if_needed()
-                    _shot(page, "webui-form.png")
-                    page.fill("input[name=maxTokens]", "abc")
-                    page.get_by_role("button", name="Start").click()
-                    message = "--max-tokens must be a whole number, got 'abc'"
-                    page.get_by_text(message).wait_for()
-                    assert "unknown error" not in page.content()
-                    _shot(page, "webui-form-error.png")
-                    assert sim.stats()["completed"] == 0
+            with chromium_context(
+                chromium, tmp_path, viewport={"width": 1200, "height": 1000}
+            ) as ctx:
+                ctx.set_default_timeout(10_000)
+                page = ctx.new_page()
+                page.goto(base)
+                page.get_by_role("button", name="Custom parameters").click()
+                # the request's options first, in this order, then --help's groups
+                names = page.evaluate(
+                    """() => [...document.querySelectorAll('form [name]')]
+                        .map(e => e.getAttribute('name'))"""
+                )
+                first = ["stream", "maxTokens", "model", "promptType", "endpoint", "apiKey"]
+                assert [n for n in names if n in first] == first
+                page.locator("[name=endpoint]").scroll_into_view_if_needed()
+                _shot(page, "webui-form.png")
+                page.fill("input[name=maxTokens]", "abc")
+                page.get_by_role("button", name="Start").click()
+                message = "--max-tokens must be a whole number, got 'abc'"
+                page.get_by_text(message).wait_for()
+                assert "unknown error" not in page.content()
+                _shot(page, "webui-form-error.png")
+                assert sim.stats()["completed"] == 0
 
-                    page.fill("input[name=maxTokens]", "16")
-                    page.get_by_role("button", name="Start").click()
-                    page.get_by_role("tab", name="LLM").click()
-                    rows = _poll(page, lambda: (r := _tab_rows(page)).get("Setup error") and r,
-                                 15, "the setup error in the LLM tab")  # fmt: skip
-                    assert rows["Setup error"].startswith(f"--tokenizer folder {missing!r}")
-                    _poll(page, lambda: json.loads(_get(base + "stats/requests"))["state"]
-                          == "stopped", 10, "the run to stop")  # fmt: skip
-                    page.get_by_text("STOPPED").wait_for()
-                    _shot(page, "webui-setup-error.png")
-                finally:
-                    ctx.close()
+                page.fill("input[name=maxTokens]", "16")
+                page.get_by_role("button", name="Start").click()
+                page.get_by_role("tab", name="LLM").click()
+                rows = _poll(page, lambda: (r := _tab_rows(page)).get("Setup error") and r,
+                             15, "the setup error in the LLM tab")  # fmt: skip
+                assert rows["Setup error"].startswith(f"--tokenizer folder {missing!r}")
+                _poll(page, lambda: json.loads(_get(base + "stats/requests"))["state"]
+                      == "stopped", 10, "the run to stop")  # fmt: skip
+                page.get_by_text("STOPPED").wait_for()
+                _shot(page, "webui-setup-error.png")
             stats = json.loads(_get(base + "stats/requests"))
             assert stats["state"] == "stopped" and sim.stats()["completed"] == 0
         finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -16,7 +15,8 @@ import pytest
 
 from llm_users.simulator import SimulatorProcess
 from llm_users.simulator.process import stop_process
-from tests.e2e.test_webui import CHROMIUM_ARGS, _free_port, _get, _wait_http, require_browser
+from tests.browser import chromium_context
+from tests.e2e.test_webui import _free_port, _get, _wait_http, require_browser
 from tests.helpers import ROOT, locust_cmd
 from tests.integration.test_capacity_search import ITL_MS, SLACK_MS, TARGET, TOKENS, TTFT_MS, N
 
@@ -37,8 +37,6 @@ def search_form(host: str) -> dict[str, str]:
 @pytest.mark.timeout(150)
 def test_search_started_from_the_form_shows_its_probes_live(tmp_path: Path) -> None:
     chromium = require_browser()
-    from playwright.sync_api import sync_playwright
-
     port = _free_port()
     base = f"http://127.0.0.1:{port}/"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
@@ -49,37 +47,30 @@ def test_search_started_from_the_form_shows_its_probes_live(tmp_path: Path) -> N
                                 stdin=subprocess.DEVNULL, env=env, cwd=ROOT)  # fmt: skip
         try:
             _wait_http(base, proc, timeout=20)
-            with sync_playwright() as pw:
-                ctx = pw.chromium.launch_persistent_context(
-                    tempfile.mkdtemp(dir=tmp_path), executable_path=chromium, headless=True,
-                    args=CHROMIUM_ARGS,
-                )  # fmt: skip
-                try:
-                    ctx.set_default_timeout(10_000)
-                    page = ctx.new_page()
-                    page.goto(base)
-                    page.get_by_role("button", name="Custom parameters").click()
-                    for name in SEARCH_FIELDS:
-                        assert page.locator(f"[name={name}]").count() == 1, name
-                    data = urllib.parse.urlencode(search_form(sim.url)).encode()
-                    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-                    answer = json.loads(opener.open(base + "swarm", data=data, timeout=10).read())
-                    assert answer.get("success"), answer
-                    page.goto(base + "llm")
-                    live = []  # state.json polls while the search runs
-                    deadline = time.monotonic() + 120
-                    while time.monotonic() < deadline:
-                        st = json.loads(_get(base + "llm/state.json"))
-                        if st["status"] == "final":
-                            break
-                        if st.get("search"):
-                            live.append(st["search"])
-                        time.sleep(0.5)
-                    page.wait_for_timeout(2500)  # the page's next poll draws the final probes
-                    drawn = page.evaluate("() => searchCharts.map(c => c.data[0].length)")
-                    rows = page.locator("#search-probes tr").count()
-                finally:
-                    ctx.close()
+            with chromium_context(chromium, tmp_path) as ctx:
+                ctx.set_default_timeout(10_000)
+                page = ctx.new_page()
+                page.goto(base)
+                page.get_by_role("button", name="Custom parameters").click()
+                for name in SEARCH_FIELDS:
+                    assert page.locator(f"[name={name}]").count() == 1, name
+                data = urllib.parse.urlencode(search_form(sim.url)).encode()
+                opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                answer = json.loads(opener.open(base + "swarm", data=data, timeout=10).read())
+                assert answer.get("success"), answer
+                page.goto(base + "llm")
+                live = []  # state.json polls while the search runs
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    st = json.loads(_get(base + "llm/state.json"))
+                    if st["status"] == "final":
+                        break
+                    if st.get("search"):
+                        live.append(st["search"])
+                    time.sleep(0.5)
+                page.wait_for_timeout(2500)  # the page's next poll draws the final probes
+                drawn = page.evaluate("() => searchCharts.map(c => c.data[0].length)")
+                rows = page.locator("#search-probes tr").count()
         finally:
             stop_process(proc, timeout=10)
     assert st["status"] == "final", st["status"]
